@@ -1,0 +1,151 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from callscribe.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Utterance(_message.Message):
+    __slots__ = ("channel", "role", "start_ms", "end_ms", "text", "normalized_text", "confidence", "language", "tokens", "engine")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZED_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    channel: int
+    role: _common_pb2.SpeakerRole
+    start_ms: int
+    end_ms: int
+    text: str
+    normalized_text: str
+    confidence: float
+    language: _common_pb2.Language
+    tokens: _containers.RepeatedCompositeFieldContainer[_common_pb2.Token]
+    engine: str
+    def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., text: _Optional[str] = ..., normalized_text: _Optional[str] = ..., confidence: _Optional[float] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., tokens: _Optional[_Iterable[_Union[_common_pb2.Token, _Mapping]]] = ..., engine: _Optional[str] = ...) -> None: ...
+
+class Call(_message.Message):
+    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "tier", "utterances", "indexed_at")
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCES_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_AT_FIELD_NUMBER: _ClassVar[int]
+    recording_id: str
+    tenant: str
+    metadata: _common_pb2.RecordingMetadata
+    audio: _common_pb2.AudioFacts
+    object: _common_pb2.ObjectRef
+    tier: _common_pb2.StorageTier
+    utterances: _containers.RepeatedCompositeFieldContainer[Utterance]
+    indexed_at: _timestamp_pb2.Timestamp
+    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., utterances: _Optional[_Iterable[_Union[Utterance, _Mapping]]] = ..., indexed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class IndexCallRequest(_message.Message):
+    __slots__ = ("call",)
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    call: Call
+    def __init__(self, call: _Optional[_Union[Call, _Mapping]] = ...) -> None: ...
+
+class IndexCallResponse(_message.Message):
+    __slots__ = ("recording_id", "utterances_indexed")
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCES_INDEXED_FIELD_NUMBER: _ClassVar[int]
+    recording_id: str
+    utterances_indexed: int
+    def __init__(self, recording_id: _Optional[str] = ..., utterances_indexed: _Optional[int] = ...) -> None: ...
+
+class SearchRequest(_message.Message):
+    __slots__ = ("tenant", "query", "agent_id", "started_from", "started_to", "language", "min_duration_ms", "max_duration_ms", "page_size", "page_token")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FROM_FIELD_NUMBER: _ClassVar[int]
+    STARTED_TO_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    MIN_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    query: str
+    agent_id: str
+    started_from: _timestamp_pb2.Timestamp
+    started_to: _timestamp_pb2.Timestamp
+    language: _common_pb2.Language
+    min_duration_ms: int
+    max_duration_ms: int
+    page_size: int
+    page_token: str
+    def __init__(self, tenant: _Optional[str] = ..., query: _Optional[str] = ..., agent_id: _Optional[str] = ..., started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., min_duration_ms: _Optional[int] = ..., max_duration_ms: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class UtteranceHit(_message.Message):
+    __slots__ = ("channel", "role", "start_ms", "end_ms", "text", "highlight")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    HIGHLIGHT_FIELD_NUMBER: _ClassVar[int]
+    channel: int
+    role: _common_pb2.SpeakerRole
+    start_ms: int
+    end_ms: int
+    text: str
+    highlight: str
+    def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., text: _Optional[str] = ..., highlight: _Optional[str] = ...) -> None: ...
+
+class CallHit(_message.Message):
+    __slots__ = ("recording_id", "call_id", "agent_id", "started_at", "duration_ms", "score", "utterances")
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCES_FIELD_NUMBER: _ClassVar[int]
+    recording_id: str
+    call_id: str
+    agent_id: str
+    started_at: _timestamp_pb2.Timestamp
+    duration_ms: int
+    score: float
+    utterances: _containers.RepeatedCompositeFieldContainer[UtteranceHit]
+    def __init__(self, recording_id: _Optional[str] = ..., call_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., score: _Optional[float] = ..., utterances: _Optional[_Iterable[_Union[UtteranceHit, _Mapping]]] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("hits", "total", "next_page_token")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[CallHit]
+    total: int
+    next_page_token: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[CallHit, _Mapping]]] = ..., total: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetCallRequest(_message.Message):
+    __slots__ = ("tenant", "recording_id")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    recording_id: str
+    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ...) -> None: ...
+
+class ExportCallsRequest(_message.Message):
+    __slots__ = ("filter",)
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    filter: SearchRequest
+    def __init__(self, filter: _Optional[_Union[SearchRequest, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,109 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from callscribe.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class UploadRecordingRequest(_message.Message):
+    __slots__ = ("metadata", "chunk")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    metadata: _common_pb2.RecordingMetadata
+    chunk: bytes
+    def __init__(self, metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class UploadRecordingResponse(_message.Message):
+    __slots__ = ("recording_id", "sha256", "object", "lock", "duplicate", "audio", "enqueued")
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    ENQUEUED_FIELD_NUMBER: _ClassVar[int]
+    recording_id: str
+    sha256: str
+    object: _common_pb2.ObjectRef
+    lock: _common_pb2.LockInfo
+    duplicate: bool
+    audio: _common_pb2.AudioFacts
+    enqueued: bool
+    def __init__(self, recording_id: _Optional[str] = ..., sha256: _Optional[str] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockInfo, _Mapping]] = ..., duplicate: _Optional[bool] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., enqueued: _Optional[bool] = ...) -> None: ...
+
+class GetRecordingRequest(_message.Message):
+    __slots__ = ("tenant", "recording_id")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    recording_id: str
+    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ...) -> None: ...
+
+class Recording(_message.Message):
+    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "lock", "tier", "state", "state_detail", "archived_at")
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATE_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    recording_id: str
+    tenant: str
+    metadata: _common_pb2.RecordingMetadata
+    audio: _common_pb2.AudioFacts
+    object: _common_pb2.ObjectRef
+    lock: _common_pb2.LockInfo
+    tier: _common_pb2.StorageTier
+    state: _common_pb2.PipelineState
+    state_detail: str
+    archived_at: _timestamp_pb2.Timestamp
+    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockInfo, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., state: _Optional[_Union[_common_pb2.PipelineState, str]] = ..., state_detail: _Optional[str] = ..., archived_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListRecordingsRequest(_message.Message):
+    __slots__ = ("tenant", "archived_from", "archived_to", "page_size", "page_token")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVED_FROM_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVED_TO_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    archived_from: _timestamp_pb2.Timestamp
+    archived_to: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, tenant: _Optional[str] = ..., archived_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., archived_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRecordingsResponse(_message.Message):
+    __slots__ = ("recordings", "next_page_token")
+    RECORDINGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    recordings: _containers.RepeatedCompositeFieldContainer[Recording]
+    next_page_token: str
+    def __init__(self, recordings: _Optional[_Iterable[_Union[Recording, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SetLegalHoldRequest(_message.Message):
+    __slots__ = ("tenant", "recording_id", "legal_hold")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_HOLD_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    recording_id: str
+    legal_hold: bool
+    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ..., legal_hold: _Optional[bool] = ...) -> None: ...
+
+class SetLegalHoldResponse(_message.Message):
+    __slots__ = ("recording_id", "lock")
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
+    recording_id: str
+    lock: _common_pb2.LockInfo
+    def __init__(self, recording_id: _Optional[str] = ..., lock: _Optional[_Union[_common_pb2.LockInfo, _Mapping]] = ...) -> None: ...
