@@ -1,0 +1,268 @@
+"""Audio validation for uploads spooled to a local file: pure core, no gRPC, no S3.
+
+libsndfile (through soundfile) decides what the bytes are and decodes them; we never parse
+audio ourselves. Two small structural checks read container bytes with `struct`, because
+libsndfile hides truncation there (see `_wav_missing_bytes` and `_ogg_ends_cleanly`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from dataclasses import dataclass, replace
+
+import numpy as np
+import soundfile as sf
+from callscribe.kit.errors import InvalidArgument
+
+logger = logging.getLogger(__name__)
+
+# Enough for every accepted header: WAV fmt/fact/LIST chunks, FLAC STREAMINFO + metadata,
+# MP3 ID3v2 + first frame with its Xing/Info tag, and Ogg Opus/Vorbis header pages (the Vorbis
+# setup header alone is often 3-8 KiB; a partial Ogg below ~16 KiB does not open at all).
+# Below this size a failed open may only mean "not here yet"; at or above it, it means "not audio".
+HEADER_PROBE_BYTES = 64 * 1024
+
+MIN_RATE_HZ = 8000
+MAX_RATE_HZ = 48000
+# Decode in fixed blocks so memory stays bounded whatever the upload's length.
+_BLOCK_FRAMES = 64 * 1024
+# libsndfile reports SF_COUNT_MAX when a header does not record the length (FLAC piped out).
+_UNKNOWN_FRAMES = 2**63 - 1
+# Without a Xing/Info tag libsndfile estimates an MP3's length from its size and bitrate, so a
+# few percent short is normal; a cut in the middle is far more than that.
+_MP3_SHORTFALL_TOLERANCE = 0.05
+# An Ogg page is at most 27 + 255 + 255 * 255 = 65307 bytes, so the last one lies in this tail.
+_OGG_TAIL_BYTES = 65536
+_STREAMED_WAV_SIZE = (
+    0xFFFFFFFF  # data size written by tools that could not seek back (ffmpeg to a pipe)
+)
+
+_ACCEPTED_HINT = (
+    "send 16-bit PCM, mu-law or A-law WAV, MP3, FLAC or Ogg (Opus or Vorbis)"
+)
+_CONTAINERS = {
+    "WAV": "WAV",
+    "WAVEX": "WAV",
+    "RF64": "WAV",
+    "MP3": "MP3",
+    "FLAC": "FLAC",
+    "OGG": "OGG",
+}
+# None: every subtype libsndfile decodes for that container (FLAC is lossless at any depth).
+_CODECS: dict[str, frozenset[str] | None] = {
+    "WAV": frozenset({"PCM_16", "ULAW", "ALAW"}),
+    "MP3": frozenset({"MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III"}),
+    "FLAC": None,
+    "OGG": frozenset({"OPUS", "VORBIS"}),
+}
+
+
+class InvalidAudio(InvalidArgument):
+    """The upload is not audio we accept; the message says what was found and what to send."""
+
+
+@dataclass(frozen=True)
+class AudioFacts:
+    """container: WAV/MP3/FLAC/OGG (WAVEX and RF64 reported as WAV); codec: libsndfile subtype."""
+
+    container: str
+    codec: str
+    sample_rate_hz: int
+    channels: int
+    frames: int
+    duration_ms: int
+
+
+def probe(path: str | os.PathLike[str], *, complete: bool) -> AudioFacts | None:
+    """Early check on a possibly partial spool file.
+
+    Returns None when more bytes are needed (only when complete=False), raises InvalidAudio when
+    the bytes are clearly not accepted audio, else the header facts. For a partial file `frames`
+    counts only what is present so far (libsndfile clamps to the bytes on disk).
+    """
+    size = os.stat(path).st_size
+    if size == 0:
+        if complete:
+            raise InvalidAudio("the file is empty: send a recording with audio in it")
+        return None
+    try:
+        with sf.SoundFile(path) as f:
+            facts = _header_facts(f)
+    except sf.SoundFileError as exc:
+        if not complete and size < HEADER_PROBE_BYTES:
+            return None
+        raise _unrecognised(exc) from exc
+    _check_accepted(facts, require_frames=complete)
+    logger.debug("probe %s: %s (%d bytes, complete=%s)", path, facts, size, complete)
+    return facts
+
+
+def validate(path: str | os.PathLike[str]) -> AudioFacts:
+    """Full check of the complete file: decodes every frame in fixed-size blocks.
+
+    Returns the facts with the true decoded frame count and duration.
+    """
+    if os.stat(path).st_size == 0:
+        raise InvalidAudio("the file is empty: send a recording with audio in it")
+    try:
+        f = sf.SoundFile(path)
+    except sf.SoundFileError as exc:
+        raise _unrecognised(exc) from exc
+    with f:
+        declared = _header_facts(f)
+        _check_accepted(declared, require_frames=True)
+        decoded = _decode_all(f, declared)
+    if decoded == 0:
+        raise InvalidAudio(
+            f"the {declared.container} file contains no audio frames: send a recording with sound"
+        )
+    _check_complete(path, declared, decoded)
+    facts = replace(
+        declared, frames=decoded, duration_ms=_ms(decoded, declared.sample_rate_hz)
+    )
+    logger.info("validated %s: %s", path, facts)
+    return facts
+
+
+def _header_facts(f: sf.SoundFile) -> AudioFacts:
+    container = _CONTAINERS.get(f.format, f.format)
+    frames = f.frames
+    duration = 0 if frames >= _UNKNOWN_FRAMES else _ms(frames, f.samplerate)
+    return AudioFacts(container, f.subtype, f.samplerate, f.channels, frames, duration)
+
+
+def _check_accepted(facts: AudioFacts, *, require_frames: bool) -> None:
+    if facts.container not in _CODECS:
+        raise InvalidAudio(
+            f"unsupported audio format {facts.container}: {_ACCEPTED_HINT}"
+        )
+    codecs = _CODECS[facts.container]
+    if codecs is not None and facts.codec not in codecs:
+        raise InvalidAudio(
+            f"unsupported {facts.container} codec {facts.codec}: {_ACCEPTED_HINT}"
+        )
+    if not MIN_RATE_HZ <= facts.sample_rate_hz <= MAX_RATE_HZ:
+        raise InvalidAudio(
+            f"unsupported sample rate {facts.sample_rate_hz} Hz: resample to between "
+            f"{MIN_RATE_HZ} and {MAX_RATE_HZ} Hz (e.g. 16000 Hz)"
+        )
+    if facts.channels not in (1, 2):
+        raise InvalidAudio(
+            f"unsupported channel count {facts.channels}: send mono or stereo audio"
+        )
+    if facts.frames >= _UNKNOWN_FRAMES:
+        # libsndfile cannot read such a FLAC to its end (it fails seeking at EOF), so we cannot verify it.
+        raise InvalidAudio(
+            f"the {facts.container} header does not record the audio length (was it written to a pipe?): "
+            "re-encode it to a regular file, e.g. `ffmpeg -i in.flac out.flac`"
+        )
+    if require_frames and facts.frames == 0:
+        raise InvalidAudio(
+            f"the {facts.container} file contains no audio frames: send a recording with sound"
+        )
+
+
+def _decode_all(f: sf.SoundFile, declared: AudioFacts) -> int:
+    """Decode every frame into one reused block buffer; return how many frames decoded."""
+    buf = np.empty((_BLOCK_FRAMES, declared.channels), dtype=np.int16)
+    total = 0
+    try:
+        while True:
+            got = len(f.read(_BLOCK_FRAMES, dtype="int16", always_2d=True, out=buf))
+            if got == 0:
+                return total
+            total += got
+    except sf.SoundFileError as exc:
+        raise InvalidAudio(
+            f"the {declared.container} audio is corrupt or truncated ({_reason(exc)}): "
+            "upload the complete, undamaged file"
+        ) from exc
+
+
+def _check_complete(
+    path: str | os.PathLike[str], declared: AudioFacts, decoded: int
+) -> None:
+    """Raise InvalidAudio when the file holds less audio than its header promises.
+
+    WAV: libsndfile silently clamps the frame count to the bytes present (its log only says
+    "data : N (should be M)", wording that is not an API), so we compare the data chunk's declared
+    size with the bytes on disk ourselves. FLAC: STREAMINFO's total_samples is exact, so any
+    shortfall is truncation. MP3: the header count is exact with a Xing/Info tag but only an
+    estimate without one, hence a tolerance; a cut at a frame boundary past that is undetectable.
+    Ogg: libsndfile takes the length from the last granule present, so a cut file just looks
+    shorter; a complete stream ends with a whole page carrying the end-of-stream flag.
+    """
+    missing = ""
+    if declared.container == "WAV":
+        gap = _wav_missing_bytes(path)
+        if gap:
+            missing = f"its data chunk declares {gap} more bytes than the file holds"
+    elif declared.container == "OGG":
+        if not _ogg_ends_cleanly(path):
+            missing = "the Ogg stream ends without its final page"
+    elif declared.container == "MP3":
+        if decoded < declared.frames * (1 - _MP3_SHORTFALL_TOLERANCE):
+            missing = f"only {decoded} of about {declared.frames} frames decode"
+    elif decoded < declared.frames:
+        missing = (
+            f"only {decoded} of the {declared.frames} frames its header declares decode"
+        )
+    if missing:
+        raise InvalidAudio(
+            f"the {declared.container} file is truncated ({missing}): the upload was probably cut off; "
+            "upload the complete file again"
+        )
+
+
+def _wav_missing_bytes(path: str | os.PathLike[str]) -> int:
+    """Declared minus present bytes of a RIFF/WAVE data chunk; 0 when not RIFF or length unknown."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return 0  # RF64 keeps its sizes in a ds64 chunk; rely on libsndfile there
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk_id, chunk_len = struct.unpack("<4sI", fh.read(8))
+            if chunk_id == b"data":
+                if chunk_len == _STREAMED_WAV_SIZE:
+                    return 0  # streamed WAV: no declared length to hold it to
+                return max(0, chunk_len - (size - pos - 8))
+            pos += (
+                8 + chunk_len + (chunk_len & 1)
+            )  # RIFF chunks are padded to even length
+    return 0
+
+
+def _ogg_ends_cleanly(path: str | os.PathLike[str]) -> bool:
+    """True when the last Ogg page is complete and flagged end-of-stream (RFC 3533)."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        fh.seek(max(0, size - _OGG_TAIL_BYTES))
+        tail = fh.read()
+    at = tail.rfind(b"OggS")
+    if at < 0 or len(tail) - at < 27:
+        return False
+    flags, segments = tail[at + 5], tail[at + 26]
+    lacing = tail[at + 27 : at + 27 + segments]
+    page_end = at + 27 + segments + sum(lacing)
+    return len(lacing) == segments and page_end <= len(tail) and bool(flags & 0x04)
+
+
+def _unrecognised(exc: sf.SoundFileError) -> InvalidAudio:
+    return InvalidAudio(
+        f"not a recognised audio file ({_reason(exc)}): {_ACCEPTED_HINT}"
+    )
+
+
+def _reason(exc: sf.SoundFileError) -> str:
+    # LibsndfileError.error_string is libsndfile's text without the temp-file path soundfile prefixes.
+    text = str(getattr(exc, "error_string", exc)).strip().rstrip(".")
+    return text.removeprefix("Error : ")
+
+
+def _ms(frames: int, rate_hz: int) -> int:
+    return round(frames * 1000 / rate_hz)
