@@ -1,0 +1,171 @@
+"""Server interceptors: metrics (outermost), bearer-token auth, domain-error mapping (innermost).
+
+Each wraps the method's behaviour function, so it runs in the handler thread: the tenant
+context variable set by auth is visible to the servicer, and errors raised while a
+response stream is iterated are seen too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from callscribe.kit.errors import DomainError, PermissionDenied, Unauthenticated
+from callscribe.kit.tenants import Tenant, TenantRegistry
+
+log = logging.getLogger(__name__)
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+
+_current_tenant: contextvars.ContextVar[Tenant | None] = contextvars.ContextVar("callscribe_tenant", default=None)
+
+# Health checks and reflection answer without a token: probes and grpcurl need them.
+PUBLIC_SERVICE_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+def caller_tenant() -> Tenant:
+    """The tenant the current call authenticated as."""
+    tenant = _current_tenant.get()
+    if tenant is None:
+        raise Unauthenticated("no authenticated tenant for this call")
+    return tenant
+
+
+def resolve_tenant(requested: str) -> Tenant:
+    """The caller's tenant; a request naming another tenant is refused, an empty one means the caller's."""
+    tenant = caller_tenant()
+    if requested and requested != tenant.name:
+        raise PermissionDenied(f"your token belongs to tenant {tenant.name!r}, not {requested!r}")
+    return tenant
+
+
+class _WrappingInterceptor(grpc.ServerInterceptor):
+    """Runs every non-public call's behaviour inside `guard(method, context)`."""
+
+    wraps_public = True
+
+    def guard(self, method: str, context: grpc.ServicerContext) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def wrap(self, method: str, behavior: Behavior, streams_response: bool) -> Behavior:
+        if not self.wraps_public and method.startswith(PUBLIC_SERVICE_PREFIXES):
+            return behavior
+        if streams_response:
+
+            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                with self.guard(method, context):
+                    yield from behavior(request, context)
+
+            return stream
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            with self.guard(method, context):
+                return behavior(request, context)
+
+        return unary
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        kinds = (
+            (handler.unary_unary, grpc.unary_unary_rpc_method_handler, False),
+            (handler.unary_stream, grpc.unary_stream_rpc_method_handler, True),
+            (handler.stream_unary, grpc.stream_unary_rpc_method_handler, False),
+            (handler.stream_stream, grpc.stream_stream_rpc_method_handler, True),
+        )
+        for behavior, make_handler, streams_response in kinds:
+            if behavior:
+                return make_handler(
+                    self.wrap(method, behavior, streams_response),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+        return handler
+
+
+class ErrorMappingInterceptor(_WrappingInterceptor):
+    """Turns domain errors into their gRPC status; anything unexpected into INTERNAL with a reference."""
+
+    @contextlib.contextmanager
+    def guard(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
+        try:
+            yield
+        except DomainError as exc:
+            log.info("%s -> %s: %s", method, exc.code.name, exc.message)
+            context.abort(exc.code, exc.message)
+        except Exception as exc:
+            if context.code() is not None:  # context.abort() already chose the status
+                raise
+            ref = uuid.uuid4().hex[:12]
+            log.exception("%s failed (ref %s)", method, ref)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref}): {type(exc).__name__}")
+
+
+class AuthInterceptor(_WrappingInterceptor):
+    """`authorization: Bearer <token>` -> tenant, kept in a context variable for the call."""
+
+    wraps_public = False
+
+    def __init__(self, registry: TenantRegistry) -> None:
+        self._registry = registry
+
+    @contextlib.contextmanager
+    def guard(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
+        tenant = self._authenticate(context)
+        if tenant is None:
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or unknown bearer token: send metadata 'authorization: Bearer <token>'",
+            )
+        token = _current_tenant.set(tenant)
+        try:
+            yield
+        finally:
+            _current_tenant.reset(token)
+
+    def _authenticate(self, context: grpc.ServicerContext) -> Tenant | None:
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+                return self._registry.tenant_for_token(value[len("Bearer ") :].strip())
+        return None
+
+
+class MetricsInterceptor(_WrappingInterceptor):
+    """Requests, latency and status codes per method: callscribe_<service>_grpc_*."""
+
+    def __init__(self, service: str, registry: CollectorRegistry) -> None:
+        prefix = f"callscribe_{service}_grpc"
+        self._requests = Counter(f"{prefix}_requests", "gRPC calls handled", ["method", "code"], registry=registry)
+        self._latency = Histogram(
+            f"{prefix}_request_seconds",
+            "gRPC call latency",
+            ["method"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+        )
+
+    @contextlib.contextmanager
+    def guard(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
+        started = time.perf_counter()
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            code = context.code()
+            name = code.name if code is not None else ("UNKNOWN" if failed else "OK")
+            self._requests.labels(method, name).inc()
+            self._latency.labels(method).observe(time.perf_counter() - started)

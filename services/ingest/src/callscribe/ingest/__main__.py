@@ -1,0 +1,5 @@
+import sys
+
+from callscribe.ingest.main import main
+
+sys.exit(main())

@@ -1,0 +1,76 @@
+"""Composition root of the ingest service: read settings, wire adapters, serve."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from callscribe.ingest.archive import Archiver
+from callscribe.ingest.jobs import RedisJobQueue
+from callscribe.ingest.s3store import S3RecordingStore, make_client
+from callscribe.ingest.servicer import IngestServicer
+from callscribe.ingest.settings import IngestSettings
+from callscribe.ingest.spool import clear_stale_spool
+from callscribe.kit.errors import Unavailable
+from callscribe.kit.logs import configure_logging
+from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
+from callscribe.v1 import ingest_pb2, ingest_pb2_grpc
+
+log = logging.getLogger("callscribe.ingest")
+
+PARALLEL_PARTS = 3
+
+
+def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcServer, S3RecordingStore]:
+    client = make_client(
+        settings.s3_endpoint,
+        settings.s3_access_key.get_secret_value(),
+        settings.s3_secret_key.get_secret_value(),
+        settings.s3_region,
+        pool_size=settings.s3_max_concurrent_puts * PARALLEL_PARTS + 8,
+    )
+    store = S3RecordingStore(
+        client, settings.hot_bucket, settings.s3_part_size_mb * 1024 * 1024, PARALLEL_PARTS,
+        settings.s3_max_concurrent_puts,
+    )
+    queue = RedisJobQueue(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
+    servicer = IngestServicer(Archiver(store, queue), settings.spool_dir, settings.max_upload_bytes)
+    binding = ServiceBinding(
+        ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
+        ingest_pb2_grpc.add_IngestServiceServicer_to_server,
+        servicer,
+    )
+    server = GrpcServer(
+        "ingest", settings, [binding], registry, max_concurrent_rpcs=settings.max_concurrent_uploads
+    )
+    return server, store
+
+
+def main() -> int:
+    try:
+        settings = IngestSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        print(f"callscribe-ingest: invalid configuration (INGEST_* environment):\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    clear_stale_spool(settings.spool_dir)
+    registry = CollectorRegistry()
+    server, store = build(settings, registry)
+    start_metrics_server(settings.metrics_address, registry)
+    server.start()
+    try:
+        store.ping()
+    except Unavailable as exc:
+        log.error("not serving: %s", exc.message)
+        server.stop(0)
+        return 1
+    server.mark_serving()
+    serve_until_signalled(server, settings.grace_seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Plain data of the ingest domain; no client library, no protobuf."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from callscribe.ingest.audio import AudioFacts
+from callscribe.kit.errors import InvalidArgument
+
+CHANNEL_LAYOUTS = ("MONO", "STEREO_AGENT_LEFT", "STEREO_AGENT_RIGHT")
+LANGUAGES = ("auto", "zh", "en")
+MAX_ID_CHARS = 256
+MAX_HOTWORDS = 1000
+MAX_LABELS = 64
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    """What the call-center system says about a recording (the upload's first message)."""
+
+    tenant: str
+    call_id: str
+    agent_id: str
+    customer_id: str = ""
+    started_at: datetime | None = None
+    channel_layout: str = ""  # "" = not given: inferred from the audio where unambiguous
+    language: str = "auto"
+    hotwords: tuple[tuple[str, float], ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    filename: str = ""
+
+    def check(self) -> None:
+        """Raise InvalidArgument naming the first field a person must fix."""
+        _check_id("call_id", self.call_id, required=True)
+        _check_id("agent_id", self.agent_id, required=True)
+        _check_id("customer_id", self.customer_id, required=False)
+        if self.channel_layout and self.channel_layout not in CHANNEL_LAYOUTS:
+            raise InvalidArgument(f"channel_layout {self.channel_layout!r} unknown; use one of {CHANNEL_LAYOUTS}")
+        if self.language not in LANGUAGES:
+            raise InvalidArgument(f"language {self.language!r} unknown; use one of {LANGUAGES}")
+        if len(self.hotwords) > MAX_HOTWORDS:
+            raise InvalidArgument(f"{len(self.hotwords)} hotwords; at most {MAX_HOTWORDS} per recording")
+        if any(not text.strip() for text, _ in self.hotwords):
+            raise InvalidArgument("a hotword is empty; remove it or give its text")
+        if len(self.labels) > MAX_LABELS:
+            raise InvalidArgument(f"{len(self.labels)} labels; at most {MAX_LABELS} per recording")
+
+    def layout_for(self, channels: int) -> str:
+        """The channel layout, checked against the audio's channel count."""
+        if not self.channel_layout:
+            if channels == 1:
+                return "MONO"
+            raise InvalidArgument(
+                "the recording is stereo: set channel_layout to STEREO_AGENT_LEFT or STEREO_AGENT_RIGHT "
+                "(which side is the agent)"
+            )
+        expected = 1 if self.channel_layout == "MONO" else 2
+        if channels != expected:
+            raise InvalidArgument(
+                f"channel_layout {self.channel_layout} needs {expected} channel(s) but the audio has {channels}"
+            )
+        return self.channel_layout
+
+
+def _check_id(name: str, value: str, *, required: bool) -> None:
+    if required and not value.strip():
+        raise InvalidArgument(f"{name} is required in the first (metadata) message")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidArgument(f"{name} is {len(value)} characters; at most {MAX_ID_CHARS}")
+    if any(ord(ch) < 32 for ch in value):
+        raise InvalidArgument(f"{name} contains control characters")
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    mode: str  # COMPLIANCE or GOVERNANCE
+    retain_until: datetime
+
+
+@dataclass(frozen=True)
+class LockState:
+    mode: str
+    retain_until: datetime | None
+    legal_hold: bool
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    key: str
+    version_id: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the pipeline worker needs to process a recording."""
+
+    recording_id: str
+    tenant: str
+    bucket: str
+    key: str
+    version_id: str
+    sha256: str
+
+
+def recording_id(tenant: str, sha256_hex: str) -> str:
+    """Deterministic id: the same bytes for the same tenant always give the same id."""
+    return hashlib.sha256(f"{tenant}\n{sha256_hex}".encode()).hexdigest()[:32]
+
+
+def recording_prefix(tenant: str, rec_id: str) -> str:
+    return f"recordings/{tenant}/{rec_id}/"
+
+
+@dataclass(frozen=True)
+class ArchivedRecording:
+    """A recording as archived: what was said about it, what the audio is, where and how it is locked."""
+
+    recording_id: str
+    tenant: str
+    info: RecordingInfo
+    audio: AudioFacts
+    channel_layout: str
+    size_bytes: int
+    sha256: str
+    archived_at: datetime
+    object: StoredObject | None = None
+    lock: LockState | None = None
+    tier: str = "HOT"

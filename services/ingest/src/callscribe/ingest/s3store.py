@@ -1,0 +1,204 @@
+"""The recording archive on S3 with Object Lock (MinIO in production, any S3 with Object Lock).
+
+Layout per recording, under `recordings/<tenant>/<recording_id>/`:
+- `metadata.json`: everything the call-center system said plus the audio facts (written first);
+- `audio`: the bytes, with the SHA-256 and key facts as object metadata.
+Both versions carry the tenant's retention from the moment they exist.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+import urllib3
+from minio import Minio
+from minio.commonconfig import COMPLIANCE, GOVERNANCE
+from minio.error import S3Error
+from minio.legalhold import LegalHold
+from minio.retention import Retention
+
+from callscribe.ingest.audio import AudioFacts
+from callscribe.ingest.model import (
+    ArchivedRecording,
+    LockPolicy,
+    LockState,
+    RecordingInfo,
+    StoredObject,
+    recording_prefix,
+)
+from callscribe.kit.errors import DataLoss, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+AUDIO = "audio"
+SIDECAR = "metadata.json"
+SHA_META = "x-amz-meta-sha256"
+
+
+def make_client(endpoint: str, access_key: str, secret_key: str, region: str, pool_size: int) -> Minio:
+    url = urlparse(endpoint)
+    http = urllib3.PoolManager(
+        maxsize=pool_size,
+        timeout=urllib3.Timeout(connect=5, read=120),
+        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
+    return Minio(
+        url.netloc, access_key=access_key, secret_key=secret_key, secure=url.scheme == "https",
+        region=region, http_client=http,
+    )
+
+
+class S3RecordingStore:
+    def __init__(self, client: Minio, bucket: str, part_size: int, parallel_parts: int, max_puts: int) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._part_size = part_size
+        self._parallel_parts = parallel_parts
+        self._puts = threading.BoundedSemaphore(max_puts)
+
+    def ping(self) -> None:
+        """Raise Unavailable unless the bucket exists with Object Lock enabled."""
+        try:
+            config = self._client.get_object_lock_config(self._bucket)
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise Unavailable(f"S3 bucket {self._bucket!r} unusable: {exc}") from exc
+        if config is None:
+            raise Unavailable(f"S3 bucket {self._bucket!r} has no Object Lock; create it with Object Lock enabled")
+
+    def find(self, tenant: str, rec_id: str) -> ArchivedRecording | None:
+        prefix = recording_prefix(tenant, rec_id)
+        try:
+            stat = self._client.stat_object(self._bucket, prefix + AUDIO)
+            sidecar = self._client.get_object(self._bucket, prefix + SIDECAR)
+            try:
+                doc = json.loads(sidecar.read())
+            finally:
+                sidecar.close()
+                sidecar.release_conn()
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchObject"):
+                return None
+            raise Unavailable(f"S3 read failed: {exc}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise Unavailable(f"S3 unreachable: {exc}") from exc
+        record = _from_document(doc)
+        stored_sha = stat.metadata.get(SHA_META, "") if stat.metadata else ""
+        if stored_sha.lower() != record.sha256:
+            raise DataLoss(f"recording {rec_id}: object SHA-256 {stored_sha!r} differs from its record {record.sha256}")
+        obj = StoredObject(self._bucket, prefix + AUDIO, stat.version_id or "", record.sha256)
+        return replace(record, object=obj, lock=_lock_from_headers(stat.metadata))
+
+    def put_locked(self, record: ArchivedRecording, path: Path, policy: LockPolicy) -> ArchivedRecording:
+        """Write metadata then audio, each under retention from its first byte; return the stored record."""
+        prefix = recording_prefix(record.tenant, record.recording_id)
+        retention = Retention(COMPLIANCE if policy.mode == "COMPLIANCE" else GOVERNANCE, policy.retain_until)
+        doc = json.dumps(_to_document(record), ensure_ascii=False).encode("utf-8")
+        with self._puts:
+            try:
+                self._client.put_object(
+                    self._bucket, prefix + SIDECAR, io.BytesIO(doc), len(doc),
+                    content_type="application/json", retention=retention,
+                )
+                with path.open("rb") as data:
+                    result = self._client.put_object(
+                        self._bucket, prefix + AUDIO, data, record.size_bytes,
+                        content_type="application/octet-stream", metadata=_audio_metadata(record),
+                        retention=retention, part_size=self._part_size, num_parallel_uploads=self._parallel_parts,
+                    )
+            except (S3Error, urllib3.exceptions.HTTPError) as exc:
+                raise Unavailable(f"S3 write failed, nothing was acknowledged; retry the upload: {exc}") from exc
+        obj = StoredObject(self._bucket, prefix + AUDIO, result.version_id or "", record.sha256)
+        lock = LockState(policy.mode, policy.retain_until, False)
+        log.info("archived %s/%s version %s (%d bytes)", record.tenant, record.recording_id, obj.version_id, record.size_bytes)
+        return replace(record, object=obj, lock=lock)
+
+    def set_legal_hold(self, tenant: str, rec_id: str, on: bool) -> ArchivedRecording:
+        record = self.find(tenant, rec_id)
+        if record is None or record.object is None:
+            raise NotFound(f"recording {rec_id} not found for tenant {tenant}")
+        try:
+            if on:
+                self._client.enable_object_legal_hold(self._bucket, record.object.key, record.object.version_id)
+            else:
+                self._client.disable_object_legal_hold(self._bucket, record.object.key, record.object.version_id)
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise Unavailable(f"S3 legal hold change failed: {exc}") from exc
+        lock = record.lock or LockState("", None, False)
+        return replace(record, lock=replace(lock, legal_hold=on))
+
+    def list_ids(self, tenant: str, start_after: str, since: datetime | None, until: datetime | None):  # type: ignore[no-untyped-def]
+        """Yield (recording_id, archived_at) in id order, filtered by archive time."""
+        base = f"recordings/{tenant}/"
+        after = f"{base}{start_after}/{AUDIO}" if start_after else None
+        try:
+            for obj in self._client.list_objects(self._bucket, prefix=base, recursive=True, start_after=after):
+                if not obj.object_name.endswith("/" + AUDIO) or obj.last_modified is None:
+                    continue
+                if (since and obj.last_modified < since) or (until and obj.last_modified >= until):
+                    continue
+                yield obj.object_name[len(base) : -len(AUDIO) - 1], obj.last_modified
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise Unavailable(f"S3 listing failed: {exc}") from exc
+
+
+def _audio_metadata(record: ArchivedRecording) -> dict[str, str]:
+    # S3 metadata travels as HTTP headers: ASCII only, ~2 KB in all. The full record is the sidecar.
+    return {
+        SHA_META: record.sha256,
+        "x-amz-meta-tenant": quote(record.tenant),
+        "x-amz-meta-recording-id": record.recording_id,
+        "x-amz-meta-call-id": quote(record.info.call_id),
+        "x-amz-meta-codec": f"{record.audio.container}/{record.audio.codec}",
+        "x-amz-meta-sample-rate": str(record.audio.sample_rate_hz),
+        "x-amz-meta-channels": str(record.audio.channels),
+        "x-amz-meta-duration-ms": str(record.audio.duration_ms),
+    }
+
+
+def _lock_from_headers(headers) -> LockState:  # type: ignore[no-untyped-def]
+    headers = headers or {}
+    until = headers.get("x-amz-object-lock-retain-until-date")
+    return LockState(
+        mode=headers.get("x-amz-object-lock-mode", ""),
+        retain_until=datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None,
+        legal_hold=headers.get("x-amz-object-lock-legal-hold", "OFF") == "ON",
+    )
+
+
+def _to_document(record: ArchivedRecording) -> dict:
+    info = asdict(record.info)
+    info["started_at"] = record.info.started_at.isoformat() if record.info.started_at else None
+    return {
+        "schema": 1,
+        "recording_id": record.recording_id,
+        "tenant": record.tenant,
+        "sha256": record.sha256,
+        "size_bytes": record.size_bytes,
+        "archived_at": record.archived_at.isoformat(),
+        "channel_layout": record.channel_layout,
+        "info": info,
+        "audio": asdict(record.audio),
+    }
+
+
+def _from_document(doc: dict) -> ArchivedRecording:
+    info = dict(doc["info"])
+    info["started_at"] = datetime.fromisoformat(info["started_at"]) if info.get("started_at") else None
+    info["hotwords"] = tuple((str(text), float(weight)) for text, weight in info.get("hotwords", ()))
+    return ArchivedRecording(
+        recording_id=doc["recording_id"],
+        tenant=doc["tenant"],
+        info=RecordingInfo(**info),
+        audio=AudioFacts(**doc["audio"]),
+        channel_layout=doc["channel_layout"],
+        size_bytes=int(doc["size_bytes"]),
+        sha256=doc["sha256"],
+        archived_at=datetime.fromisoformat(doc["archived_at"]).astimezone(timezone.utc),
+    )

@@ -1,0 +1,189 @@
+"""gRPC entry point of ingest: translates messages to calls on the Archiver, nothing more."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timezone
+from pathlib import Path
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from callscribe.ingest.archive import Archiver, RecordingView
+from callscribe.ingest.model import ArchivedRecording, RecordingInfo
+from callscribe.ingest.spool import UploadSpool
+from callscribe.kit.errors import Cancelled, InvalidArgument
+from callscribe.kit.interceptors import resolve_tenant
+from callscribe.v1 import common_pb2 as c
+from callscribe.v1 import ingest_pb2 as pb
+from callscribe.v1 import ingest_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+_LAYOUTS = {
+    c.CHANNEL_LAYOUT_UNSPECIFIED: "",
+    c.CHANNEL_LAYOUT_MONO: "MONO",
+    c.CHANNEL_LAYOUT_STEREO_AGENT_LEFT: "STEREO_AGENT_LEFT",
+    c.CHANNEL_LAYOUT_STEREO_AGENT_RIGHT: "STEREO_AGENT_RIGHT",
+}
+_LAYOUT_ENUM = {name: value for value, name in _LAYOUTS.items()}
+_LANGUAGES = {c.LANGUAGE_UNSPECIFIED: "auto", c.LANGUAGE_AUTO: "auto", c.LANGUAGE_ZH: "zh", c.LANGUAGE_EN: "en"}
+_LANGUAGE_ENUM = {"auto": c.LANGUAGE_AUTO, "zh": c.LANGUAGE_ZH, "en": c.LANGUAGE_EN}
+_STATES = {
+    "": c.PIPELINE_STATE_UNSPECIFIED,
+    "archived": c.PIPELINE_STATE_ARCHIVED,
+    "queued": c.PIPELINE_STATE_QUEUED,
+    "vad": c.PIPELINE_STATE_VAD,
+    "asr": c.PIPELINE_STATE_ASR,
+    "indexing": c.PIPELINE_STATE_INDEXING,
+    "done": c.PIPELINE_STATE_DONE,
+    "failed": c.PIPELINE_STATE_FAILED,
+}
+_MODES = {"COMPLIANCE": c.LOCK_MODE_COMPLIANCE, "GOVERNANCE": c.LOCK_MODE_GOVERNANCE}
+
+
+class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
+    def __init__(self, archiver: Archiver, spool_dir: Path, max_upload_bytes: int) -> None:
+        self._archiver = archiver
+        self._spool_dir = spool_dir
+        self._max_upload_bytes = max_upload_bytes
+
+    def UploadRecording(self, request_iterator: Iterator[pb.UploadRecordingRequest], context: grpc.ServicerContext):  # noqa: N802
+        first = next(request_iterator, None)
+        if first is None:
+            raise InvalidArgument("empty stream: send a metadata message, then the audio chunks")
+        if first.WhichOneof("payload") != "metadata":
+            raise InvalidArgument("the first message must carry metadata (tenant, call_id, agent_id, ...), not audio")
+        tenant = resolve_tenant(first.metadata.tenant)
+        info = _info_from_proto(first.metadata, tenant.name)
+        info.check()
+        spool = UploadSpool(self._spool_dir, self._max_upload_bytes)
+        try:
+            for message in request_iterator:
+                if message.WhichOneof("payload") != "chunk":
+                    raise InvalidArgument("metadata may only be sent once, in the first message")
+                spool.append(message.chunk)
+            if not context.is_active():
+                raise Cancelled("the client went away before the upload finished; nothing was stored")
+            sha256, facts = spool.finish()
+            ack = self._archiver.archive(tenant, info, spool.path, spool.size, sha256, facts)
+        finally:
+            spool.discard()
+        return pb.UploadRecordingResponse(
+            recording_id=ack.record.recording_id,
+            sha256=ack.record.sha256,
+            object=_object(ack.record),
+            lock=_lock(ack.record),
+            duplicate=ack.duplicate,
+            audio=_audio(ack.record),
+            enqueued=ack.enqueued,
+        )
+
+    def GetRecording(self, request: pb.GetRecordingRequest, context: grpc.ServicerContext) -> pb.Recording:  # noqa: N802
+        tenant = resolve_tenant(request.tenant)
+        _require_id(request.recording_id)
+        return _recording(self._archiver.get(tenant, request.recording_id))
+
+    def ListRecordings(self, request: pb.ListRecordingsRequest, context: grpc.ServicerContext):  # noqa: N802
+        tenant = resolve_tenant(request.tenant)
+        since = request.archived_from.ToDatetime(timezone.utc) if request.HasField("archived_from") else None
+        until = request.archived_to.ToDatetime(timezone.utc) if request.HasField("archived_to") else None
+        views, token = self._archiver.list(tenant, request.page_size, request.page_token, since, until)
+        return pb.ListRecordingsResponse(recordings=[_recording(v) for v in views], next_page_token=token)
+
+    def SetLegalHold(self, request: pb.SetLegalHoldRequest, context: grpc.ServicerContext):  # noqa: N802
+        tenant = resolve_tenant(request.tenant)
+        _require_id(request.recording_id)
+        record = self._archiver.set_legal_hold(tenant, request.recording_id, request.legal_hold)
+        return pb.SetLegalHoldResponse(recording_id=record.recording_id, lock=_lock(record))
+
+
+def _require_id(rec_id: str) -> None:
+    if not rec_id or len(rec_id) != 32 or any(ch not in "0123456789abcdef" for ch in rec_id):
+        raise InvalidArgument(f"recording_id {rec_id!r} is not a recording id (32 lowercase hex characters)")
+
+
+def _info_from_proto(meta: c.RecordingMetadata, tenant: str) -> RecordingInfo:
+    if meta.channel_layout not in _LAYOUTS:
+        raise InvalidArgument(f"channel_layout {meta.channel_layout} is not a known value")
+    if meta.language not in _LANGUAGES:
+        raise InvalidArgument(f"language {meta.language} is not a known value")
+    return RecordingInfo(
+        tenant=tenant,
+        call_id=meta.call_id,
+        agent_id=meta.agent_id,
+        customer_id=meta.customer_id,
+        started_at=meta.started_at.ToDatetime(timezone.utc) if meta.HasField("started_at") else None,
+        channel_layout=_LAYOUTS[meta.channel_layout],
+        language=_LANGUAGES[meta.language],
+        hotwords=tuple((h.text, h.weight) for h in meta.hotwords),
+        labels=dict(meta.labels),
+        filename=meta.filename,
+    )
+
+
+def _timestamp(value) -> Timestamp | None:  # type: ignore[no-untyped-def]
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _metadata(record: ArchivedRecording) -> c.RecordingMetadata:
+    info = record.info
+    return c.RecordingMetadata(
+        tenant=record.tenant,
+        call_id=info.call_id,
+        agent_id=info.agent_id,
+        customer_id=info.customer_id,
+        started_at=_timestamp(info.started_at),
+        channel_layout=_LAYOUT_ENUM[record.channel_layout],
+        language=_LANGUAGE_ENUM[info.language],
+        hotwords=[c.Hotword(text=t, weight=w) for t, w in info.hotwords],
+        labels=info.labels,
+        filename=info.filename,
+    )
+
+
+def _object(record: ArchivedRecording) -> c.ObjectRef:
+    obj = record.object
+    if obj is None:
+        return c.ObjectRef()
+    return c.ObjectRef(bucket=obj.bucket, key=obj.key, version_id=obj.version_id, sha256=obj.sha256)
+
+
+def _lock(record: ArchivedRecording) -> c.LockInfo:
+    lock = record.lock
+    if lock is None:
+        return c.LockInfo()
+    return c.LockInfo(
+        mode=_MODES.get(lock.mode, c.LOCK_MODE_UNSPECIFIED),
+        retain_until=_timestamp(lock.retain_until),
+        legal_hold=lock.legal_hold,
+    )
+
+
+def _audio(record: ArchivedRecording) -> c.AudioFacts:
+    a = record.audio
+    return c.AudioFacts(
+        container=a.container, codec=a.codec, sample_rate_hz=a.sample_rate_hz, channels=a.channels,
+        duration_ms=a.duration_ms, size_bytes=record.size_bytes,
+    )
+
+
+def _recording(view: RecordingView) -> pb.Recording:
+    record = view.record
+    return pb.Recording(
+        recording_id=record.recording_id,
+        tenant=record.tenant,
+        metadata=_metadata(record),
+        audio=_audio(record),
+        object=_object(record),
+        lock=_lock(record),
+        tier=c.STORAGE_TIER_HOT if record.tier == "HOT" else c.STORAGE_TIER_COLD,
+        state=_STATES.get(view.state, c.PIPELINE_STATE_UNSPECIFIED),
+        state_detail=view.state_detail,
+        archived_at=_timestamp(record.archived_at),
+    )
