@@ -1,0 +1,175 @@
+"""`callscribe upload | status | list | hold`: talk to IngestService."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from tqdm import tqdm
+
+from callscribe.cli.connect import CliError, Target, add_connection_args, auth_metadata, channel, resolve
+from callscribe.v1 import common_pb2 as c
+from callscribe.v1 import ingest_pb2 as pb
+from callscribe.v1 import ingest_pb2_grpc
+
+CHUNK_BYTES = 1024 * 1024
+_LAYOUTS = {
+    None: c.CHANNEL_LAYOUT_UNSPECIFIED,
+    "mono": c.CHANNEL_LAYOUT_MONO,
+    "left": c.CHANNEL_LAYOUT_STEREO_AGENT_LEFT,
+    "right": c.CHANNEL_LAYOUT_STEREO_AGENT_RIGHT,
+}
+_LANGUAGES = {"auto": c.LANGUAGE_AUTO, "zh": c.LANGUAGE_ZH, "en": c.LANGUAGE_EN}
+
+
+def add_recording_parsers(subparsers: Any) -> None:
+    up = subparsers.add_parser("upload", help="archive recordings (WORM + SHA-256) and queue them")
+    up.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    up.add_argument("--call-id", default=None, help="call id (one file only; default: the file name)")
+    up.add_argument("--agent", default="unassigned", help="agent id")
+    up.add_argument("--customer", default="", help="customer id")
+    up.add_argument("--agent-channel", choices=["left", "right", "mono"], default=None,
+                    help="which channel is the agent (stereo files need left or right)")
+    up.add_argument("--language", choices=sorted(_LANGUAGES), default="auto")
+    up.add_argument("--hotword", action="append", default=[], metavar="W", help="domain term (repeatable)")
+    up.add_argument("--label", action="append", default=[], metavar="K=V", help="free label (repeatable)")
+    add_connection_args(up)
+    up.set_defaults(func=upload)
+
+    st = subparsers.add_parser("status", help="a recording's metadata, lock and pipeline state")
+    st.add_argument("recording_id")
+    add_connection_args(st)
+    st.set_defaults(func=status)
+
+    ls = subparsers.add_parser("list", help="list recordings of the tenant")
+    ls.add_argument("--page-size", type=int, default=50)
+    ls.add_argument("--all", action="store_true", help="follow every page")
+    add_connection_args(ls)
+    ls.set_defaults(func=list_recordings)
+
+    hold = subparsers.add_parser("hold", help="set or release a legal hold")
+    hold.add_argument("recording_id")
+    hold.add_argument("state", choices=["on", "off"])
+    add_connection_args(hold)
+    hold.set_defaults(func=legal_hold)
+
+
+def _stub(args: argparse.Namespace) -> tuple[ingest_pb2_grpc.IngestServiceStub, Target]:
+    target = resolve(args, "ingest")
+    return ingest_pb2_grpc.IngestServiceStub(channel(target, args.ca_cert)), target
+
+
+def _metadata(args: argparse.Namespace, path: Path) -> c.RecordingMetadata:
+    labels = {}
+    for item in args.label:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--label {item!r}: expected KEY=VALUE")
+        labels[key] = value
+    return c.RecordingMetadata(
+        tenant=args.tenant, call_id=args.call_id or path.stem, agent_id=args.agent, customer_id=args.customer,
+        channel_layout=_LAYOUTS[args.agent_channel], language=_LANGUAGES[args.language],
+        hotwords=[c.Hotword(text=w) for w in args.hotword], labels=labels, filename=path.name,
+    )
+
+
+def _messages(meta: c.RecordingMetadata, path: Path, bar: tqdm) -> Iterator[pb.UploadRecordingRequest]:
+    yield pb.UploadRecordingRequest(metadata=meta)
+    with path.open("rb") as data:
+        while chunk := data.read(CHUNK_BYTES):
+            bar.update(len(chunk))
+            yield pb.UploadRecordingRequest(chunk=chunk)
+
+
+def upload(args: argparse.Namespace) -> int:
+    if args.call_id and len(args.files) > 1:
+        raise CliError("--call-id names one call: upload one file at a time with it")
+    stub, target = _stub(args)
+    failures = 0
+    results = []
+    for path in args.files:
+        if not path.is_file():
+            results.append({"file": str(path), "error": "no such file"})
+            failures += 1
+            continue
+        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name, leave=False,
+                  disable=args.json or not sys.stderr.isatty()) as bar:
+            try:
+                ack = stub.UploadRecording(_messages(_metadata(args, path), path, bar), metadata=auth_metadata(target))
+            except grpc.RpcError as exc:
+                results.append({"file": str(path), "error": f"{exc.code().name}: {exc.details()}"})
+                failures += 1
+                continue
+        results.append({"file": str(path), "recording_id": ack.recording_id, "sha256": ack.sha256,
+                        "duplicate": ack.duplicate, "enqueued": ack.enqueued, "version_id": ack.object.version_id,
+                        "retain_until": ack.lock.retain_until.ToJsonString(),
+                        "lock_mode": c.LockMode.Name(ack.lock.mode)})
+    for row in results:
+        if args.json:
+            continue
+        if "error" in row:
+            print(f"REJECTED {row['file']}: {row['error']}", file=sys.stderr)
+        else:
+            dup = " (duplicate: already archived)" if row["duplicate"] else ""
+            print(f"{row['file']}: {row['recording_id']} sha256={row['sha256']}{dup}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failures else 0
+
+
+def _show(message: Any, as_json: bool) -> None:
+    doc = MessageToDict(message, preserving_proto_field_name=True)
+    print(json.dumps(doc, indent=2, ensure_ascii=False) if as_json else _text(doc))
+
+
+def _text(doc: dict, indent: str = "") -> str:
+    lines = []
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            lines.append(_text(value, indent + "  "))
+        else:
+            lines.append(f"{indent}{key}: {value}")
+    return "\n".join(lines)
+
+
+def status(args: argparse.Namespace) -> int:
+    stub, target = _stub(args)
+    request = pb.GetRecordingRequest(tenant=args.tenant, recording_id=args.recording_id)
+    _show(stub.GetRecording(request, metadata=auth_metadata(target)), args.json)
+    return 0
+
+
+def list_recordings(args: argparse.Namespace) -> int:
+    stub, target = _stub(args)
+    token, rows = "", []
+    while True:
+        request = pb.ListRecordingsRequest(tenant=args.tenant, page_size=args.page_size, page_token=token)
+        page = stub.ListRecordings(request, metadata=auth_metadata(target))
+        rows.extend(page.recordings)
+        token = page.next_page_token
+        if not token or not args.all:
+            break
+    if args.json:
+        print(json.dumps([MessageToDict(r, preserving_proto_field_name=True) for r in rows], indent=2,
+                         ensure_ascii=False))
+        return 0
+    for r in rows:
+        print(f"{r.recording_id}  {r.archived_at.ToJsonString()}  call={r.metadata.call_id}  "
+              f"{r.audio.duration_ms / 1000:.1f}s  {c.PipelineState.Name(r.state)}")
+    if token:
+        print(f"(more: pass --all)", file=sys.stderr)
+    return 0
+
+
+def legal_hold(args: argparse.Namespace) -> int:
+    stub, target = _stub(args)
+    request = pb.SetLegalHoldRequest(tenant=args.tenant, recording_id=args.recording_id, legal_hold=args.state == "on")
+    _show(stub.SetLegalHold(request, metadata=auth_metadata(target)), args.json)
+    return 0
