@@ -1,0 +1,89 @@
+"""``callscribe stack up|down|status [--json] [--home DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from callscribe.stack import stack
+from callscribe.stack.procs import StackError
+
+log = logging.getLogger(__name__)
+
+
+def add_stack_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``stack`` on an argparse subparsers object; sets ``func`` to the handler."""
+    parser = subparsers.add_parser("stack", help="the local stack of real servers and services")
+    actions = parser.add_subparsers(dest="stack_command", metavar="{up,down,status}", required=True)
+    helps = {
+        "up": "start S3, Elasticsearch, Redis, the services and Prometheus",
+        "down": "stop what 'up' started",
+        "status": "show endpoints, credentials and processes",
+    }
+    for name, text in helps.items():
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--json", action="store_true", help="print JSON")
+        action.add_argument(
+            "--home",
+            type=Path,
+            default=None,
+            help="stack directory (default: $CALLSCRIBE_HOME or ./.stack)",
+        )
+        if name == "up":
+            action.add_argument(
+                "--services",
+                default=None,
+                help="comma-separated services to start (default: all installed; '' for none)",
+            )
+            action.add_argument("--no-prometheus", action="store_true", help="leave Prometheus out")
+        action.set_defaults(func=run_stack_command)
+    return parser
+
+
+def run_stack_command(args: argparse.Namespace) -> int:
+    """Run ``stack <command>``; returns the exit code."""
+    try:
+        if args.stack_command == "up":
+            services = None if args.services is None else [s for s in args.services.split(",") if s.strip()]
+            result: Any = stack.up(args.home, services=services, prometheus=not args.no_prometheus)
+            text = format_state(result)
+        elif args.stack_command == "down":
+            result = {"stopped": stack.down(args.home)}
+            text = f"stopped: {', '.join(result['stopped'])}" if result["stopped"] else "nothing was running"
+        else:
+            result = stack.status(args.home)
+            text = format_state(result)
+    except StackError as exc:
+        print(f"callscribe stack {args.stack_command}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else text)
+    if args.stack_command == "status" and not result.get("running"):
+        return 3  # like `systemctl status`: not running
+    return 0
+
+
+def format_state(state: dict[str, Any]) -> str:
+    """A human-readable summary of the stack state."""
+    if "processes" not in state:
+        return f"no local stack in {state['home']}"
+    lines = [f"local stack in {state['home']}"]
+    s3 = state["s3"]
+    lines.append(f"  S3             {s3['endpoint']}  buckets {s3['hot_bucket']}, {s3['cold_bucket']}")
+    lines.append(f"                 access key {s3['access_key']}  secret key {s3['secret_key']}")
+    lines.append(f"  Elasticsearch  {state['elasticsearch']['url']}")
+    lines.append(f"  Redis          {state['redis']['url']}")
+    if "prometheus" in state:
+        lines.append(f"  Prometheus     {state['prometheus']['url']}")
+    for name, address in state.get("grpc", {}).items():
+        lines.append(f"  {name:<14} grpc {address}  metrics {state['metrics'][name]}")
+    for tenant, token in state.get("tenants", {}).items():
+        lines.append(f"  tenant {tenant:<7} token {token}")
+    lines.append("  processes:")
+    for name, proc in state["processes"].items():
+        alive = "running" if proc.get("alive") else "STOPPED"
+        lines.append(f"    {name:<14} pid {proc['pid']:<8} {alive:<8} log {proc['log']}")
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""The callscribe services as child processes of the local stack."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from callscribe.stack.procs import ManagedProcess, free_port, spawn, stop, wait_until
+
+log = logging.getLogger(__name__)
+
+SERVICES: tuple[str, ...] = ("ingest", "vad", "asr", "indexer")
+HEALTH_TIMEOUT_S = 60.0
+HOST = "127.0.0.1"
+
+
+def available_services() -> tuple[str, ...]:
+    """The services that are installed (later ones are built later)."""
+    found = []
+    for name in SERVICES:
+        try:
+            spec = importlib.util.find_spec(f"callscribe.{name}.main")
+        except ModuleNotFoundError:
+            spec = None
+        if spec is not None:
+            found.append(name)
+    return tuple(found)
+
+
+def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
+    """The environment of service ``name``, from the stack state (see ``stack.py``); new ports each call.
+
+    ``state`` needs ``home``, ``tenants_file``, ``s3.*``, ``redis.url`` and ``elasticsearch.url``.
+    """
+    prefix = name.upper()
+    spool = Path(state["home"]) / "spool" / name
+    spool.mkdir(parents=True, exist_ok=True)
+    s3 = state["s3"]
+    env = {
+        "GRPC_ADDRESS": f"{HOST}:{free_port()}",
+        "METRICS_ADDRESS": f"{HOST}:{free_port()}",
+        "S3_ENDPOINT": s3["endpoint"],
+        "S3_ACCESS_KEY": s3["access_key"],
+        "S3_SECRET_KEY": s3["secret_key"],
+        "HOT_BUCKET": s3["hot_bucket"],
+        "COLD_BUCKET": s3["cold_bucket"],
+        "REDIS_URL": state["redis"]["url"],
+        "TENANTS_FILE": str(state["tenants_file"]),
+        "SPOOL_DIR": str(spool),
+        "LOG_LEVEL": "INFO",
+    }
+    if name == "indexer":
+        env["ELASTICSEARCH_URL"] = state["elasticsearch"]["url"]
+    return {f"{prefix}_{key}": value for key, value in env.items()}
+
+
+def grpc_address(name: str, env: Mapping[str, str]) -> str:
+    return env[f"{name.upper()}_GRPC_ADDRESS"]
+
+
+def metrics_url(name: str, env: Mapping[str, str]) -> str:
+    return f"http://{env[f'{name.upper()}_METRICS_ADDRESS']}/metrics"
+
+
+def _serving(stub: health_pb2_grpc.HealthStub) -> bool:
+    try:
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+    except grpc.RpcError:
+        return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def start_service(
+    name: str, env: Mapping[str, str], log_path: Path, timeout: float = HEALTH_TIMEOUT_S
+) -> ManagedProcess:
+    """Run ``python -m callscribe.<name>`` and wait until its gRPC health check says SERVING."""
+    argv = [sys.executable, "-m", f"callscribe.{name}"]
+    proc = spawn(name, argv, {**os.environ, **env}, log_path)
+    address = grpc_address(name, env)
+    channel = grpc.insecure_channel(address)
+    try:
+        stub = health_pb2_grpc.HealthStub(channel)
+        wait_until(
+            lambda: _serving(stub),
+            timeout,
+            f"{name} gRPC health SERVING at {address}",
+            proc,
+        )
+    except BaseException:
+        stop(proc)
+        raise
+    finally:
+        channel.close()
+    return proc

@@ -1,0 +1,76 @@
+"""The local stack's tenants file: who may push recordings, and how long they are locked.
+
+Format (read by the services through the kit)::
+
+    {"tenants": {"acme": {"token_sha256": ["<hex>"], "retention_mode": "COMPLIANCE",
+                          "retention_days": 1825}}}
+
+Only the SHA-256 of each token is stored; the plaintext tokens are returned to the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    retention_mode: str = "COMPLIANCE"
+    retention_days: int = 1825
+
+
+LOCAL_TENANTS: Mapping[str, TenantSpec] = {
+    "acme": TenantSpec("COMPLIANCE", 1825),
+    "globex": TenantSpec("COMPLIANCE", 1825),
+}
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def write_tenants_file(path: Path, tenants: Mapping[str, TenantSpec]) -> dict[str, str]:
+    """Write the tenants file atomically (mode 0600) with a new random token per tenant.
+
+    Returns tenant -> plaintext token.
+    """
+    tokens = {name: secrets.token_urlsafe(32) for name in tenants}
+    document = {
+        "tenants": {
+            name: {
+                "token_sha256": [token_sha256(tokens[name])],
+                "retention_mode": spec.retention_mode,
+                "retention_days": spec.retention_days,
+            }
+            for name, spec in tenants.items()
+        }
+    }
+    write_json_atomically(path, document)
+    log.info("wrote tenants file %s (%d tenants)", path, len(tenants))
+    return tokens
+
+
+def write_json_atomically(path: Path, document: object) -> None:
+    """Write JSON to a temporary file beside ``path`` (mode 0600), then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
