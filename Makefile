@@ -5,7 +5,46 @@ PY := $(VENV)/bin/python
 PROTO_SRC := proto
 PROTO_OUT := proto/python
 
-.PHONY: proto proto-check
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml services/ingest/pyproject.toml cli/pyproject.toml
+
+.PHONY: help install system venv test lint demo demo-down proto proto-check bench-ingest
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+install: system venv ## everything for development: Debian packages + .venv with all services editable
+
+system:
+	bash scripts/install-system.sh
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.txt $(PROJECTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+test: install ## run the test suite (real servers started by fixtures)
+	$(PY) -m pytest -q
+
+lint: venv ## ruff, mypy, and the generated-code check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy libs/kit/src services/ingest/src cli/src
+	$(MAKE) proto-check
+
+demo: install ## start the local stack, upload sample calls, show WORM at work
+	$(VENV)/bin/callscribe stack status >/dev/null 2>&1 || $(VENV)/bin/callscribe stack up
+	$(VENV)/bin/callscribe demo
+
+demo-down: ## stop the local stack
+	$(VENV)/bin/callscribe stack down
+
+bench-ingest: venv ## ingest throughput and memory against raw put_object
+	$(PY) bench/ingest.py
+
 proto: ## regenerate the Python code from proto/ (never edit the generated files)
 	$(PY) -m grpc_tools.protoc -I $(PROTO_SRC) --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
 	  --grpc_python_out=$(PROTO_OUT) $(PROTO_SRC)/callscribe/v1/*.proto

@@ -9,6 +9,7 @@ import sys
 import grpc
 
 from callscribe.cli.connect import CliError
+from callscribe.cli.demo import add_demo_parser
 from callscribe.cli.recordings import add_recording_parsers
 from callscribe.stack.commands import add_stack_parser
 
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_stack_parser(commands)
     add_recording_parsers(commands)
+    add_demo_parser(commands)
     return parser
 
 

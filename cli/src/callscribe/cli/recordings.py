@@ -87,6 +87,15 @@ def _messages(meta: c.RecordingMetadata, path: Path, bar: tqdm) -> Iterator[pb.U
             yield pb.UploadRecordingRequest(chunk=chunk)
 
 
+def send_file(
+    stub: ingest_pb2_grpc.IngestServiceStub, target: Target, meta: c.RecordingMetadata, path: Path, quiet: bool
+) -> pb.UploadRecordingResponse:
+    """Stream one file to UploadRecording with a progress bar; raises grpc.RpcError when refused."""
+    with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name, leave=False,
+              disable=quiet or not sys.stderr.isatty()) as bar:
+        return stub.UploadRecording(_messages(meta, path, bar), metadata=auth_metadata(target))
+
+
 def upload(args: argparse.Namespace) -> int:
     if args.call_id and len(args.files) > 1:
         raise CliError("--call-id names one call: upload one file at a time with it")
@@ -98,14 +107,12 @@ def upload(args: argparse.Namespace) -> int:
             results.append({"file": str(path), "error": "no such file"})
             failures += 1
             continue
-        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name, leave=False,
-                  disable=args.json or not sys.stderr.isatty()) as bar:
-            try:
-                ack = stub.UploadRecording(_messages(_metadata(args, path), path, bar), metadata=auth_metadata(target))
-            except grpc.RpcError as exc:
-                results.append({"file": str(path), "error": f"{exc.code().name}: {exc.details()}"})
-                failures += 1
-                continue
+        try:
+            ack = send_file(stub, target, _metadata(args, path), path, args.json)
+        except grpc.RpcError as exc:
+            results.append({"file": str(path), "error": f"{exc.code().name}: {exc.details()}"})
+            failures += 1
+            continue
         results.append({"file": str(path), "recording_id": ack.recording_id, "sha256": ack.sha256,
                         "duplicate": ack.duplicate, "enqueued": ack.enqueued, "version_id": ack.object.version_id,
                         "retain_until": ack.lock.retain_until.ToJsonString(),
