@@ -24,8 +24,11 @@ SAMPLES = (
     ("refund-zh-telephone.wav", REFUND_CALL_ZH, "zh", "right", True),
     ("hours-en-mono.wav", HOURS_CALL_EN, "en", "mono", False),
 )
-_LAYOUT = {"left": c.CHANNEL_LAYOUT_STEREO_AGENT_LEFT, "right": c.CHANNEL_LAYOUT_STEREO_AGENT_RIGHT,
-           "mono": c.CHANNEL_LAYOUT_MONO}
+_LAYOUT = {
+    "left": c.CHANNEL_LAYOUT_STEREO_AGENT_LEFT,
+    "right": c.CHANNEL_LAYOUT_STEREO_AGENT_RIGHT,
+    "mono": c.CHANNEL_LAYOUT_MONO,
+}
 _LANG = {"en": c.LANGUAGE_EN, "zh": c.LANGUAGE_ZH}
 
 
@@ -48,8 +51,10 @@ def run_demo(args: argparse.Namespace) -> int:
     again = _upload(stub, target, *files[0])
     print(f"   duplicate={again.duplicate}  same id={again.recording_id == acks[0].recording_id}")
     _show_worm(state, acks[0])
-    print("\nNext: 'callscribe status <id> --tenant acme', 'callscribe list --tenant acme', "
-          "'callscribe stack status', and 'callscribe stack down' (or 'make demo-down') when done.")
+    print(
+        "\nNext: 'callscribe status <id> --tenant acme', 'callscribe list --tenant acme', "
+        "'callscribe stack status', and 'callscribe stack down' (or 'make demo-down') when done."
+    )
     return 0
 
 
@@ -70,25 +75,36 @@ def _generate(directory: Path) -> list[tuple[Path, tuple]]:
 
 def _upload(stub: ingest_pb2_grpc.IngestServiceStub, target: Target, path: Path, spec: tuple) -> Any:
     name, _, language, side, _ = spec
-    meta = c.RecordingMetadata(call_id=Path(name).stem, agent_id="agent-dana", channel_layout=_LAYOUT[side],
-                               language=_LANG[language], hotwords=[c.Hotword(text="refund policy"),
-                                                                   c.Hotword(text="退费政策")],
-                               filename=name, labels={"source": "demo"})
+    meta = c.RecordingMetadata(
+        call_id=Path(name).stem,
+        agent_id="agent-dana",
+        channel_layout=_LAYOUT[side],
+        language=_LANG[language],
+        hotwords=[c.Hotword(text="refund policy"), c.Hotword(text="退费政策")],
+        filename=name,
+        labels={"source": "demo"},
+    )
     try:
         ack = send_file(stub, target, meta, path, quiet=False)
     except grpc.RpcError as exc:
         raise CliError(f"upload of {name} refused: {exc.code().name}: {exc.details()}") from exc
-    print(f"   {name}: id={ack.recording_id} sha256={ack.sha256[:16]}... {ack.audio.codec} "
-          f"{ack.audio.sample_rate_hz} Hz x{ack.audio.channels} {ack.audio.duration_ms / 1000:.1f}s "
-          f"lock={c.LockMode.Name(ack.lock.mode)} until {ack.lock.retain_until.ToJsonString()[:10]} "
-          f"duplicate={ack.duplicate}")
+    print(
+        f"   {name}: id={ack.recording_id} sha256={ack.sha256[:16]}... {ack.audio.codec} "
+        f"{ack.audio.sample_rate_hz} Hz x{ack.audio.channels} {ack.audio.duration_ms / 1000:.1f}s "
+        f"lock={c.LockMode.Name(ack.lock.mode)} until {ack.lock.retain_until.ToJsonString()[:10]} "
+        f"duplicate={ack.duplicate}"
+    )
     return ack
 
 
 def _show_worm(state: dict, ack: Any) -> None:
     s3 = state["s3"]
-    client = Minio(s3["endpoint"].split("://", 1)[1], access_key=s3["access_key"], secret_key=s3["secret_key"],
-                   secure=s3["endpoint"].startswith("https"))
+    client = Minio(
+        s3["endpoint"].split("://", 1)[1],
+        access_key=s3["access_key"],
+        secret_key=s3["secret_key"],
+        secure=s3["endpoint"].startswith("https"),
+    )
     ref = ack.object
     print(f"\n== WORM: trying to delete the locked version {ref.version_id} of {ref.key}")
     try:
@@ -98,4 +114,4 @@ def _show_worm(state: dict, ack: Any) -> None:
     else:
         raise CliError("S3 deleted a locked version: the bucket is NOT enforcing Object Lock")
     stat = client.stat_object(ref.bucket, ref.key, version_id=ref.version_id)
-    print(f"   still there: {stat.size} bytes, x-amz-meta-sha256={stat.metadata.get('x-amz-meta-sha256')}")
+    print(f"   still there: {stat.size} bytes, x-amz-meta-sha256={(stat.metadata or {}).get('x-amz-meta-sha256')}")

@@ -34,8 +34,12 @@ def add_recording_parsers(subparsers: Any) -> None:
     up.add_argument("--call-id", default=None, help="call id (one file only; default: the file name)")
     up.add_argument("--agent", default="unassigned", help="agent id")
     up.add_argument("--customer", default="", help="customer id")
-    up.add_argument("--agent-channel", choices=["left", "right", "mono"], default=None,
-                    help="which channel is the agent (stereo files need left or right)")
+    up.add_argument(
+        "--agent-channel",
+        choices=["left", "right", "mono"],
+        default=None,
+        help="which channel is the agent (stereo files need left or right)",
+    )
     up.add_argument("--language", choices=sorted(_LANGUAGES), default="auto")
     up.add_argument("--hotword", action="append", default=[], metavar="W", help="domain term (repeatable)")
     up.add_argument("--label", action="append", default=[], metavar="K=V", help="free label (repeatable)")
@@ -73,9 +77,15 @@ def _metadata(args: argparse.Namespace, path: Path) -> c.RecordingMetadata:
             raise CliError(f"--label {item!r}: expected KEY=VALUE")
         labels[key] = value
     return c.RecordingMetadata(
-        tenant=args.tenant, call_id=args.call_id or path.stem, agent_id=args.agent, customer_id=args.customer,
-        channel_layout=_LAYOUTS[args.agent_channel], language=_LANGUAGES[args.language],
-        hotwords=[c.Hotword(text=w) for w in args.hotword], labels=labels, filename=path.name,
+        tenant=args.tenant,
+        call_id=args.call_id or path.stem,
+        agent_id=args.agent,
+        customer_id=args.customer,
+        channel_layout=_LAYOUTS[args.agent_channel],
+        language=_LANGUAGES[args.language],
+        hotwords=[c.Hotword(text=w) for w in args.hotword],
+        labels=labels,
+        filename=path.name,
     )
 
 
@@ -91,8 +101,14 @@ def send_file(
     stub: ingest_pb2_grpc.IngestServiceStub, target: Target, meta: c.RecordingMetadata, path: Path, quiet: bool
 ) -> pb.UploadRecordingResponse:
     """Stream one file to UploadRecording with a progress bar; raises grpc.RpcError when refused."""
-    with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name, leave=False,
-              disable=quiet or not sys.stderr.isatty()) as bar:
+    with tqdm(
+        total=path.stat().st_size,
+        unit="B",
+        unit_scale=True,
+        desc=path.name,
+        leave=False,
+        disable=quiet or not sys.stderr.isatty(),
+    ) as bar:
         return stub.UploadRecording(_messages(meta, path, bar), metadata=auth_metadata(target))
 
 
@@ -113,10 +129,18 @@ def upload(args: argparse.Namespace) -> int:
             results.append({"file": str(path), "error": f"{exc.code().name}: {exc.details()}"})
             failures += 1
             continue
-        results.append({"file": str(path), "recording_id": ack.recording_id, "sha256": ack.sha256,
-                        "duplicate": ack.duplicate, "enqueued": ack.enqueued, "version_id": ack.object.version_id,
-                        "retain_until": ack.lock.retain_until.ToJsonString(),
-                        "lock_mode": c.LockMode.Name(ack.lock.mode)})
+        results.append(
+            {
+                "file": str(path),
+                "recording_id": ack.recording_id,
+                "sha256": ack.sha256,
+                "duplicate": ack.duplicate,
+                "enqueued": ack.enqueued,
+                "version_id": ack.object.version_id,
+                "retain_until": ack.lock.retain_until.ToJsonString(),
+                "lock_mode": c.LockMode.Name(ack.lock.mode),
+            }
+        )
     for row in results:
         if args.json:
             continue
@@ -164,14 +188,17 @@ def list_recordings(args: argparse.Namespace) -> int:
         if not token or not args.all:
             break
     if args.json:
-        print(json.dumps([MessageToDict(r, preserving_proto_field_name=True) for r in rows], indent=2,
-                         ensure_ascii=False))
+        print(
+            json.dumps([MessageToDict(r, preserving_proto_field_name=True) for r in rows], indent=2, ensure_ascii=False)
+        )
         return 0
     for r in rows:
-        print(f"{r.recording_id}  {r.archived_at.ToJsonString()}  call={r.metadata.call_id}  "
-              f"{r.audio.duration_ms / 1000:.1f}s  {c.PipelineState.Name(r.state)}")
+        print(
+            f"{r.recording_id}  {r.archived_at.ToJsonString()}  call={r.metadata.call_id}  "
+            f"{r.audio.duration_ms / 1000:.1f}s  {c.PipelineState.Name(r.state)}"
+        )
     if token:
-        print(f"(more: pass --all)", file=sys.stderr)
+        print("(more: pass --all)", file=sys.stderr)
     return 0
 
 

@@ -93,8 +93,24 @@ def _mix_track(tmp: Path, name: str, files: list[Path], rate: int, total_s: str,
     _run(["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(silence), "trim", "0", total_s])
     if noise > 0:
         noisy = tmp / f"{name}.noise.wav"
-        _run(["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(noisy), "synth", total_s, "whitenoise",
-              "vol", str(noise)])
+        _run(
+            [
+                "sox",
+                "-n",
+                "-r",
+                str(rate),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                str(noisy),
+                "synth",
+                total_s,
+                "whitenoise",
+                "vol",
+                str(noise),
+            ]
+        )
         silence = noisy
     track = tmp / f"{name}.wav"
     inputs = [str(silence), *map(str, files)]

@@ -50,7 +50,7 @@ class ServiceSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _tls_pair(self) -> "ServiceSettings":
+    def _tls_pair(self) -> ServiceSettings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("set both tls_cert_file and tls_key_file, or neither")
         for path in (self.tls_cert_file, self.tls_key_file):

@@ -27,7 +27,7 @@ class TenantRegistry:
         self._token_hashes = token_hashes  # sha256 hex -> tenant name
 
     @classmethod
-    def load(cls, path: Path) -> "TenantRegistry":
+    def load(cls, path: Path) -> TenantRegistry:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:

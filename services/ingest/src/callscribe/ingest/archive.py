@@ -9,8 +9,8 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -32,11 +32,13 @@ class RecordingStore(Protocol):
     def list_ids(
         self, tenant: str, start_after: str, since: datetime | None, until: datetime | None
     ) -> Iterator[tuple[str, datetime]]: ...
+    def list_all(self) -> Iterator[tuple[str, str]]: ...
 
 
 class JobQueue(Protocol):
     def enqueue(self, job: Job) -> bool: ...
     def state(self, recording_id: str) -> tuple[str, str] | None: ...
+    def unknown(self, recording_ids: list[str]) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Archiver:
         self,
         store: RecordingStore,
         queue: JobQueue,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._queue = queue
@@ -83,8 +85,14 @@ class Archiver:
 
     def _enqueue(self, record: ArchivedRecording) -> bool:
         assert record.object is not None  # put_locked and find always set it
-        job = Job(record.recording_id, record.tenant, record.object.bucket, record.object.key,
-                  record.object.version_id, record.sha256)
+        job = Job(
+            record.recording_id,
+            record.tenant,
+            record.object.bucket,
+            record.object.key,
+            record.object.version_id,
+            record.sha256,
+        )
         try:
             self._queue.enqueue(job)
             return True
@@ -108,7 +116,7 @@ class Archiver:
             return RecordingView(record, "archived", "archived; not queued yet (reconciliation will queue it)")
         return RecordingView(record, progress[0], progress[1])
 
-    def list(
+    def list_page(
         self, tenant: Tenant, page_size: int, page_token: str, since: datetime | None, until: datetime | None
     ) -> tuple[list[RecordingView], str]:
         if page_size > MAX_PAGE_SIZE:
@@ -126,6 +134,27 @@ class Archiver:
             if record is not None:
                 views.append(self._view(record))
         return views, next_token
+
+    def reconcile(self, batch: int = 500) -> int:
+        """Enqueue every archived recording the queue has never heard of; returns how many were queued."""
+        queued = 0
+        pending: list[tuple[str, str]] = []
+        for item in self._store.list_all():
+            pending.append(item)
+            if len(pending) == batch:
+                queued += self._enqueue_unknown(pending)
+                pending = []
+        return queued + (self._enqueue_unknown(pending) if pending else 0)
+
+    def _enqueue_unknown(self, items: list[tuple[str, str]]) -> int:
+        tenants = dict((rec_id, tenant) for tenant, rec_id in items)
+        queued = 0
+        for rec_id in self._queue.unknown(list(tenants)):
+            record = self._store.find(tenants[rec_id], rec_id)
+            if record is not None and self._enqueue(record):
+                log.info("reconciliation queued %s/%s", record.tenant, rec_id)
+                queued += 1
+        return queued
 
     def set_legal_hold(self, tenant: Tenant, rec_id: str, on: bool) -> ArchivedRecording:
         record = self._store.set_legal_hold(tenant.name, rec_id, on)

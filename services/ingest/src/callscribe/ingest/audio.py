@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import soundfile as sf
+
 from callscribe.kit.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -35,13 +36,9 @@ _UNKNOWN_FRAMES = 2**63 - 1
 _MP3_SHORTFALL_TOLERANCE = 0.05
 # An Ogg page is at most 27 + 255 + 255 * 255 = 65307 bytes, so the last one lies in this tail.
 _OGG_TAIL_BYTES = 65536
-_STREAMED_WAV_SIZE = (
-    0xFFFFFFFF  # data size written by tools that could not seek back (ffmpeg to a pipe)
-)
+_STREAMED_WAV_SIZE = 0xFFFFFFFF  # data size written by tools that could not seek back (ffmpeg to a pipe)
 
-_ACCEPTED_HINT = (
-    "send 16-bit PCM, mu-law or A-law WAV, MP3, FLAC or Ogg (Opus or Vorbis)"
-)
+_ACCEPTED_HINT = "send 16-bit PCM, mu-law or A-law WAV, MP3, FLAC or Ogg (Opus or Vorbis)"
 _CONTAINERS = {
     "WAV": "WAV",
     "WAVEX": "WAV",
@@ -115,13 +112,9 @@ def validate(path: str | os.PathLike[str]) -> AudioFacts:
         _check_accepted(declared, require_frames=True)
         decoded = _decode_all(f, declared)
     if decoded == 0:
-        raise InvalidAudio(
-            f"the {declared.container} file contains no audio frames: send a recording with sound"
-        )
+        raise InvalidAudio(f"the {declared.container} file contains no audio frames: send a recording with sound")
     _check_complete(path, declared, decoded)
-    facts = replace(
-        declared, frames=decoded, duration_ms=_ms(decoded, declared.sample_rate_hz)
-    )
+    facts = replace(declared, frames=decoded, duration_ms=_ms(decoded, declared.sample_rate_hz))
     logger.info("validated %s: %s", path, facts)
     return facts
 
@@ -135,23 +128,17 @@ def _header_facts(f: sf.SoundFile) -> AudioFacts:
 
 def _check_accepted(facts: AudioFacts, *, require_frames: bool) -> None:
     if facts.container not in _CODECS:
-        raise InvalidAudio(
-            f"unsupported audio format {facts.container}: {_ACCEPTED_HINT}"
-        )
+        raise InvalidAudio(f"unsupported audio format {facts.container}: {_ACCEPTED_HINT}")
     codecs = _CODECS[facts.container]
     if codecs is not None and facts.codec not in codecs:
-        raise InvalidAudio(
-            f"unsupported {facts.container} codec {facts.codec}: {_ACCEPTED_HINT}"
-        )
+        raise InvalidAudio(f"unsupported {facts.container} codec {facts.codec}: {_ACCEPTED_HINT}")
     if not MIN_RATE_HZ <= facts.sample_rate_hz <= MAX_RATE_HZ:
         raise InvalidAudio(
             f"unsupported sample rate {facts.sample_rate_hz} Hz: resample to between "
             f"{MIN_RATE_HZ} and {MAX_RATE_HZ} Hz (e.g. 16000 Hz)"
         )
     if facts.channels not in (1, 2):
-        raise InvalidAudio(
-            f"unsupported channel count {facts.channels}: send mono or stereo audio"
-        )
+        raise InvalidAudio(f"unsupported channel count {facts.channels}: send mono or stereo audio")
     if facts.frames >= _UNKNOWN_FRAMES:
         # libsndfile cannot read such a FLAC to its end (it fails seeking at EOF), so we cannot verify it.
         raise InvalidAudio(
@@ -159,9 +146,7 @@ def _check_accepted(facts: AudioFacts, *, require_frames: bool) -> None:
             "re-encode it to a regular file, e.g. `ffmpeg -i in.flac out.flac`"
         )
     if require_frames and facts.frames == 0:
-        raise InvalidAudio(
-            f"the {facts.container} file contains no audio frames: send a recording with sound"
-        )
+        raise InvalidAudio(f"the {facts.container} file contains no audio frames: send a recording with sound")
 
 
 def _decode_all(f: sf.SoundFile, declared: AudioFacts) -> int:
@@ -181,9 +166,7 @@ def _decode_all(f: sf.SoundFile, declared: AudioFacts) -> int:
         ) from exc
 
 
-def _check_complete(
-    path: str | os.PathLike[str], declared: AudioFacts, decoded: int
-) -> None:
+def _check_complete(path: str | os.PathLike[str], declared: AudioFacts, decoded: int) -> None:
     """Raise InvalidAudio when the file holds less audio than its header promises.
 
     WAV: libsndfile silently clamps the frame count to the bytes present (its log only says
@@ -206,9 +189,7 @@ def _check_complete(
         if decoded < declared.frames * (1 - _MP3_SHORTFALL_TOLERANCE):
             missing = f"only {decoded} of about {declared.frames} frames decode"
     elif decoded < declared.frames:
-        missing = (
-            f"only {decoded} of the {declared.frames} frames its header declares decode"
-        )
+        missing = f"only {decoded} of the {declared.frames} frames its header declares decode"
     if missing:
         raise InvalidAudio(
             f"the {declared.container} file is truncated ({missing}): the upload was probably cut off; "
@@ -231,9 +212,7 @@ def _wav_missing_bytes(path: str | os.PathLike[str]) -> int:
                 if chunk_len == _STREAMED_WAV_SIZE:
                     return 0  # streamed WAV: no declared length to hold it to
                 return max(0, chunk_len - (size - pos - 8))
-            pos += (
-                8 + chunk_len + (chunk_len & 1)
-            )  # RIFF chunks are padded to even length
+            pos += 8 + chunk_len + (chunk_len & 1)  # RIFF chunks are padded to even length
     return 0
 
 
@@ -253,9 +232,7 @@ def _ogg_ends_cleanly(path: str | os.PathLike[str]) -> bool:
 
 
 def _unrecognised(exc: sf.SoundFileError) -> InvalidAudio:
-    return InvalidAudio(
-        f"not a recognised audio file ({_reason(exc)}): {_ACCEPTED_HINT}"
-    )
+    return InvalidAudio(f"not a recognised audio file ({_reason(exc)}): {_ACCEPTED_HINT}")
 
 
 def _reason(exc: sf.SoundFileError) -> str:

@@ -53,7 +53,18 @@ class RedisJobQueue:
             raise Unavailable(f"job queue (Redis) unreachable: {exc}") from exc
         if not fields:
             return None
-        return fields.get("state", ""), fields.get("detail", "")
+        return str(fields.get("state", "")), str(fields.get("detail", ""))
+
+    def unknown(self, recording_ids: list[str]) -> list[str]:
+        """The ids Redis has no progress record for (never queued, or Redis lost its data)."""
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for rec_id in recording_ids:
+                    pipe.exists(STATE_KEY.format(rec_id))
+                found = pipe.execute()
+        except redis.RedisError as exc:
+            raise Unavailable(f"job queue (Redis) unreachable: {exc}") from exc
+        return [rec_id for rec_id, exists in zip(recording_ids, found, strict=True) if not exists]
 
     def ping(self) -> bool:
         try:

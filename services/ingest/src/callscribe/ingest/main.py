@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
@@ -24,7 +25,19 @@ log = logging.getLogger("callscribe.ingest")
 PARALLEL_PARTS = 3
 
 
-def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcServer, S3RecordingStore]:
+def run_reconciler(archiver: Archiver, interval: float, stop: threading.Event) -> None:
+    """Every `interval` seconds, queue recordings that reached S3 but never reached the queue."""
+    while not stop.wait(interval):
+        try:
+            queued = archiver.reconcile()
+        except Unavailable as exc:
+            log.warning("reconciliation postponed: %s", exc.message)
+            continue
+        if queued:
+            log.info("reconciliation queued %d recording(s)", queued)
+
+
+def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcServer, S3RecordingStore, Archiver]:
     client = make_client(
         settings.s3_endpoint,
         settings.s3_access_key.get_secret_value(),
@@ -33,20 +46,22 @@ def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcSe
         pool_size=settings.s3_max_concurrent_puts * PARALLEL_PARTS + 8,
     )
     store = S3RecordingStore(
-        client, settings.hot_bucket, settings.s3_part_size_mb * 1024 * 1024, PARALLEL_PARTS,
+        client,
+        settings.hot_bucket,
+        settings.s3_part_size_mb * 1024 * 1024,
+        PARALLEL_PARTS,
         settings.s3_max_concurrent_puts,
     )
     queue = RedisJobQueue(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
-    servicer = IngestServicer(Archiver(store, queue), settings.spool_dir, settings.max_upload_bytes)
+    archiver = Archiver(store, queue)
+    servicer = IngestServicer(archiver, settings.spool_dir, settings.max_upload_bytes)
     binding = ServiceBinding(
         ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
         ingest_pb2_grpc.add_IngestServiceServicer_to_server,
         servicer,
     )
-    server = GrpcServer(
-        "ingest", settings, [binding], registry, max_concurrent_rpcs=settings.max_concurrent_uploads
-    )
-    return server, store
+    server = GrpcServer("ingest", settings, [binding], registry, max_concurrent_rpcs=settings.max_concurrent_uploads)
+    return server, store, archiver
 
 
 def main() -> int:
@@ -58,7 +73,7 @@ def main() -> int:
     configure_logging(settings.log_level)
     clear_stale_spool(settings.spool_dir)
     registry = CollectorRegistry()
-    server, store = build(settings, registry)
+    server, store, archiver = build(settings, registry)
     start_metrics_server(settings.metrics_address, registry)
     server.start()
     try:
@@ -68,7 +83,16 @@ def main() -> int:
         server.stop(0)
         return 1
     server.mark_serving()
+    stop = threading.Event()
+    if settings.reconcile_interval_seconds > 0:
+        threading.Thread(
+            target=run_reconciler,
+            args=(archiver, settings.reconcile_interval_seconds, stop),
+            name="reconciler",
+            daemon=True,
+        ).start()
     serve_until_signalled(server, settings.grace_seconds)
+    stop.set()
     return 0
 
 

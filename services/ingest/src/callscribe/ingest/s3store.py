@@ -12,8 +12,9 @@ import io
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -21,7 +22,6 @@ import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
 from minio.error import S3Error
-from minio.legalhold import LegalHold
 from minio.retention import Retention
 
 from callscribe.ingest.audio import AudioFacts
@@ -50,8 +50,12 @@ def make_client(endpoint: str, access_key: str, secret_key: str, region: str, po
         retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
     )
     return Minio(
-        url.netloc, access_key=access_key, secret_key=secret_key, secure=url.scheme == "https",
-        region=region, http_client=http,
+        url.netloc,
+        access_key=access_key,
+        secret_key=secret_key,
+        secure=url.scheme == "https",
+        region=region,
+        http_client=http,
     )
 
 
@@ -103,20 +107,36 @@ class S3RecordingStore:
         with self._puts:
             try:
                 self._client.put_object(
-                    self._bucket, prefix + SIDECAR, io.BytesIO(doc), len(doc),
-                    content_type="application/json", retention=retention,
+                    self._bucket,
+                    prefix + SIDECAR,
+                    io.BytesIO(doc),
+                    len(doc),
+                    content_type="application/json",
+                    retention=retention,
                 )
                 with path.open("rb") as data:
                     result = self._client.put_object(
-                        self._bucket, prefix + AUDIO, data, record.size_bytes,
-                        content_type="application/octet-stream", metadata=_audio_metadata(record),
-                        retention=retention, part_size=self._part_size, num_parallel_uploads=self._parallel_parts,
+                        self._bucket,
+                        prefix + AUDIO,
+                        data,
+                        record.size_bytes,
+                        content_type="application/octet-stream",
+                        metadata=_audio_metadata(record),
+                        retention=retention,
+                        part_size=self._part_size,
+                        num_parallel_uploads=self._parallel_parts,
                     )
             except (S3Error, urllib3.exceptions.HTTPError) as exc:
                 raise Unavailable(f"S3 write failed, nothing was acknowledged; retry the upload: {exc}") from exc
         obj = StoredObject(self._bucket, prefix + AUDIO, result.version_id or "", record.sha256)
         lock = LockState(policy.mode, policy.retain_until, False)
-        log.info("archived %s/%s version %s (%d bytes)", record.tenant, record.recording_id, obj.version_id, record.size_bytes)
+        log.info(
+            "archived %s/%s version %s (%d bytes)",
+            record.tenant,
+            record.recording_id,
+            obj.version_id,
+            record.size_bytes,
+        )
         return replace(record, object=obj, lock=lock)
 
     def set_legal_hold(self, tenant: str, rec_id: str, on: bool) -> ArchivedRecording:
@@ -147,8 +167,18 @@ class S3RecordingStore:
         except (S3Error, urllib3.exceptions.HTTPError) as exc:
             raise Unavailable(f"S3 listing failed: {exc}") from exc
 
+    def list_all(self) -> Iterator[tuple[str, str]]:
+        """Yield (tenant, recording_id) of every archived recording, all tenants."""
+        try:
+            for obj in self._client.list_objects(self._bucket, prefix="recordings/", recursive=True):
+                parts = obj.object_name.split("/")
+                if len(parts) == 4 and parts[3] == AUDIO:
+                    yield parts[1], parts[2]
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise Unavailable(f"S3 listing failed: {exc}") from exc
 
-def _audio_metadata(record: ArchivedRecording) -> dict[str, str]:
+
+def _audio_metadata(record: ArchivedRecording) -> dict[str, str | list[str] | tuple[str]]:
     # S3 metadata travels as HTTP headers: ASCII only, ~2 KB in all. The full record is the sidecar.
     return {
         SHA_META: record.sha256,
@@ -200,5 +230,5 @@ def _from_document(doc: dict) -> ArchivedRecording:
         channel_layout=doc["channel_layout"],
         size_bytes=int(doc["size_bytes"]),
         sha256=doc["sha256"],
-        archived_at=datetime.fromisoformat(doc["archived_at"]).astimezone(timezone.utc),
+        archived_at=datetime.fromisoformat(doc["archived_at"]).astimezone(UTC),
     )

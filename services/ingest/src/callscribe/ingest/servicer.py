@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import grpc
@@ -87,9 +87,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
     def ListRecordings(self, request: pb.ListRecordingsRequest, context: grpc.ServicerContext):  # noqa: N802
         tenant = resolve_tenant(request.tenant)
-        since = request.archived_from.ToDatetime(timezone.utc) if request.HasField("archived_from") else None
-        until = request.archived_to.ToDatetime(timezone.utc) if request.HasField("archived_to") else None
-        views, token = self._archiver.list(tenant, request.page_size, request.page_token, since, until)
+        since = request.archived_from.ToDatetime(UTC) if request.HasField("archived_from") else None
+        until = request.archived_to.ToDatetime(UTC) if request.HasField("archived_to") else None
+        views, token = self._archiver.list_page(tenant, request.page_size, request.page_token, since, until)
         return pb.ListRecordingsResponse(recordings=[_recording(v) for v in views], next_page_token=token)
 
     def SetLegalHold(self, request: pb.SetLegalHoldRequest, context: grpc.ServicerContext):  # noqa: N802
@@ -114,7 +114,7 @@ def _info_from_proto(meta: c.RecordingMetadata, tenant: str) -> RecordingInfo:
         call_id=meta.call_id,
         agent_id=meta.agent_id,
         customer_id=meta.customer_id,
-        started_at=meta.started_at.ToDatetime(timezone.utc) if meta.HasField("started_at") else None,
+        started_at=meta.started_at.ToDatetime(UTC) if meta.HasField("started_at") else None,
         channel_layout=_LAYOUTS[meta.channel_layout],
         language=_LANGUAGES[meta.language],
         hotwords=tuple((h.text, h.weight) for h in meta.hotwords),
@@ -168,8 +168,12 @@ def _lock(record: ArchivedRecording) -> c.LockInfo:
 def _audio(record: ArchivedRecording) -> c.AudioFacts:
     a = record.audio
     return c.AudioFacts(
-        container=a.container, codec=a.codec, sample_rate_hz=a.sample_rate_hz, channels=a.channels,
-        duration_ms=a.duration_ms, size_bytes=record.size_bytes,
+        container=a.container,
+        codec=a.codec,
+        sample_rate_hz=a.sample_rate_hz,
+        channels=a.channels,
+        duration_ms=a.duration_ms,
+        size_bytes=record.size_bytes,
     )
 
 

@@ -29,6 +29,9 @@ class IngestSettings(ServiceSettings):
     redis_timeout_seconds: float = Field(2.0, gt=0)
     spool_dir: Path = Field(Path(tempfile.gettempdir()) / "callscribe-ingest-spool")
     max_upload_mb: int = Field(2048, ge=1, description="largest accepted recording")
+    reconcile_interval_seconds: float = Field(
+        300.0, ge=0, description="how often archived-but-unqueued recordings are enqueued (0: never)"
+    )
     max_concurrent_uploads: int = Field(64, ge=1, description="uploads in flight; more get RESOURCE_EXHAUSTED")
 
     @field_validator("s3_endpoint")
