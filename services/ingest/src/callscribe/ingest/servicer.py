@@ -50,7 +50,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self._max_upload_bytes = max_upload_bytes
 
     def UploadRecording(self, request_iterator: Iterator[pb.UploadRecordingRequest], context: grpc.ServicerContext):  # noqa: N802
-        first = next(request_iterator, None)
+        messages = _until_client_leaves(request_iterator)
+        first = next(messages, None)
         if first is None:
             raise InvalidArgument("empty stream: send a metadata message, then the audio chunks")
         if first.WhichOneof("payload") != "metadata":
@@ -60,7 +61,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         info.check()
         spool = UploadSpool(self._spool_dir, self._max_upload_bytes)
         try:
-            for message in request_iterator:
+            for message in messages:
                 if message.WhichOneof("payload") != "chunk":
                     raise InvalidArgument("metadata may only be sent once, in the first message")
                 spool.append(message.chunk)
@@ -97,6 +98,16 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         _require_id(request.recording_id)
         record = self._archiver.set_legal_hold(tenant, request.recording_id, request.legal_hold)
         return pb.SetLegalHoldResponse(recording_id=record.recording_id, lock=_lock(record))
+
+
+def _until_client_leaves(
+    request_iterator: Iterator[pb.UploadRecordingRequest],
+) -> Iterator[pb.UploadRecordingRequest]:
+    """The request stream, with a client that disconnects mid-stream reported as CANCELLED."""
+    try:
+        yield from request_iterator
+    except grpc.RpcError as exc:
+        raise Cancelled("the client went away before the upload finished; nothing was stored") from exc
 
 
 def _require_id(rec_id: str) -> None:
