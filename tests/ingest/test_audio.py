@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from callscribe.ingest.audio import (
     HEADER_PROBE_BYTES,
     AudioFacts,
@@ -18,15 +19,11 @@ from callscribe.ingest.audio import (
 )
 
 SECONDS = 3  # every fixture is padded/trimmed to exactly this length
-ACCEPTED_HINT = (
-    "send 16-bit PCM, mu-law or A-law WAV, MP3, FLAC or Ogg (Opus or Vorbis)"
-)
+ACCEPTED_HINT = "send 16-bit PCM, mu-law or A-law WAV, MP3, FLAC or Ogg (Opus or Vorbis)"
 
 
 def _run(*args: str | Path) -> bytes:
-    return subprocess.run(
-        [str(a) for a in args], check=True, capture_output=True
-    ).stdout
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True).stdout
 
 
 def _cut(src: Path, dst: Path, n: int) -> Path:
@@ -37,9 +34,7 @@ def _cut(src: Path, dst: Path, n: int) -> Path:
 @pytest.fixture(scope="session")
 def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every fixture file by name; all are made once per session in one temp folder."""
-    missing = [
-        tool for tool in ("espeak-ng", "sox", "ffmpeg") if shutil.which(tool) is None
-    ]
+    missing = [tool for tool in ("espeak-ng", "sox", "ffmpeg") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"audio fixtures need {', '.join(missing)} on PATH")
     d = tmp_path_factory.mktemp("audio")
@@ -114,17 +109,11 @@ def _write_broken(d: Path) -> None:
     (d / "empty.wav").write_bytes(b"")
     (d / "header_only.wav").write_bytes(wav[: data_at + 8])
     (d / "notes.txt").write_text("customer called about invoice 42\n" * 4000)
-    (d / "random.bin").write_bytes(
-        b"\x00" + os.urandom(100_000)
-    )  # never an MPEG sync by chance
-    (d / "doc.pdf").write_bytes(
-        b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" * 3000 + b"%%EOF\n"
-    )
+    (d / "random.bin").write_bytes(b"\x00" + os.urandom(100_000))  # never an MPEG sync by chance
+    (d / "doc.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" * 3000 + b"%%EOF\n")
     (d / "cut.wav").write_bytes(wav[: len(wav) // 2])
     declared = struct.unpack("<I", wav[data_at + 4 : data_at + 8])[0]
-    (d / "lying.wav").write_bytes(
-        wav[: data_at + 4] + struct.pack("<I", declared * 3) + wav[data_at + 8 :]
-    )
+    (d / "lying.wav").write_bytes(wav[: data_at + 4] + struct.pack("<I", declared * 3) + wav[data_at + 8 :])
     for name in ("mono.flac", "opus.ogg", "vorbis.ogg", "speech.mp3"):
         _cut(d / name, d / f"cut.{name}", (d / name).stat().st_size // 2)
 
@@ -144,9 +133,7 @@ ACCEPTED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "container", "codec", "rate", "channels", "tol_ms"), ACCEPTED
-)
+@pytest.mark.parametrize(("name", "container", "codec", "rate", "channels", "tol_ms"), ACCEPTED)
 def test_accepted_formats_report_true_facts(
     audio: dict[str, Path],
     name: str,
@@ -205,33 +192,23 @@ REJECTED = [
 
 
 @pytest.mark.parametrize(("name", "words"), REJECTED)
-def test_validate_rejects_with_informative_message(
-    audio: dict[str, Path], name: str, words: list[str]
-) -> None:
+def test_validate_rejects_with_informative_message(audio: dict[str, Path], name: str, words: list[str]) -> None:
     with pytest.raises(InvalidAudio) as caught:
         validate(audio[name])
     for word in words:
         assert word in caught.value.message
-    assert (
-        str(audio[name]) not in caught.value.message
-    )  # the server's temp path means nothing to the caller
+    assert str(audio[name]) not in caught.value.message  # the server's temp path means nothing to the caller
 
 
-@pytest.mark.parametrize(
-    "name", ["pcm24.wav", "r96.wav", "quad.wav", "notes.txt", "doc.pdf", "random.bin"]
-)
-def test_probe_rejects_early_on_a_header_sized_prefix(
-    audio: dict[str, Path], name: str, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("name", ["pcm24.wav", "r96.wav", "quad.wav", "notes.txt", "doc.pdf", "random.bin"])
+def test_probe_rejects_early_on_a_header_sized_prefix(audio: dict[str, Path], name: str, tmp_path: Path) -> None:
     prefix = _cut(audio[name], tmp_path / ("prefix." + name), HEADER_PROBE_BYTES)
     assert prefix.stat().st_size == HEADER_PROBE_BYTES
     with pytest.raises(InvalidAudio, match="unsupported|not a recognised"):
         probe(prefix, complete=False)
 
 
-def test_probe_reads_facts_from_a_partial_wav(
-    audio: dict[str, Path], tmp_path: Path
-) -> None:
+def test_probe_reads_facts_from_a_partial_wav(audio: dict[str, Path], tmp_path: Path) -> None:
     partial = _cut(audio["base.wav"], tmp_path / "partial.wav", 4096)
     facts = probe(partial, complete=False)
     assert facts is not None
@@ -254,9 +231,7 @@ def test_probe_waits_for_more_bytes_when_too_few_to_decide(
     partial = _cut(audio[name], tmp_path / ("few." + name), size)
     assert probe(partial, complete=False) is None
     with pytest.raises(InvalidAudio):
-        probe(
-            partial, complete=True
-        )  # the same bytes as a whole upload are definitely not audio
+        probe(partial, complete=True)  # the same bytes as a whole upload are definitely not audio
 
 
 def test_probe_complete_header_only_wav_has_no_audio(audio: dict[str, Path]) -> None:

@@ -207,14 +207,6 @@ def _health(inst) -> int:  # type: ignore[no-untyped-def]
     return stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
 
 
-BUG_RPC_LIMIT = (
-    "INGEST_MAX_CONCURRENT_UPLOADS is passed to grpc.server(maximum_concurrent_rpcs=...) (ingest/main.py build()), "
-    "which counts every RPC: with that many uploads in flight, health checks and GetRecording get "
-    "RESOURCE_EXHAUSTED 'Concurrent RPC limit exceeded!'"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=grpc.RpcError, reason=BUG_RPC_LIMIT)
 def test_upload_limit_refuses_only_uploads_not_health_or_reads(start_ingest, new_wav, make_metadata, poll):
     inst = start_ingest("busy", max_concurrent_uploads="2")
     release, futures = _hold_uploads(inst, 2, new_wav, make_metadata, poll)
@@ -234,14 +226,6 @@ def test_upload_limit_refuses_only_uploads_not_health_or_reads(start_ingest, new
             assert future.result(timeout=60).sha256
 
 
-BUG_WORKERS = (
-    "defaults allow 64 uploads in flight (INGEST_MAX_CONCURRENT_UPLOADS) but only 32 handler threads "
-    "(INGEST_MAX_WORKERS): once every thread holds an upload, health checks and all other calls queue "
-    "and time out"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=grpc.RpcError, reason=BUG_WORKERS)
 def test_uploads_under_the_limit_do_not_starve_health_checks(start_ingest, new_wav, make_metadata, poll):
     # The defaults' ratio (64 uploads, 32 threads) scaled down: 4 uploads allowed, 2 threads.
     inst = start_ingest("starved", max_concurrent_uploads="4", max_workers="2")

@@ -35,7 +35,11 @@ class ServiceBinding:
 
 
 class GrpcServer:
-    """A started server. Health answers NOT_SERVING until `mark_serving()` (models warm, backends reachable)."""
+    """A started server. Health answers NOT_SERVING until `mark_serving()` (models warm, backends reachable).
+
+    `long_call_slots` adds one handler thread per long-lived call the service admits (e.g. uploads in
+    flight), on top of `settings.max_workers`, so such calls can never starve probes and short calls.
+    """
 
     def __init__(
         self,
@@ -43,17 +47,18 @@ class GrpcServer:
         settings: ServiceSettings,
         bindings: Sequence[ServiceBinding],
         registry: CollectorRegistry,
-        max_concurrent_rpcs: int | None = None,
+        long_call_slots: int = 0,
     ) -> None:
         tenants = TenantRegistry.load(settings.tenants_file)
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"{service}-rpc"),
+            futures.ThreadPoolExecutor(
+                max_workers=settings.max_workers + long_call_slots, thread_name_prefix=f"{service}-rpc"
+            ),
             interceptors=[MetricsInterceptor(service, registry), AuthInterceptor(tenants), ErrorMappingInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ],
-            maximum_concurrent_rpcs=max_concurrent_rpcs,
         )
         self._health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -54,13 +54,13 @@ def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcSe
     )
     queue = RedisJobQueue(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
     archiver = Archiver(store, queue)
-    servicer = IngestServicer(archiver, settings.spool_dir, settings.max_upload_bytes)
+    servicer = IngestServicer(archiver, settings.spool_dir, settings.max_upload_bytes, settings.max_concurrent_uploads)
     binding = ServiceBinding(
         ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
         ingest_pb2_grpc.add_IngestServiceServicer_to_server,
         servicer,
     )
-    server = GrpcServer("ingest", settings, [binding], registry, max_concurrent_rpcs=settings.max_concurrent_uploads)
+    server = GrpcServer("ingest", settings, [binding], registry, long_call_slots=settings.max_concurrent_uploads)
     return server, store, archiver
 
 

@@ -97,7 +97,9 @@ class S3RecordingStore:
         if stored_sha.lower() != record.sha256:
             raise DataLoss(f"recording {rec_id}: object SHA-256 {stored_sha!r} differs from its record {record.sha256}")
         obj = StoredObject(self._bucket, prefix + AUDIO, stat.version_id or "", record.sha256)
-        return replace(record, object=obj, lock=_lock_from_headers(stat.metadata))
+        # archived_at is when the locked version became durable: the same clock ListRecordings filters on.
+        archived_at = stat.last_modified or record.archived_at
+        return replace(record, object=obj, lock=_lock_from_headers(stat.metadata), archived_at=archived_at)
 
     def put_locked(self, record: ArchivedRecording, path: Path, policy: LockPolicy) -> ArchivedRecording:
         """Write metadata then audio, each under retention from its first byte; return the stored record."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
@@ -13,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from callscribe.ingest.archive import Archiver, RecordingView
 from callscribe.ingest.model import ArchivedRecording, RecordingInfo
 from callscribe.ingest.spool import UploadSpool
-from callscribe.kit.errors import Cancelled, InvalidArgument
+from callscribe.kit.errors import Cancelled, InvalidArgument, ResourceExhausted
 from callscribe.kit.interceptors import resolve_tenant
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
@@ -44,12 +45,27 @@ _MODES = {"COMPLIANCE": c.LOCK_MODE_COMPLIANCE, "GOVERNANCE": c.LOCK_MODE_GOVERN
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, archiver: Archiver, spool_dir: Path, max_upload_bytes: int) -> None:
+    def __init__(self, archiver: Archiver, spool_dir: Path, max_upload_bytes: int, max_uploads: int) -> None:
         self._archiver = archiver
         self._spool_dir = spool_dir
         self._max_upload_bytes = max_upload_bytes
+        self._max_uploads = max_uploads
+        # Only uploads count against the limit: probes and reads must answer under load.
+        self._upload_slots = threading.BoundedSemaphore(max_uploads)
 
     def UploadRecording(self, request_iterator: Iterator[pb.UploadRecordingRequest], context: grpc.ServicerContext):  # noqa: N802
+        if not self._upload_slots.acquire(blocking=False):
+            raise ResourceExhausted(
+                f"{self._max_uploads} uploads already in flight on this server; retry shortly with backoff"
+            )
+        try:
+            return self._upload(request_iterator, context)
+        finally:
+            self._upload_slots.release()
+
+    def _upload(
+        self, request_iterator: Iterator[pb.UploadRecordingRequest], context: grpc.ServicerContext
+    ) -> pb.UploadRecordingResponse:
         messages = _until_client_leaves(request_iterator)
         first = next(messages, None)
         if first is None:
