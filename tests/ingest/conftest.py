@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import hashlib
 import secrets
 import shutil
 import struct
@@ -64,9 +65,15 @@ def metadata(**fields: Any) -> c.RecordingMetadata:
     return c.RecordingMetadata(**base)
 
 
-def requests(meta: c.RecordingMetadata | None, data: bytes, chunk: int = CHUNK) -> Iterator[pb.UploadRecordingRequest]:
+def requests(
+    meta: c.RecordingMetadata | None, data: bytes, chunk: int = CHUNK, declare: bool = False
+) -> Iterator[pb.UploadRecordingRequest]:
+    """The upload's messages; `declare` puts the file's SHA-256 and size in the first one (streamed mode)."""
     if meta is not None:
-        yield pb.UploadRecordingRequest(metadata=meta)
+        first = pb.UploadRecordingRequest(metadata=meta)
+        if declare:
+            first.sha256, first.size_bytes = hashlib.sha256(data).hexdigest(), len(data)
+        yield first
     for at in range(0, len(data), chunk):
         yield pb.UploadRecordingRequest(chunk=data[at : at + chunk])
 
@@ -299,6 +306,8 @@ def start_ingest(s3_server, redis_server, tenants_file: TenantsFile, stack_tmp: 
             }
             env = service_env("ingest", state)
             env["INGEST_MAX_UPLOAD_MB"] = str(MAX_UPLOAD_MB)
+            # The smallest part S3 allows, so uploads under the 8 MiB limit still span several parts.
+            env["INGEST_S3_PART_SIZE_MB"] = "5"
             env.update({f"INGEST_{k.upper()}": str(v) for k, v in overrides.items()})
         log_path = stack_tmp / "logs" / f"ingest-{name}.log"
         process = start_service("ingest", env, log_path)

@@ -20,6 +20,16 @@ from callscribe.v1 import ingest_pb2 as pb
 OK_TIMEOUT = 30.0
 
 
+@pytest.fixture(params=[False, True], ids=["spooled", "streamed"])
+def make_requests(make_requests, request):  # type: ignore[no-untyped-def]
+    """Every refusal is checked in both modes: without and with the SHA-256 declared up front."""
+
+    def make(meta, data, chunk=256 * 1024):  # type: ignore[no-untyped-def]
+        return make_requests(meta, data, chunk, declare=request.param)
+
+    return make
+
+
 @pytest.fixture
 def nothing_stored(ingest, archive, new_wav, poll):  # type: ignore[no-untyped-def]
     """Call the returned function after the refused upload: it checks that nothing was kept."""
@@ -262,3 +272,71 @@ def test_client_cancelling_mid_stream_stores_nothing(ingest, new_wav, make_metad
     ack = ingest.upload("acme", data)
     assert ack.duplicate is False
     assert ack.sha256 == hashlib.sha256(data).hexdigest()
+
+
+# Streamed mode only: what the client declared up front is checked against what arrived.
+
+
+def _declared(meta, data: bytes, sha256: str, size: int, chunk: int = 256 * 1024):  # type: ignore[no-untyped-def]
+    yield pb.UploadRecordingRequest(metadata=meta, sha256=sha256, size_bytes=size)
+    for at in range(0, len(data), chunk):
+        yield pb.UploadRecordingRequest(chunk=data[at : at + chunk])
+
+
+def test_declared_sha256_not_matching_the_bytes_is_invalid(ingest, new_wav, make_metadata, nothing_stored):
+    data = new_wav(seconds_of_noise=200)  # ~6.4 MiB: more than one 5 MiB part reaches S3 before the end
+    wrong = hashlib.sha256(data + b"x").hexdigest()
+    err = _refused(ingest, _declared(make_metadata(), data, wrong, len(data)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "corrupted in transit" in err.details() and wrong in err.details()
+    nothing_stored()
+
+
+def test_declared_size_not_matching_the_bytes_is_invalid(ingest, new_wav, make_metadata, nothing_stored):
+    data = new_wav()
+    err = _refused(ingest, _declared(make_metadata(), data, hashlib.sha256(data).hexdigest(), len(data) + 1))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"received {len(data)} bytes" in err.details()
+    nothing_stored()
+
+
+def test_declared_size_over_the_limit_is_refused_before_any_audio(ingest, make_metadata, nothing_stored):
+    reqs = [pb.UploadRecordingRequest(metadata=make_metadata(), sha256="0" * 64, size_bytes=9 * 1024 * 1024)]
+    err = _refused(ingest, reqs)
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "size limit of 8 MiB" in err.details()
+    nothing_stored()
+
+
+def test_malformed_declared_sha256_is_invalid(ingest, new_wav, make_metadata, nothing_stored):
+    data = new_wav()
+    err = _refused(ingest, _declared(make_metadata(), data, "not-a-sha", len(data)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "64 lowercase hex" in err.details()
+    nothing_stored()
+
+
+def test_client_cancelling_a_streamed_upload_aborts_its_multipart_upload(
+    ingest, archive, new_wav, make_metadata, poll, nothing_stored
+):
+    data = new_wav(seconds_of_noise=240)  # ~7.7 MiB; the first 5 MiB part goes to S3 before the cancel
+    release = threading.Event()
+
+    def gen():  # type: ignore[no-untyped-def]
+        yield pb.UploadRecordingRequest(
+            metadata=make_metadata(), sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
+        )
+        for at in range(0, 6 * 1024 * 1024, 256 * 1024):
+            yield pb.UploadRecordingRequest(chunk=data[at : at + 256 * 1024])
+        release.wait(30)
+        yield pb.UploadRecordingRequest(chunk=data[6 * 1024 * 1024 :])
+
+    future = ingest.stub.UploadRecording.future(gen(), metadata=ingest.auth("acme"), timeout=OK_TIMEOUT)
+    try:
+        poll(lambda: archive.multipart_uploads() != [], 10, "the streamed upload to open its multipart upload")
+        assert future.cancel()
+    finally:
+        release.set()
+    with pytest.raises(grpc.FutureCancelledError):
+        future.result()
+    nothing_stored()

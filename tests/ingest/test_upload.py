@@ -424,3 +424,26 @@ def test_list_with_empty_time_range_is_invalid(ingest):
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "archived_from" in err.value.details()
+
+
+def test_streamed_upload_with_declared_sha256_is_archived_and_deduplicated(
+    ingest, archive, minio_client, new_wav, make_metadata, make_requests
+):
+    data = new_wav(seconds_of_noise=200)  # ~6.4 MiB: two 5 MiB parts on the test instance
+    ack = ingest.stub.UploadRecording(
+        make_requests(make_metadata(), data, 256 * 1024, declare=True), metadata=ingest.auth("acme"), timeout=60
+    )
+    assert ack.sha256 == hashlib.sha256(data).hexdigest() and not ack.duplicate
+    stored = archive.read(ack.object.key, ack.object.version_id)
+    assert hashlib.sha256(stored).hexdigest() == ack.sha256
+    stat = minio_client.stat_object(ack.object.bucket, ack.object.key, version_id=ack.object.version_id)
+    assert stat.metadata["x-amz-meta-sha256"] == ack.sha256
+    retention = minio_client.get_object_retention(ack.object.bucket, ack.object.key, ack.object.version_id)
+    assert retention.mode == "COMPLIANCE"
+    again = ingest.stub.UploadRecording(
+        make_requests(make_metadata(), data, 256 * 1024, declare=True), metadata=ingest.auth("acme"), timeout=60
+    )
+    assert again.duplicate and again.recording_id == ack.recording_id
+    versions = [v for v in archive.versions() if v[0] == ack.object.key]
+    assert len(versions) == 1
+    assert archive.multipart_uploads() == []

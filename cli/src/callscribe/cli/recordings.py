@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Iterator
@@ -89,8 +90,17 @@ def _metadata(args: argparse.Namespace, path: Path) -> c.RecordingMetadata:
     )
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        while block := data.read(CHUNK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _messages(meta: c.RecordingMetadata, path: Path, bar: tqdm) -> Iterator[pb.UploadRecordingRequest]:
-    yield pb.UploadRecordingRequest(metadata=meta)
+    # Declaring the SHA-256 and size up front lets the server write to S3 while receiving.
+    yield pb.UploadRecordingRequest(metadata=meta, sha256=file_sha256(path), size_bytes=path.stat().st_size)
     with path.open("rb") as data:
         while chunk := data.read(CHUNK_BYTES):
             bar.update(len(chunk))

@@ -26,29 +26,29 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from callscribe.v1 import common_pb2 as callscribe_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61llscribe/v1/ingest.proto\x12\rcallscribe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x63\x61llscribe/v1/common.proto\"j\n\x16UploadRecordingRequest\x12\x34\n\x08metadata\x18\x01 \x01(\x0b\x32 .callscribe.v1.RecordingMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"\xdf\x01\n\x17UploadRecordingResponse\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12(\n\x06object\x18\x03 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12%\n\x04lock\x18\x04 \x01(\x0b\x32\x17.callscribe.v1.LockInfo\x12\x11\n\tduplicate\x18\x05 \x01(\x08\x12(\n\x05\x61udio\x18\x06 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12\x10\n\x08\x65nqueued\x18\x07 \x01(\x08\";\n\x13GetRecordingRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\"\xfe\x02\n\tRecording\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x32\n\x08metadata\x18\x03 \x01(\x0b\x32 .callscribe.v1.RecordingMetadata\x12(\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12(\n\x06object\x18\x05 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12%\n\x04lock\x18\x06 \x01(\x0b\x32\x17.callscribe.v1.LockInfo\x12(\n\x04tier\x18\x07 \x01(\x0e\x32\x1a.callscribe.v1.StorageTier\x12+\n\x05state\x18\x08 \x01(\x0e\x32\x1c.callscribe.v1.PipelineState\x12\x14\n\x0cstate_detail\x18\t \x01(\t\x12/\n\x0b\x61rchived_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x15ListRecordingsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x31\n\rarchived_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61rchived_to\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"_\n\x16ListRecordingsResponse\x12,\n\nrecordings\x18\x01 \x03(\x0b\x32\x18.callscribe.v1.Recording\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x13SetLegalHoldRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\x12\x12\n\nlegal_hold\x18\x03 \x01(\x08\"S\n\x14SetLegalHoldResponse\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12%\n\x04lock\x18\x02 \x01(\x0b\x32\x17.callscribe.v1.LockInfo2\xf9\x02\n\rIngestService\x12\x62\n\x0fUploadRecording\x12%.callscribe.v1.UploadRecordingRequest\x1a&.callscribe.v1.UploadRecordingResponse(\x01\x12L\n\x0cGetRecording\x12\".callscribe.v1.GetRecordingRequest\x1a\x18.callscribe.v1.Recording\x12]\n\x0eListRecordings\x12$.callscribe.v1.ListRecordingsRequest\x1a%.callscribe.v1.ListRecordingsResponse\x12W\n\x0cSetLegalHold\x12\".callscribe.v1.SetLegalHoldRequest\x1a#.callscribe.v1.SetLegalHoldResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61llscribe/v1/ingest.proto\x12\rcallscribe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x63\x61llscribe/v1/common.proto\"\x8e\x01\n\x16UploadRecordingRequest\x12\x34\n\x08metadata\x18\x01 \x01(\x0b\x32 .callscribe.v1.RecordingMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x42\t\n\x07payload\"\xdf\x01\n\x17UploadRecordingResponse\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12(\n\x06object\x18\x03 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12%\n\x04lock\x18\x04 \x01(\x0b\x32\x17.callscribe.v1.LockInfo\x12\x11\n\tduplicate\x18\x05 \x01(\x08\x12(\n\x05\x61udio\x18\x06 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12\x10\n\x08\x65nqueued\x18\x07 \x01(\x08\";\n\x13GetRecordingRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\"\xfe\x02\n\tRecording\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x32\n\x08metadata\x18\x03 \x01(\x0b\x32 .callscribe.v1.RecordingMetadata\x12(\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12(\n\x06object\x18\x05 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12%\n\x04lock\x18\x06 \x01(\x0b\x32\x17.callscribe.v1.LockInfo\x12(\n\x04tier\x18\x07 \x01(\x0e\x32\x1a.callscribe.v1.StorageTier\x12+\n\x05state\x18\x08 \x01(\x0e\x32\x1c.callscribe.v1.PipelineState\x12\x14\n\x0cstate_detail\x18\t \x01(\t\x12/\n\x0b\x61rchived_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x15ListRecordingsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x31\n\rarchived_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61rchived_to\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"_\n\x16ListRecordingsResponse\x12,\n\nrecordings\x18\x01 \x03(\x0b\x32\x18.callscribe.v1.Recording\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x13SetLegalHoldRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\x12\x12\n\nlegal_hold\x18\x03 \x01(\x08\"S\n\x14SetLegalHoldResponse\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12%\n\x04lock\x18\x02 \x01(\x0b\x32\x17.callscribe.v1.LockInfo2\xf9\x02\n\rIngestService\x12\x62\n\x0fUploadRecording\x12%.callscribe.v1.UploadRecordingRequest\x1a&.callscribe.v1.UploadRecordingResponse(\x01\x12L\n\x0cGetRecording\x12\".callscribe.v1.GetRecordingRequest\x1a\x18.callscribe.v1.Recording\x12]\n\x0eListRecordings\x12$.callscribe.v1.ListRecordingsRequest\x1a%.callscribe.v1.ListRecordingsResponse\x12W\n\x0cSetLegalHold\x12\".callscribe.v1.SetLegalHoldRequest\x1a#.callscribe.v1.SetLegalHoldResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'callscribe.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPLOADRECORDINGREQUEST']._serialized_start=106
-  _globals['_UPLOADRECORDINGREQUEST']._serialized_end=212
-  _globals['_UPLOADRECORDINGRESPONSE']._serialized_start=215
-  _globals['_UPLOADRECORDINGRESPONSE']._serialized_end=438
-  _globals['_GETRECORDINGREQUEST']._serialized_start=440
-  _globals['_GETRECORDINGREQUEST']._serialized_end=499
-  _globals['_RECORDING']._serialized_start=502
-  _globals['_RECORDING']._serialized_end=884
-  _globals['_LISTRECORDINGSREQUEST']._serialized_start=887
-  _globals['_LISTRECORDINGSREQUEST']._serialized_end=1065
-  _globals['_LISTRECORDINGSRESPONSE']._serialized_start=1067
-  _globals['_LISTRECORDINGSRESPONSE']._serialized_end=1162
-  _globals['_SETLEGALHOLDREQUEST']._serialized_start=1164
-  _globals['_SETLEGALHOLDREQUEST']._serialized_end=1243
-  _globals['_SETLEGALHOLDRESPONSE']._serialized_start=1245
-  _globals['_SETLEGALHOLDRESPONSE']._serialized_end=1328
-  _globals['_INGESTSERVICE']._serialized_start=1331
-  _globals['_INGESTSERVICE']._serialized_end=1708
+  _globals['_UPLOADRECORDINGREQUEST']._serialized_start=107
+  _globals['_UPLOADRECORDINGREQUEST']._serialized_end=249
+  _globals['_UPLOADRECORDINGRESPONSE']._serialized_start=252
+  _globals['_UPLOADRECORDINGRESPONSE']._serialized_end=475
+  _globals['_GETRECORDINGREQUEST']._serialized_start=477
+  _globals['_GETRECORDINGREQUEST']._serialized_end=536
+  _globals['_RECORDING']._serialized_start=539
+  _globals['_RECORDING']._serialized_end=921
+  _globals['_LISTRECORDINGSREQUEST']._serialized_start=924
+  _globals['_LISTRECORDINGSREQUEST']._serialized_end=1102
+  _globals['_LISTRECORDINGSRESPONSE']._serialized_start=1104
+  _globals['_LISTRECORDINGSRESPONSE']._serialized_end=1199
+  _globals['_SETLEGALHOLDREQUEST']._serialized_start=1201
+  _globals['_SETLEGALHOLDREQUEST']._serialized_end=1280
+  _globals['_SETLEGALHOLDRESPONSE']._serialized_start=1282
+  _globals['_SETLEGALHOLDRESPONSE']._serialized_end=1365
+  _globals['_INGESTSERVICE']._serialized_start=1368
+  _globals['_INGESTSERVICE']._serialized_end=1745
 # @@protoc_insertion_point(module_scope)

@@ -11,12 +11,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UploadRecordingRequest(_message.Message):
-    __slots__ = ("metadata", "chunk")
+    __slots__ = ("metadata", "chunk", "sha256", "size_bytes")
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     metadata: _common_pb2.RecordingMetadata
     chunk: bytes
-    def __init__(self, metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+    sha256: str
+    size_bytes: int
+    def __init__(self, metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., chunk: _Optional[bytes] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
 
 class UploadRecordingResponse(_message.Message):
     __slots__ = ("recording_id", "sha256", "object", "lock", "duplicate", "audio", "enqueued")

@@ -5,18 +5,25 @@ Collaborators come in as arguments (ports below); the composition root wires the
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Protocol
 
 from callscribe.ingest.audio import AudioFacts
-from callscribe.ingest.model import ArchivedRecording, Job, LockPolicy, RecordingInfo, recording_id
-from callscribe.kit.errors import InvalidArgument, NotFound, Unavailable
+from callscribe.ingest.locks import KeyedLocks
+from callscribe.ingest.model import (
+    ArchivedRecording,
+    Declared,
+    Job,
+    LockPolicy,
+    RecordingInfo,
+    UploadLimits,
+    recording_id,
+)
+from callscribe.ingest.spool import UploadSpool
+from callscribe.kit.errors import Cancelled, InvalidArgument, NotFound, Unavailable
 from callscribe.kit.tenants import Tenant
 
 log = logging.getLogger(__name__)
@@ -25,9 +32,17 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 
 
+class AudioWriter(Protocol):
+    def write(self, chunk: bytes) -> None: ...
+    def commit(self) -> str: ...
+    def abort(self) -> None: ...
+
+
 class RecordingStore(Protocol):
     def find(self, tenant: str, rec_id: str) -> ArchivedRecording | None: ...
-    def put_locked(self, record: ArchivedRecording, path: Path, policy: LockPolicy) -> ArchivedRecording: ...
+    def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> AudioWriter: ...
+    def put_sidecar(self, record: ArchivedRecording, policy: LockPolicy) -> None: ...
+    def stored(self, record: ArchivedRecording, version_id: str, policy: LockPolicy) -> ArchivedRecording: ...
     def set_legal_hold(self, tenant: str, rec_id: str, on: bool) -> ArchivedRecording: ...
     def list_ids(
         self, tenant: str, start_after: str, since: datetime | None, until: datetime | None
@@ -60,31 +75,123 @@ class Archiver:
         self,
         store: RecordingStore,
         queue: JobQueue,
+        limits: UploadLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._queue = queue
+        self._limits = limits
         self._clock = clock
         self._locks = KeyedLocks()
 
-    def archive(
-        self, tenant: Tenant, info: RecordingInfo, path: Path, size: int, sha256: str, facts: AudioFacts
+    def upload(
+        self,
+        tenant: Tenant,
+        info: RecordingInfo,
+        chunks: Iterable[bytes],
+        declared: Declared,
+        connected: Callable[[], bool] = lambda: True,
     ) -> UploadAck:
-        """Store the validated upload locked (or find it already stored), then enqueue its job."""
+        """Receive, validate, archive locked (or find it archived), enqueue. Nothing stays behind on error.
+
+        `connected` tells whether the client is still there once its stream has ended.
+        """
+        chunks = _checked_end(chunks, connected)
+        info.check()
+        declared.check(self._limits.max_bytes)
+        spool = self._new_spool()
+        try:
+            if declared.sha256:
+                rec_id = recording_id(tenant.name, declared.sha256)
+                with self._locks.hold(rec_id):
+                    ack = self._upload_streaming(tenant, info, chunks, declared, spool, rec_id)
+            else:
+                self._receive(chunks, spool)
+                sha256, facts = spool.finish()
+                rec_id = recording_id(tenant.name, sha256)
+                with self._locks.hold(rec_id):
+                    ack = self._archive_spooled(tenant, info, spool, sha256, facts, rec_id)
+        finally:
+            spool.discard()
+        return replace(ack, enqueued=self._enqueue(ack.record))
+
+    def _receive(self, chunks: Iterable[bytes], spool: UploadSpool, writer: AudioWriter | None = None) -> None:
+        for chunk in chunks:
+            spool.append(chunk)
+            if writer is not None:
+                writer.write(chunk)
+
+    def _upload_streaming(
+        self,
+        tenant: Tenant,
+        info: RecordingInfo,
+        chunks: Iterable[bytes],
+        declared: Declared,
+        spool: UploadSpool,
+        rec_id: str,
+    ) -> UploadAck:
+        existing = self._store.find(tenant.name, rec_id)
+        if existing is not None:
+            self._receive(chunks, spool)
+            declared.verify(spool.finish()[0], spool.size)
+            return UploadAck(existing, duplicate=True, enqueued=False)
+        policy = self._policy(tenant)
+        writer = self._store.open_audio(tenant.name, rec_id, declared.sha256, info.call_id, policy)
+        try:
+            self._receive(chunks, spool, writer)
+            sha256, facts = spool.finish()
+            declared.verify(sha256, spool.size)
+            return self._commit(tenant, info, spool, sha256, facts, rec_id, writer, policy)
+        except BaseException:
+            writer.abort()
+            raise
+
+    def _archive_spooled(
+        self, tenant: Tenant, info: RecordingInfo, spool: UploadSpool, sha256: str, facts: AudioFacts, rec_id: str
+    ) -> UploadAck:
+        existing = self._store.find(tenant.name, rec_id)
+        if existing is not None:
+            return UploadAck(existing, duplicate=True, enqueued=False)
+        info.layout_for(facts.channels)  # refuse before anything reaches S3
+        policy = self._policy(tenant)
+        writer = self._store.open_audio(tenant.name, rec_id, sha256, info.call_id, policy)
+        try:
+            for block in spool.read_back():
+                writer.write(block)
+            return self._commit(tenant, info, spool, sha256, facts, rec_id, writer, policy)
+        except BaseException:
+            writer.abort()
+            raise
+
+    def _commit(
+        self,
+        tenant: Tenant,
+        info: RecordingInfo,
+        spool: UploadSpool,
+        sha256: str,
+        facts: AudioFacts,
+        rec_id: str,
+        writer: AudioWriter,
+        policy: LockPolicy,
+    ) -> UploadAck:
         layout = info.layout_for(facts.channels)
-        rec_id = recording_id(tenant.name, sha256)
-        with self._locks.hold(rec_id):
-            stored = self._store.find(tenant.name, rec_id)
-            duplicate = stored is not None
-            if stored is None:
-                now = self._clock().replace(microsecond=0)
-                record = ArchivedRecording(rec_id, tenant.name, info, facts, layout, size, sha256, now)
-                policy = LockPolicy(tenant.retention_mode, now + timedelta(days=tenant.retention_days))
-                stored = self._store.put_locked(record, path, policy)
-        return UploadAck(stored, duplicate, self._enqueue(stored))
+        record = ArchivedRecording(rec_id, tenant.name, info, facts, layout, spool.size, sha256, self._now())
+        self._store.put_sidecar(record, policy)
+        version_id = writer.commit()
+        return UploadAck(self._store.stored(record, version_id, policy), duplicate=False, enqueued=False)
+
+    def _policy(self, tenant: Tenant) -> LockPolicy:
+        return LockPolicy(tenant.retention_mode, self._now() + timedelta(days=tenant.retention_days))
+
+    def _now(self) -> datetime:
+        return self._clock().replace(microsecond=0)
+
+    def _new_spool(self) -> UploadSpool:
+        return UploadSpool(self._limits.spool_dir, self._limits.max_bytes)
 
     def _enqueue(self, record: ArchivedRecording) -> bool:
-        assert record.object is not None  # put_locked and find always set it
+        if record.object is None:
+            raise ValueError(f"recording {record.recording_id} has no stored object")
         job = Job(
             record.recording_id,
             record.tenant,
@@ -162,25 +269,7 @@ class Archiver:
         return record
 
 
-class KeyedLocks:
-    """Serialises work per key inside this process (two uploads of the same bytes at once)."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-
-    @contextlib.contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
+def _checked_end(chunks: Iterable[bytes], connected: Callable[[], bool]) -> Iterator[bytes]:
+    yield from chunks
+    if not connected():
+        raise Cancelled("the client went away before the upload finished; nothing was stored")

@@ -11,18 +11,18 @@ from pydantic import ValidationError
 
 from callscribe.ingest.archive import Archiver
 from callscribe.ingest.jobs import RedisJobQueue
+from callscribe.ingest.model import UploadLimits
 from callscribe.ingest.s3store import S3RecordingStore, make_client
 from callscribe.ingest.servicer import IngestServicer
 from callscribe.ingest.settings import IngestSettings
 from callscribe.ingest.spool import clear_stale_spool
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
+from callscribe.kit.memory import return_large_buffers_to_os
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("callscribe.ingest")
-
-PARALLEL_PARTS = 3
 
 
 def run_reconciler(archiver: Archiver, interval: float, stop: threading.Event) -> None:
@@ -43,18 +43,18 @@ def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcSe
         settings.s3_access_key.get_secret_value(),
         settings.s3_secret_key.get_secret_value(),
         settings.s3_region,
-        pool_size=settings.s3_max_concurrent_puts * PARALLEL_PARTS + 8,
+        pool_size=settings.s3_max_part_uploads + 8,
     )
     store = S3RecordingStore(
         client,
         settings.hot_bucket,
         settings.s3_part_size_mb * 1024 * 1024,
-        PARALLEL_PARTS,
-        settings.s3_max_concurrent_puts,
+        settings.s3_parallel_parts,
+        settings.s3_max_part_uploads,
     )
     queue = RedisJobQueue(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
-    archiver = Archiver(store, queue)
-    servicer = IngestServicer(archiver, settings.spool_dir, settings.max_upload_bytes, settings.max_concurrent_uploads)
+    archiver = Archiver(store, queue, UploadLimits(settings.spool_dir, settings.max_upload_bytes))
+    servicer = IngestServicer(archiver, settings.max_concurrent_uploads)
     binding = ServiceBinding(
         ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
         ingest_pb2_grpc.add_IngestServiceServicer_to_server,
@@ -71,6 +71,7 @@ def main() -> int:
         print(f"callscribe-ingest: invalid configuration (INGEST_* environment):\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    return_large_buffers_to_os()
     clear_stale_spool(settings.spool_dir)
     registry = CollectorRegistry()
     server, store, archiver = build(settings, registry)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from callscribe.ingest.audio import AudioFacts
-from callscribe.kit.errors import InvalidArgument
+from callscribe.kit.errors import InvalidArgument, ResourceExhausted
 
 CHANNEL_LAYOUTS = ("MONO", "STEREO_AGENT_LEFT", "STEREO_AGENT_RIGHT")
 LANGUAGES = ("auto", "zh", "en")
@@ -130,3 +131,35 @@ class ArchivedRecording:
     object: StoredObject | None = None
     lock: LockState | None = None
     tier: str = "HOT"
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    spool_dir: Path
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What the client said of the whole file up front (optional): lets parts go to S3 while receiving."""
+
+    sha256: str = ""
+    size_bytes: int = 0
+
+    def check(self, max_bytes: int) -> None:
+        if self.sha256 and (len(self.sha256) != 64 or any(ch not in "0123456789abcdef" for ch in self.sha256)):
+            raise InvalidArgument("sha256 must be 64 lowercase hex characters (the SHA-256 of the whole file)")
+        if self.size_bytes > max_bytes:
+            raise ResourceExhausted(
+                f"recording of {self.size_bytes} bytes exceeds the size limit of {max_bytes // (1024 * 1024)} MiB; "
+                "split it or ask the operator to raise INGEST_MAX_UPLOAD_MB"
+            )
+
+    def verify(self, sha256: str, size: int) -> None:
+        if self.size_bytes and size != self.size_bytes:
+            raise InvalidArgument(f"received {size} bytes but the upload declared {self.size_bytes}; nothing stored")
+        if sha256 != self.sha256:
+            raise InvalidArgument(
+                f"the received bytes have SHA-256 {sha256}, not the declared {self.sha256}: "
+                "the file changed or was corrupted in transit; nothing was stored"
+            )

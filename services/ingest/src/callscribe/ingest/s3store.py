@@ -11,17 +11,17 @@ from __future__ import annotations
 import io
 import json
 import logging
-import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import quote, urlparse
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
 from minio.error import S3Error
+from minio.helpers import genheaders
 from minio.retention import Retention
 
 from callscribe.ingest.audio import AudioFacts
@@ -33,6 +33,7 @@ from callscribe.ingest.model import (
     StoredObject,
     recording_prefix,
 )
+from callscribe.ingest.multipart import MultipartWriter
 from callscribe.kit.errors import DataLoss, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,13 @@ def make_client(endpoint: str, access_key: str, secret_key: str, region: str, po
 
 
 class S3RecordingStore:
-    def __init__(self, client: Minio, bucket: str, part_size: int, parallel_parts: int, max_puts: int) -> None:
+    def __init__(self, client: Minio, bucket: str, part_size: int, parallel_parts: int, max_part_uploads: int) -> None:
         self._client = client
         self._bucket = bucket
         self._part_size = part_size
         self._parallel_parts = parallel_parts
-        self._puts = threading.BoundedSemaphore(max_puts)
+        # One pool for the parts of every upload: S3 sees at most this many part uploads at once.
+        self._pool = ThreadPoolExecutor(max_workers=max_part_uploads, thread_name_prefix="s3-part")
 
     def ping(self) -> None:
         """Raise Unavailable unless the bucket exists with Object Lock enabled."""
@@ -101,45 +103,39 @@ class S3RecordingStore:
         archived_at = stat.last_modified or record.archived_at
         return replace(record, object=obj, lock=_lock_from_headers(stat.metadata), archived_at=archived_at)
 
-    def put_locked(self, record: ArchivedRecording, path: Path, policy: LockPolicy) -> ArchivedRecording:
-        """Write metadata then audio, each under retention from its first byte; return the stored record."""
-        prefix = recording_prefix(record.tenant, record.recording_id)
-        retention = Retention(COMPLIANCE if policy.mode == "COMPLIANCE" else GOVERNANCE, policy.retain_until)
-        doc = json.dumps(_to_document(record), ensure_ascii=False).encode("utf-8")
-        with self._puts:
-            try:
-                self._client.put_object(
-                    self._bucket,
-                    prefix + SIDECAR,
-                    io.BytesIO(doc),
-                    len(doc),
-                    content_type="application/json",
-                    retention=retention,
-                )
-                with path.open("rb") as data:
-                    result = self._client.put_object(
-                        self._bucket,
-                        prefix + AUDIO,
-                        data,
-                        record.size_bytes,
-                        content_type="application/octet-stream",
-                        metadata=_audio_metadata(record),
-                        retention=retention,
-                        part_size=self._part_size,
-                        num_parallel_uploads=self._parallel_parts,
-                    )
-            except (S3Error, urllib3.exceptions.HTTPError) as exc:
-                raise Unavailable(f"S3 write failed, nothing was acknowledged; retry the upload: {exc}") from exc
-        obj = StoredObject(self._bucket, prefix + AUDIO, result.version_id or "", record.sha256)
-        lock = LockState(policy.mode, policy.retain_until, False)
-        log.info(
-            "archived %s/%s version %s (%d bytes)",
-            record.tenant,
-            record.recording_id,
-            obj.version_id,
-            record.size_bytes,
+    def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> MultipartWriter:
+        """Start the locked audio object; bytes are fed as they arrive and it appears only on commit."""
+        headers = genheaders(_audio_metadata(tenant, rec_id, sha256, call_id), None, None, _retention(policy), False)
+        headers["Content-Type"] = "application/octet-stream"
+        key = recording_prefix(tenant, rec_id) + AUDIO
+        return MultipartWriter(
+            self._client, self._bucket, key, headers, self._part_size, self._parallel_parts, self._pool
         )
-        return replace(record, object=obj, lock=lock)
+
+    def put_sidecar(self, record: ArchivedRecording, policy: LockPolicy) -> None:
+        """The full record, locked like the audio; written before the audio is committed."""
+        doc = json.dumps(_to_document(record), ensure_ascii=False).encode("utf-8")
+        key = recording_prefix(record.tenant, record.recording_id) + SIDECAR
+        try:
+            self._client.put_object(
+                self._bucket,
+                key,
+                io.BytesIO(doc),
+                len(doc),
+                content_type="application/json",
+                retention=_retention(policy),
+            )
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            raise Unavailable(f"S3 write failed, nothing was acknowledged; retry the upload: {exc}") from exc
+
+    def stored(self, record: ArchivedRecording, version_id: str, policy: LockPolicy) -> ArchivedRecording:
+        obj = StoredObject(
+            self._bucket, recording_prefix(record.tenant, record.recording_id) + AUDIO, version_id, record.sha256
+        )
+        log.info(
+            "archived %s/%s version %s (%d bytes)", record.tenant, record.recording_id, version_id, record.size_bytes
+        )
+        return replace(record, object=obj, lock=LockState(policy.mode, policy.retain_until, False))
 
     def set_legal_hold(self, tenant: str, rec_id: str, on: bool) -> ArchivedRecording:
         record = self.find(tenant, rec_id)
@@ -180,17 +176,18 @@ class S3RecordingStore:
             raise Unavailable(f"S3 listing failed: {exc}") from exc
 
 
-def _audio_metadata(record: ArchivedRecording) -> dict[str, str | list[str] | tuple[str]]:
-    # S3 metadata travels as HTTP headers: ASCII only, ~2 KB in all. The full record is the sidecar.
+def _retention(policy: LockPolicy) -> Retention:
+    return Retention(COMPLIANCE if policy.mode == "COMPLIANCE" else GOVERNANCE, policy.retain_until)
+
+
+def _audio_metadata(tenant: str, rec_id: str, sha256: str, call_id: str) -> dict[str, str | list[str] | tuple[str]]:
+    # S3 metadata travels as HTTP headers: ASCII only, ~2 KB in all; it is fixed when the upload
+    # starts. The full record, audio facts included, is the sidecar.
     return {
-        SHA_META: record.sha256,
-        "x-amz-meta-tenant": quote(record.tenant),
-        "x-amz-meta-recording-id": record.recording_id,
-        "x-amz-meta-call-id": quote(record.info.call_id),
-        "x-amz-meta-codec": f"{record.audio.container}/{record.audio.codec}",
-        "x-amz-meta-sample-rate": str(record.audio.sample_rate_hz),
-        "x-amz-meta-channels": str(record.audio.channels),
-        "x-amz-meta-duration-ms": str(record.audio.duration_ms),
+        SHA_META: sha256,
+        "x-amz-meta-tenant": quote(tenant),
+        "x-amz-meta-recording-id": rec_id,
+        "x-amz-meta-call-id": quote(call_id),
     }
 
 

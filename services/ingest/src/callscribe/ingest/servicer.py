@@ -6,14 +6,12 @@ import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC
-from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from callscribe.ingest.archive import Archiver, RecordingView
-from callscribe.ingest.model import ArchivedRecording, RecordingInfo
-from callscribe.ingest.spool import UploadSpool
+from callscribe.ingest.model import ArchivedRecording, Declared, RecordingInfo
 from callscribe.kit.errors import Cancelled, InvalidArgument, ResourceExhausted
 from callscribe.kit.interceptors import resolve_tenant
 from callscribe.v1 import common_pb2 as c
@@ -45,10 +43,8 @@ _MODES = {"COMPLIANCE": c.LOCK_MODE_COMPLIANCE, "GOVERNANCE": c.LOCK_MODE_GOVERN
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, archiver: Archiver, spool_dir: Path, max_upload_bytes: int, max_uploads: int) -> None:
+    def __init__(self, archiver: Archiver, max_uploads: int) -> None:
         self._archiver = archiver
-        self._spool_dir = spool_dir
-        self._max_upload_bytes = max_upload_bytes
         self._max_uploads = max_uploads
         # Only uploads count against the limit: probes and reads must answer under load.
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
@@ -74,19 +70,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             raise InvalidArgument("the first message must carry metadata (tenant, call_id, agent_id, ...), not audio")
         tenant = resolve_tenant(first.metadata.tenant)
         info = _info_from_proto(first.metadata, tenant.name)
-        info.check()
-        spool = UploadSpool(self._spool_dir, self._max_upload_bytes)
-        try:
-            for message in messages:
-                if message.WhichOneof("payload") != "chunk":
-                    raise InvalidArgument("metadata may only be sent once, in the first message")
-                spool.append(message.chunk)
-            if not context.is_active():
-                raise Cancelled("the client went away before the upload finished; nothing was stored")
-            sha256, facts = spool.finish()
-            ack = self._archiver.archive(tenant, info, spool.path, spool.size, sha256, facts)
-        finally:
-            spool.discard()
+        declared = Declared(sha256=first.sha256.lower(), size_bytes=first.size_bytes)
+        ack = self._archiver.upload(tenant, info, _chunks(messages), declared, connected=context.is_active)
         return pb.UploadRecordingResponse(
             recording_id=ack.record.recording_id,
             sha256=ack.record.sha256,
@@ -124,6 +109,13 @@ def _until_client_leaves(
         yield from request_iterator
     except grpc.RpcError as exc:
         raise Cancelled("the client went away before the upload finished; nothing was stored") from exc
+
+
+def _chunks(messages: Iterator[pb.UploadRecordingRequest]) -> Iterator[bytes]:
+    for message in messages:
+        if message.WhichOneof("payload") != "chunk":
+            raise InvalidArgument("metadata may only be sent once, in the first message")
+        yield message.chunk
 
 
 def _require_id(rec_id: str) -> None:

@@ -22,8 +22,9 @@ class IngestSettings(ServiceSettings):
     s3_region: str = "us-east-1"
     hot_bucket: str = "callscribe-hot"
     cold_bucket: str = "callscribe-cold"
-    s3_part_size_mb: int = Field(16, ge=5, le=512, description="multipart part size")
-    s3_max_concurrent_puts: int = Field(8, ge=1, description="uploads written to S3 at once (bounds memory)")
+    s3_part_size_mb: int = Field(8, ge=5, le=512, description="multipart part size")
+    s3_parallel_parts: int = Field(2, ge=1, le=16, description="parts of one upload in flight to S3 at once")
+    s3_max_part_uploads: int = Field(16, ge=1, description="part uploads in flight to S3 at once, all uploads")
     redis_url: str = "redis://127.0.0.1:6379/0"
     job_stream: str = "callscribe:jobs"
     redis_timeout_seconds: float = Field(2.0, gt=0)

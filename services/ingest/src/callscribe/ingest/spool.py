@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from callscribe.ingest import audio
@@ -52,6 +53,12 @@ class UploadSpool:
         if self.size == 0:
             raise InvalidArgument("the upload contained no audio bytes: send the file after the metadata message")
         return self._sha.hexdigest(), audio.validate(self.path)
+
+    def read_back(self, block: int = 1024 * 1024) -> Iterator[bytes]:
+        """The spooled bytes again, block by block (after `finish`)."""
+        with self.path.open("rb") as data:
+            while chunk := data.read(block):
+                yield chunk
 
     def discard(self) -> None:
         if not self._file.closed:

@@ -1,0 +1,111 @@
+"""A multipart upload fed chunk by chunk: parts go to S3 while later chunks are still arriving.
+
+Nothing becomes visible until `commit()`: a refused or interrupted upload is aborted and leaves
+no object version. Memory is bounded by `part_size * (parallel + 1)` plus one chunk, whatever the
+object's size (minio's own put_object keeps more parts in memory and cannot be fed incrementally).
+
+minio 7.2 has no public API for the individual multipart calls; this adapter uses its
+`_create_multipart_upload`, `_upload_part`, `_complete_multipart_upload` and
+`_abort_multipart_upload` (signatures checked against the pinned version, minio==7.2.20).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import urllib3
+from minio import Minio
+from minio.datatypes import Part
+from minio.error import S3Error
+
+from callscribe.kit.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
+
+
+class MultipartWriter:
+    def __init__(
+        self,
+        client: Minio,
+        bucket: str,
+        key: str,
+        headers: dict,
+        part_size: int,
+        parallel: int,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        if part_size < MIN_PART_BYTES:
+            raise ValueError(f"part size must be at least {MIN_PART_BYTES} bytes")
+        self._client, self._bucket, self._key = client, bucket, key
+        self._part_size = part_size
+        self._pool = pool
+        self._in_flight = threading.BoundedSemaphore(parallel)
+        self._buffer = bytearray()
+        self._futures: list[Future[Part]] = []
+        self._closed = False
+        self._upload_id = _s3(lambda: client._create_multipart_upload(bucket, key, headers), "start upload")
+
+    def write(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        while len(self._buffer) >= self._part_size:
+            self._send(bytes(self._buffer[: self._part_size]))
+            del self._buffer[: self._part_size]
+
+    def _send(self, data: bytes) -> None:
+        self._raise_if_failed()
+        self._in_flight.acquire()
+        number = len(self._futures) + 1
+        future = self._pool.submit(self._upload_part, number, data)
+        future.add_done_callback(lambda _: self._in_flight.release())
+        self._futures.append(future)
+
+    def _upload_part(self, number: int, data: bytes) -> Part:
+        etag = _s3(
+            lambda: self._client._upload_part(self._bucket, self._key, data, None, self._upload_id, number),
+            f"upload part {number}",
+        )
+        return Part(number, etag)
+
+    def _raise_if_failed(self) -> None:
+        for future in self._futures:
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def commit(self) -> str:
+        """Send the rest, wait for every part, complete; returns the new version id."""
+        if self._buffer or not self._futures:
+            self._send(bytes(self._buffer))
+            self._buffer = bytearray()
+        parts = [future.result() for future in self._futures]
+        result = _s3(
+            lambda: self._client._complete_multipart_upload(self._bucket, self._key, self._upload_id, parts),
+            "complete upload",
+        )
+        self._closed = True
+        return result.version_id or ""
+
+    def abort(self) -> None:
+        """Drop the upload: no object version appears. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        for future in self._futures:
+            future.cancel()
+        for future in self._futures:
+            if not future.cancelled():
+                future.exception()  # wait; its error is already reported to the caller
+        try:
+            self._client._abort_multipart_upload(self._bucket, self._key, self._upload_id)
+        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            log.error("could not abort multipart upload %s of %s: %s", self._upload_id, self._key, exc)
+
+
+def _s3(call, what: str):  # type: ignore[no-untyped-def]
+    try:
+        return call()
+    except (S3Error, urllib3.exceptions.HTTPError) as exc:
+        raise Unavailable(f"S3 {what} failed, nothing was acknowledged; retry the upload: {exc}") from exc
