@@ -12,6 +12,7 @@ MB means MiB (2**20 bytes) throughout. Exit 0 even on a MISS (it is a measuremen
 from __future__ import annotations
 
 import argparse
+import hashlib
 import contextlib
 import json
 import os
@@ -54,8 +55,9 @@ CHUNK_BYTES = MIB
 FILE_MIB = 10
 SAMPLE_RATE_HZ = 16000
 WAV_HEADER_BYTES = 44
-PART_SIZE = 16 * MIB  # INGEST_S3_PART_SIZE_MB default
-PARALLEL_PARTS = 3  # ingest main.PARALLEL_PARTS (= minio's default num_parallel_uploads)
+# The peer's put_object: 16 MiB parts, minio's default 3 parallel parts (the service uses 8 MiB x 2).
+PART_SIZE = 16 * MIB
+PARALLEL_PARTS = 3
 RAW_BUCKET = "callscribe-bench-raw"
 TENANT = "bench"
 RETENTION_DAYS = 1
@@ -234,7 +236,13 @@ def upload_messages(path: Path) -> Iterator[pb.UploadRecordingRequest]:
         tenant=TENANT, call_id=path.stem, agent_id="bench", channel_layout=c.CHANNEL_LAYOUT_MONO,
         language=c.LANGUAGE_AUTO, filename=path.name,
     )  # fmt: skip
-    yield pb.UploadRecordingRequest(metadata=meta)
+    # As the CLI does: the SHA-256 and size go first, so the service writes to S3 while receiving.
+    # Hashing is client work inside the timed upload, like the peer's own MD5/SHA-256 of its parts.
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        while block := data.read(CHUNK_BYTES):
+            digest.update(block)
+    yield pb.UploadRecordingRequest(metadata=meta, sha256=digest.hexdigest(), size_bytes=path.stat().st_size)
     with path.open("rb") as data:
         while chunk := data.read(CHUNK_BYTES):
             yield pb.UploadRecordingRequest(chunk=chunk)

@@ -8,9 +8,9 @@ tenant + SHA-256, so a test that needs a fresh recording must upload fresh bytes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import hashlib
 import secrets
 import shutil
 import struct

@@ -284,12 +284,40 @@ def _declared(meta, data: bytes, sha256: str, size: int, chunk: int = 256 * 1024
 
 
 def test_declared_sha256_not_matching_the_bytes_is_invalid(ingest, new_wav, make_metadata, nothing_stored):
-    data = new_wav(seconds_of_noise=200)  # ~6.4 MiB: more than one 5 MiB part reaches S3 before the end
+    data = new_wav(seconds_of_noise=200)
     wrong = hashlib.sha256(data + b"x").hexdigest()
     err = _refused(ingest, _declared(make_metadata(), data, wrong, len(data)))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "corrupted in transit" in err.details() and wrong in err.details()
     nothing_stored()
+
+
+@pytest.fixture(scope="module")
+def big_ingest(start_ingest):  # type: ignore[no-untyped-def]
+    """Room for uploads of several 5 MiB parts, so the multipart path (and its abort) is exercised."""
+    return start_ingest("big", max_upload_mb="40")
+
+
+def _nothing_left(instance, archive, before, poll) -> None:  # type: ignore[no-untyped-def]
+    poll(lambda: not list(instance.spool_dir.glob("*.upload")), 10, "the spool file to be removed")
+    assert archive.versions() - before == set(), "a refused upload left an object version in S3"
+    assert archive.multipart_uploads() == [], "a refused upload left an incomplete multipart upload"
+
+
+def test_sha256_mismatch_after_parts_went_to_s3_aborts_the_multipart_upload(
+    big_ingest, archive, clips, make_wav, make_metadata, poll
+):
+    data = make_wav(clips.speech_pcm + os.urandom(20 * 1024 * 1024))  # > 4 parts of 5 MiB
+    wrong = hashlib.sha256(data + b"x").hexdigest()
+    before = archive.versions()
+    err = _refused(big_ingest, _declared(make_metadata(), data, wrong, len(data)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "corrupted in transit" in err.details()
+    _nothing_left(big_ingest, archive, before, poll)
+    ok = big_ingest.stub.UploadRecording(
+        _declared(make_metadata(), data, hashlib.sha256(data).hexdigest(), len(data)),
+        metadata=big_ingest.auth("acme"), timeout=OK_TIMEOUT,
+    )  # fmt: skip
+    assert ok.sha256 == hashlib.sha256(data).hexdigest() and not ok.duplicate
 
 
 def test_declared_size_not_matching_the_bytes_is_invalid(ingest, new_wav, make_metadata, nothing_stored):
@@ -317,21 +345,22 @@ def test_malformed_declared_sha256_is_invalid(ingest, new_wav, make_metadata, no
 
 
 def test_client_cancelling_a_streamed_upload_aborts_its_multipart_upload(
-    ingest, archive, new_wav, make_metadata, poll, nothing_stored
+    big_ingest, archive, clips, make_wav, make_metadata, poll
 ):
-    data = new_wav(seconds_of_noise=240)  # ~7.7 MiB; the first 5 MiB part goes to S3 before the cancel
+    data = make_wav(clips.speech_pcm + os.urandom(20 * 1024 * 1024))
     release = threading.Event()
+    before = archive.versions()
 
     def gen():  # type: ignore[no-untyped-def]
         yield pb.UploadRecordingRequest(
             metadata=make_metadata(), sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
         )
-        for at in range(0, 6 * 1024 * 1024, 256 * 1024):
+        for at in range(0, 16 * 1024 * 1024, 256 * 1024):
             yield pb.UploadRecordingRequest(chunk=data[at : at + 256 * 1024])
         release.wait(30)
-        yield pb.UploadRecordingRequest(chunk=data[6 * 1024 * 1024 :])
+        yield pb.UploadRecordingRequest(chunk=data[16 * 1024 * 1024 :])
 
-    future = ingest.stub.UploadRecording.future(gen(), metadata=ingest.auth("acme"), timeout=OK_TIMEOUT)
+    future = big_ingest.stub.UploadRecording.future(gen(), metadata=big_ingest.auth("acme"), timeout=OK_TIMEOUT)
     try:
         poll(lambda: archive.multipart_uploads() != [], 10, "the streamed upload to open its multipart upload")
         assert future.cancel()
@@ -339,4 +368,4 @@ def test_client_cancelling_a_streamed_upload_aborts_its_multipart_upload(
         release.set()
     with pytest.raises(grpc.FutureCancelledError):
         future.result()
-    nothing_stored()
+    _nothing_left(big_ingest, archive, before, poll)

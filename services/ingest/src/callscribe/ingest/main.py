@@ -18,7 +18,6 @@ from callscribe.ingest.settings import IngestSettings
 from callscribe.ingest.spool import clear_stale_spool
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
-from callscribe.kit.memory import return_large_buffers_to_os
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -71,7 +70,6 @@ def main() -> int:
         print(f"callscribe-ingest: invalid configuration (INGEST_* environment):\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    return_large_buffers_to_os()
     clear_stale_spool(settings.spool_dir)
     registry = CollectorRegistry()
     server, store, archiver = build(settings, registry)

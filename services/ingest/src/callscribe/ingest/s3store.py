@@ -33,7 +33,7 @@ from callscribe.ingest.model import (
     StoredObject,
     recording_prefix,
 )
-from callscribe.ingest.multipart import MultipartWriter
+from callscribe.ingest.objectwriter import ObjectWriter
 from callscribe.kit.errors import DataLoss, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -103,14 +103,12 @@ class S3RecordingStore:
         archived_at = stat.last_modified or record.archived_at
         return replace(record, object=obj, lock=_lock_from_headers(stat.metadata), archived_at=archived_at)
 
-    def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> MultipartWriter:
+    def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> ObjectWriter:
         """Start the locked audio object; bytes are fed as they arrive and it appears only on commit."""
         headers = genheaders(_audio_metadata(tenant, rec_id, sha256, call_id), None, None, _retention(policy), False)
         headers["Content-Type"] = "application/octet-stream"
         key = recording_prefix(tenant, rec_id) + AUDIO
-        return MultipartWriter(
-            self._client, self._bucket, key, headers, self._part_size, self._parallel_parts, self._pool
-        )
+        return ObjectWriter(self._client, self._bucket, key, headers, self._part_size, self._parallel_parts, self._pool)
 
     def put_sidecar(self, record: ArchivedRecording, policy: LockPolicy) -> None:
         """The full record, locked like the audio; written before the audio is committed."""

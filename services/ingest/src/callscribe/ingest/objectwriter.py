@@ -1,4 +1,8 @@
-"""A multipart upload fed chunk by chunk: parts go to S3 while later chunks are still arriving.
+"""An S3 object written chunk by chunk: parts go to S3 while later chunks are still arriving.
+
+Objects smaller than two parts are sent as one PUT at commit: a multipart upload costs S3 two
+more requests and an assembly, which dominates for the typical few-MiB call recording. Larger
+ones become a multipart upload as soon as two parts' bytes have arrived.
 
 Nothing becomes visible until `commit()`: a refused or interrupted upload is aborted and leaves
 no object version. Memory is bounded by `part_size * (parallel + 1)` plus one chunk, whatever the
@@ -27,7 +31,7 @@ log = logging.getLogger(__name__)
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 
 
-class MultipartWriter:
+class ObjectWriter:
     def __init__(
         self,
         client: Minio,
@@ -44,16 +48,44 @@ class MultipartWriter:
         self._part_size = part_size
         self._pool = pool
         self._in_flight = threading.BoundedSemaphore(parallel)
-        self._buffer = bytearray()
+        self._pending: list[memoryview] = []  # slices of received chunks: one copy per part, at join
+        self._pending_bytes = 0
+        self._held: list[bytes] = []  # full parts kept back while a single PUT is still possible
         self._futures: list[Future[Part]] = []
         self._closed = False
-        self._upload_id = _s3(lambda: client._create_multipart_upload(bucket, key, headers), "start upload")
+        self._headers = headers
+        self._upload_id = ""  # created once the object is known to need more than one PUT
 
     def write(self, chunk: bytes) -> None:
-        self._buffer += chunk
-        while len(self._buffer) >= self._part_size:
-            self._send(bytes(self._buffer[: self._part_size]))
-            del self._buffer[: self._part_size]
+        view = memoryview(chunk)
+        while view:
+            take = min(len(view), self._part_size - self._pending_bytes)
+            self._pending.append(view[:take])
+            self._pending_bytes += take
+            view = view[take:]
+            if self._pending_bytes == self._part_size:
+                self._part_full()
+
+    def _part_full(self) -> None:
+        """A full part is pending: keep up to two parts for a single PUT, then switch to multipart."""
+        if not self._upload_id:
+            self._held.append(b"".join(self._pending))
+            self._pending, self._pending_bytes = [], 0
+            if len(self._held) < 2:
+                return
+            self._upload_id = _s3(
+                lambda: self._client._create_multipart_upload(self._bucket, self._key, self._headers), "start upload"
+            )
+            held, self._held = self._held, []
+            for data in held:
+                self._send(data)
+            return
+        self._send_pending()
+
+    def _send_pending(self) -> None:
+        data = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        self._send(data)
 
     def _send(self, data: bytes) -> None:
         self._raise_if_failed()
@@ -77,9 +109,10 @@ class MultipartWriter:
 
     def commit(self) -> str:
         """Send the rest, wait for every part, complete; returns the new version id."""
-        if self._buffer or not self._futures:
-            self._send(bytes(self._buffer))
-            self._buffer = bytearray()
+        if not self._upload_id:
+            return self._put_whole()
+        if self._pending:
+            self._send_pending()
         parts = [future.result() for future in self._futures]
         result = _s3(
             lambda: self._client._complete_multipart_upload(self._bucket, self._key, self._upload_id, parts),
@@ -88,11 +121,21 @@ class MultipartWriter:
         self._closed = True
         return result.version_id or ""
 
+    def _put_whole(self) -> str:
+        data = b"".join([*self._held, *self._pending])
+        self._held, self._pending = [], []
+        result = _s3(lambda: self._client._put_object(self._bucket, self._key, data, self._headers), "write")
+        self._closed = True
+        return result.version_id or ""
+
     def abort(self) -> None:
         """Drop the upload: no object version appears. Safe to call more than once."""
         if self._closed:
             return
         self._closed = True
+        self._held, self._pending = [], []
+        if not self._upload_id:
+            return
         for future in self._futures:
             future.cancel()
         for future in self._futures:
