@@ -16,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,6 +239,15 @@ class Ingest:
     @property
     def metrics_url(self) -> str:
         return metrics_url("ingest", self.env)
+
+    def metric(self, name: str) -> float:
+        """The current value of an unlabelled metric from the service's /metrics."""
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
 
     @property
     def spool_dir(self) -> Path:

@@ -37,7 +37,8 @@ def nothing_stored(ingest, archive, new_wav, poll):  # type: ignore[no-untyped-d
     assert archive.multipart_uploads() == []
 
     def check() -> None:
-        # The handler removes its spool file last; once it is gone the call is fully over.
+        # Once no upload is in flight (and no spool file is left) the refused call is fully over.
+        poll(lambda: ingest.metric("callscribe_ingest_uploads_in_flight") == 0, 10, "the upload to finish")
         poll(lambda: not list(ingest.spool_dir.glob("*.upload")), 10, "the spool file to be removed")
         assert archive.versions() - before == set(), "a refused upload left an object version in S3"
         assert archive.multipart_uploads() == [], "a refused upload left an incomplete multipart upload"
@@ -252,14 +253,15 @@ def test_client_cancelling_mid_stream_stores_nothing(ingest, new_wav, make_metad
         release.wait(30)  # blocked mid-upload until the test has cancelled
         yield pb.UploadRecordingRequest(chunk=data[len(data) // 2 :])
 
+    received = ingest.metric("callscribe_ingest_received_bytes_total")
     future = ingest.stub.UploadRecording.future(gen(), metadata=ingest.auth("acme"), timeout=OK_TIMEOUT)
     try:
         assert sent.wait(10)
-        # The server has half the upload in its spool file: the cancel hits an upload in progress.
+        # The server has received much of the first half: the cancel hits an upload in progress.
         poll(
-            lambda: any(p.stat().st_size >= len(data) // 4 for p in ingest.spool_dir.glob("*.upload")),
+            lambda: ingest.metric("callscribe_ingest_received_bytes_total") - received >= len(data) // 4,
             10,
-            "the server to spool the first half",
+            "the server to receive the first half",
         )
         assert future.cancel()
     finally:
@@ -299,6 +301,7 @@ def big_ingest(start_ingest):  # type: ignore[no-untyped-def]
 
 
 def _nothing_left(instance, archive, before, poll) -> None:  # type: ignore[no-untyped-def]
+    poll(lambda: instance.metric("callscribe_ingest_uploads_in_flight") == 0, 10, "the upload to finish")
     poll(lambda: not list(instance.spool_dir.glob("*.upload")), 10, "the spool file to be removed")
     assert archive.versions() - before == set(), "a refused upload left an object version in S3"
     assert archive.multipart_uploads() == [], "a refused upload left an incomplete multipart upload"

@@ -87,7 +87,8 @@ def test_redis_down_upload_still_archived_and_state_recovers(
 
 
 def test_kill_9_mid_upload_loses_no_acknowledged_recording(start_ingest, new_wav, archive, poll, make_metadata):
-    inst = start_ingest("crash", max_upload_mb="64")
+    # Always spooled to disk (memory_upload_mb=0): the crash must leave a spool file for the restart to clear.
+    inst = start_ingest("crash", max_upload_mb="64", memory_upload_mb="0")
     acked = []
     for _ in range(3):
         data = new_wav()
@@ -174,6 +175,7 @@ def test_s3_down_upload_is_unavailable_and_not_acknowledged(
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "S3" in err.value.details()
     assert "unreachable" in err.value.details() or "retry" in err.value.details()
+    poll(lambda: inst.metric("callscribe_ingest_uploads_in_flight") == 0, 10, "the upload to finish")
     poll(lambda: not list(inst.spool_dir.glob("*.upload")), 10, "the spool file to be removed")
     with pytest.raises(grpc.RpcError) as err:
         inst.get("acme", ok.recording_id)
@@ -198,7 +200,7 @@ def _hold_uploads(inst, n: int, new_wav, make_metadata, poll):  # type: ignore[n
     futures = [
         inst.stub.UploadRecording.future(gen(new_wav()), metadata=inst.auth("acme"), timeout=90) for _ in range(n)
     ]
-    poll(lambda: len(list(inst.spool_dir.glob("*.upload"))) >= n, 10, f"{n} uploads in flight")
+    poll(lambda: inst.metric("callscribe_ingest_uploads_in_flight") >= n, 10, f"{n} uploads in flight")
     return release, futures
 
 

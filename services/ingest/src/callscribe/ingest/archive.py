@@ -187,7 +187,7 @@ class Archiver:
         return self._clock().replace(microsecond=0)
 
     def _new_spool(self) -> UploadSpool:
-        return UploadSpool(self._limits.spool_dir, self._limits.max_bytes)
+        return UploadSpool(self._limits.spool_dir, self._limits.max_bytes, self._limits.memory_bytes)
 
     def _enqueue(self, record: ArchivedRecording) -> bool:
         if record.object is None:

@@ -7,10 +7,12 @@ libsndfile hides truncation there (see `_wav_missing_bytes` and `_ogg_ends_clean
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import struct
 from dataclasses import dataclass, replace
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -72,39 +74,58 @@ class AudioFacts:
     duration_ms: int
 
 
-def probe(path: str | os.PathLike[str], *, complete: bool) -> AudioFacts | None:
+Source = str | os.PathLike[str] | bytes  # a spool file, or a small upload still in memory
+
+
+def _size(src: Source) -> int:
+    return len(src) if isinstance(src, bytes) else os.stat(src).st_size
+
+
+def _open_raw(src: Source) -> BinaryIO:
+    return io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")  # noqa: SIM115
+
+
+def _open_sound(src: Source) -> sf.SoundFile:
+    return sf.SoundFile(io.BytesIO(src) if isinstance(src, bytes) else src)
+
+
+def _name(src: Source) -> str:
+    return f"<{len(src)} bytes in memory>" if isinstance(src, bytes) else str(src)
+
+
+def probe(path: Source, *, complete: bool) -> AudioFacts | None:
     """Early check on a possibly partial spool file.
 
     Returns None when more bytes are needed (only when complete=False), raises InvalidAudio when
     the bytes are clearly not accepted audio, else the header facts. For a partial file `frames`
     counts only what is present so far (libsndfile clamps to the bytes on disk).
     """
-    size = os.stat(path).st_size
+    size = _size(path)
     if size == 0:
         if complete:
             raise InvalidAudio("the file is empty: send a recording with audio in it")
         return None
     try:
-        with sf.SoundFile(path) as f:
+        with _open_sound(path) as f:
             facts = _header_facts(f)
     except sf.SoundFileError as exc:
         if not complete and size < HEADER_PROBE_BYTES:
             return None
         raise _unrecognised(exc) from exc
     _check_accepted(facts, require_frames=complete)
-    logger.debug("probe %s: %s (%d bytes, complete=%s)", path, facts, size, complete)
+    logger.debug("probe %s: %s (%d bytes, complete=%s)", _name(path), facts, size, complete)
     return facts
 
 
-def validate(path: str | os.PathLike[str]) -> AudioFacts:
+def validate(path: Source) -> AudioFacts:
     """Full check of the complete file: decodes every frame in fixed-size blocks.
 
     Returns the facts with the true decoded frame count and duration.
     """
-    if os.stat(path).st_size == 0:
+    if _size(path) == 0:
         raise InvalidAudio("the file is empty: send a recording with audio in it")
     try:
-        f = sf.SoundFile(path)
+        f = _open_sound(path)
     except sf.SoundFileError as exc:
         raise _unrecognised(exc) from exc
     with f:
@@ -115,7 +136,7 @@ def validate(path: str | os.PathLike[str]) -> AudioFacts:
         raise InvalidAudio(f"the {declared.container} file contains no audio frames: send a recording with sound")
     _check_complete(path, declared, decoded)
     facts = replace(declared, frames=decoded, duration_ms=_ms(decoded, declared.sample_rate_hz))
-    logger.info("validated %s: %s", path, facts)
+    logger.info("validated %s: %s", _name(path), facts)
     return facts
 
 
@@ -166,7 +187,7 @@ def _decode_all(f: sf.SoundFile, declared: AudioFacts) -> int:
         ) from exc
 
 
-def _check_complete(path: str | os.PathLike[str], declared: AudioFacts, decoded: int) -> None:
+def _check_complete(path: Source, declared: AudioFacts, decoded: int) -> None:
     """Raise InvalidAudio when the file holds less audio than its header promises.
 
     WAV: libsndfile silently clamps the frame count to the bytes present (its log only says
@@ -197,10 +218,10 @@ def _check_complete(path: str | os.PathLike[str], declared: AudioFacts, decoded:
         )
 
 
-def _wav_missing_bytes(path: str | os.PathLike[str]) -> int:
+def _wav_missing_bytes(path: Source) -> int:
     """Declared minus present bytes of a RIFF/WAVE data chunk; 0 when not RIFF or length unknown."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+    size = _size(path)
+    with _open_raw(path) as fh:
         head = fh.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
             return 0  # RF64 keeps its sizes in a ds64 chunk; rely on libsndfile there
@@ -216,10 +237,10 @@ def _wav_missing_bytes(path: str | os.PathLike[str]) -> int:
     return 0
 
 
-def _ogg_ends_cleanly(path: str | os.PathLike[str]) -> bool:
+def _ogg_ends_cleanly(path: Source) -> bool:
     """True when the last Ogg page is complete and flagged end-of-stream (RFC 3533)."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+    size = _size(path)
+    with _open_raw(path) as fh:
         fh.seek(max(0, size - _OGG_TAIL_BYTES))
         tail = fh.read()
     at = tail.rfind(b"OggS")

@@ -13,7 +13,7 @@ from callscribe.ingest.archive import Archiver
 from callscribe.ingest.jobs import RedisJobQueue
 from callscribe.ingest.model import UploadLimits
 from callscribe.ingest.s3store import S3RecordingStore, make_client
-from callscribe.ingest.servicer import IngestServicer
+from callscribe.ingest.servicer import IngestServicer, UploadMetrics
 from callscribe.ingest.settings import IngestSettings
 from callscribe.ingest.spool import clear_stale_spool
 from callscribe.kit.errors import Unavailable
@@ -52,8 +52,9 @@ def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcSe
         settings.s3_max_part_uploads,
     )
     queue = RedisJobQueue(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
-    archiver = Archiver(store, queue, UploadLimits(settings.spool_dir, settings.max_upload_bytes))
-    servicer = IngestServicer(archiver, settings.max_concurrent_uploads)
+    limits = UploadLimits(settings.spool_dir, settings.max_upload_bytes, settings.memory_upload_mb * 1024 * 1024)
+    archiver = Archiver(store, queue, limits)
+    servicer = IngestServicer(archiver, settings.max_concurrent_uploads, UploadMetrics(registry))
     binding = ServiceBinding(
         ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
         ingest_pb2_grpc.add_IngestServiceServicer_to_server,

@@ -137,6 +137,7 @@ class ArchivedRecording:
 class UploadLimits:
     spool_dir: Path
     max_bytes: int
+    memory_bytes: int = 0  # uploads up to this size are kept in memory instead of the spool dir
 
 
 @dataclass(frozen=True)

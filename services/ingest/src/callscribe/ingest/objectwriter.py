@@ -48,44 +48,40 @@ class ObjectWriter:
         self._part_size = part_size
         self._pool = pool
         self._in_flight = threading.BoundedSemaphore(parallel)
-        self._pending: list[memoryview] = []  # slices of received chunks: one copy per part, at join
+        self._pending: list[memoryview] = []  # received chunks not yet sent: one copy per part, at join
         self._pending_bytes = 0
-        self._held: list[bytes] = []  # full parts kept back while a single PUT is still possible
         self._futures: list[Future[Part]] = []
         self._closed = False
         self._headers = headers
         self._upload_id = ""  # created once the object is known to need more than one PUT
 
     def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            take = min(len(view), self._part_size - self._pending_bytes)
-            self._pending.append(view[:take])
-            self._pending_bytes += take
-            view = view[take:]
-            if self._pending_bytes == self._part_size:
-                self._part_full()
-
-    def _part_full(self) -> None:
-        """A full part is pending: keep up to two parts for a single PUT, then switch to multipart."""
+        self._pending.append(memoryview(chunk))
+        self._pending_bytes += len(chunk)
         if not self._upload_id:
-            self._held.append(b"".join(self._pending))
-            self._pending, self._pending_bytes = [], 0
-            if len(self._held) < 2:
-                return
+            if self._pending_bytes < 2 * self._part_size:
+                return  # still small enough for a single PUT
             self._upload_id = _s3(
                 lambda: self._client._create_multipart_upload(self._bucket, self._key, self._headers), "start upload"
             )
-            held, self._held = self._held, []
-            for data in held:
-                self._send(data)
-            return
-        self._send_pending()
+        while self._pending_bytes >= self._part_size:
+            self._send(self._take(self._part_size))
 
-    def _send_pending(self) -> None:
-        data = b"".join(self._pending)
-        self._pending, self._pending_bytes = [], 0
-        self._send(data)
+    def _take(self, size: int) -> bytes:
+        """The first `size` pending bytes, joined: the only copy a part costs."""
+        views: list[memoryview] = []
+        need = size
+        while need:
+            head = self._pending[0]
+            if len(head) <= need:
+                views.append(self._pending.pop(0))
+                need -= len(head)
+            else:
+                views.append(head[:need])
+                self._pending[0] = head[need:]
+                need = 0
+        self._pending_bytes -= size
+        return b"".join(views)
 
     def _send(self, data: bytes) -> None:
         self._raise_if_failed()
@@ -111,8 +107,8 @@ class ObjectWriter:
         """Send the rest, wait for every part, complete; returns the new version id."""
         if not self._upload_id:
             return self._put_whole()
-        if self._pending:
-            self._send_pending()
+        if self._pending_bytes:
+            self._send(self._take(self._pending_bytes))
         parts = [future.result() for future in self._futures]
         result = _s3(
             lambda: self._client._complete_multipart_upload(self._bucket, self._key, self._upload_id, parts),
@@ -122,8 +118,7 @@ class ObjectWriter:
         return result.version_id or ""
 
     def _put_whole(self) -> str:
-        data = b"".join([*self._held, *self._pending])
-        self._held, self._pending = [], []
+        data = self._take(self._pending_bytes)
         result = _s3(lambda: self._client._put_object(self._bucket, self._key, data, self._headers), "write")
         self._closed = True
         return result.version_id or ""
@@ -133,7 +128,7 @@ class ObjectWriter:
         if self._closed:
             return
         self._closed = True
-        self._held, self._pending = [], []
+        self._pending, self._pending_bytes = [], 0
         if not self._upload_id:
             return
         for future in self._futures:

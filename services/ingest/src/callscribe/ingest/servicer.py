@@ -9,6 +9,7 @@ from datetime import UTC
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from callscribe.ingest.archive import Archiver, RecordingView
 from callscribe.ingest.model import ArchivedRecording, Declared, RecordingInfo
@@ -42,10 +43,22 @@ _STATES = {
 _MODES = {"COMPLIANCE": c.LOCK_MODE_COMPLIANCE, "GOVERNANCE": c.LOCK_MODE_GOVERNANCE}
 
 
+class UploadMetrics:
+    """callscribe_ingest_* upload figures: what operators watch and what scaling could use."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.in_flight = Gauge("callscribe_ingest_uploads_in_flight", "uploads being received", registry=registry)
+        self.received = Counter("callscribe_ingest_received_bytes", "audio bytes received", registry=registry)
+        self.outcomes = Counter(
+            "callscribe_ingest_uploads", "finished uploads by outcome", ["outcome"], registry=registry
+        )
+
+
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, archiver: Archiver, max_uploads: int) -> None:
+    def __init__(self, archiver: Archiver, max_uploads: int, metrics: UploadMetrics) -> None:
         self._archiver = archiver
         self._max_uploads = max_uploads
+        self._metrics = metrics
         # Only uploads count against the limit: probes and reads must answer under load.
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
 
@@ -54,9 +67,14 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             raise ResourceExhausted(
                 f"{self._max_uploads} uploads already in flight on this server; retry shortly with backoff"
             )
+        outcome = "refused"
         try:
-            return self._upload(request_iterator, context)
+            with self._metrics.in_flight.track_inprogress():
+                response = self._upload(request_iterator, context)
+            outcome = "duplicate" if response.duplicate else "archived"
+            return response
         finally:
+            self._metrics.outcomes.labels(outcome).inc()
             self._upload_slots.release()
 
     def _upload(
@@ -71,7 +89,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         tenant = resolve_tenant(first.metadata.tenant)
         info = _info_from_proto(first.metadata, tenant.name)
         declared = Declared(sha256=first.sha256.lower(), size_bytes=first.size_bytes)
-        ack = self._archiver.upload(tenant, info, _chunks(messages), declared, connected=context.is_active)
+        chunks = _chunks(messages, self._metrics.received)
+        ack = self._archiver.upload(tenant, info, chunks, declared, connected=context.is_active)
         return pb.UploadRecordingResponse(
             recording_id=ack.record.recording_id,
             sha256=ack.record.sha256,
@@ -111,10 +130,11 @@ def _until_client_leaves(
         raise Cancelled("the client went away before the upload finished; nothing was stored") from exc
 
 
-def _chunks(messages: Iterator[pb.UploadRecordingRequest]) -> Iterator[bytes]:
+def _chunks(messages: Iterator[pb.UploadRecordingRequest], received: Counter) -> Iterator[bytes]:
     for message in messages:
         if message.WhichOneof("payload") != "chunk":
             raise InvalidArgument("metadata may only be sent once, in the first message")
+        received.inc(len(message.chunk))
         yield message.chunk
 
 

@@ -29,6 +29,9 @@ class IngestSettings(ServiceSettings):
     job_stream: str = "callscribe:jobs"
     redis_timeout_seconds: float = Field(2.0, gt=0)
     spool_dir: Path = Field(Path(tempfile.gettempdir()) / "callscribe-ingest-spool")
+    memory_upload_mb: int = Field(
+        16, ge=0, description="uploads up to this size are held in memory (no spool file); 0: always spool"
+    )
     max_upload_mb: int = Field(2048, ge=1, description="largest accepted recording")
     reconcile_interval_seconds: float = Field(
         300.0, ge=0, description="how often archived-but-unqueued recordings are enqueued (0: never)"

@@ -1,8 +1,9 @@
-"""An upload on its way in: bytes go to a local spool file while SHA-256 is computed.
+"""An upload on its way in: bytes are kept while SHA-256 is computed, in memory or in a spool file.
 
-Memory stays bounded whatever the upload's size: one chunk at a time. The header is probed
-as soon as enough bytes arrived, so a PDF or a video is refused after its first chunk, not
-after gigabytes.
+Uploads up to `memory_bytes` stay in memory (the S3 writer holds the same chunk objects for its
+single PUT, so nothing is copied); larger ones spill to a local file, so memory stays bounded
+whatever the upload's size. The header is probed as soon as enough bytes arrived, so a PDF or a
+video is refused after its first chunk, not after gigabytes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from callscribe.ingest import audio
 from callscribe.kit.errors import InvalidArgument, ResourceExhausted
@@ -23,11 +25,13 @@ SPOOL_SUFFIX = ".upload"
 
 
 class UploadSpool:
-    def __init__(self, directory: Path, max_bytes: int) -> None:
-        fd, name = tempfile.mkstemp(suffix=SPOOL_SUFFIX, dir=directory)
-        self._file = os.fdopen(fd, "wb")
-        self.path = Path(name)
+    def __init__(self, directory: Path, max_bytes: int, memory_bytes: int = 0) -> None:
+        self._directory = directory
         self._max_bytes = max_bytes
+        self._memory_bytes = memory_bytes
+        self._chunks: list[bytes] = []
+        self._file: BinaryIO | None = None
+        self.path: Path | None = None
         self._sha = hashlib.sha256()
         self.size = 0
         self._header_checked = False
@@ -40,30 +44,55 @@ class UploadSpool:
                 f"recording exceeds the size limit of {self._max_bytes // (1024 * 1024)} MiB; "
                 "split it or ask the operator to raise INGEST_MAX_UPLOAD_MB"
             )
-        self._file.write(chunk)
         self._sha.update(chunk)
         self.size += len(chunk)
+        if self._file is None and self.size <= self._memory_bytes:
+            self._chunks.append(chunk)
+        else:
+            self._spill().write(chunk)
         if not self._header_checked and self.size >= audio.HEADER_PROBE_BYTES:
-            self._file.flush()
-            self._header_checked = audio.probe(self.path, complete=False) is not None
+            self._header_checked = audio.probe(self._source(), complete=False) is not None
+
+    def _spill(self) -> BinaryIO:
+        if self._file is None:
+            fd, name = tempfile.mkstemp(suffix=SPOOL_SUFFIX, dir=self._directory)
+            self._file, self.path = os.fdopen(fd, "wb"), Path(name)
+            for held in self._chunks:
+                self._file.write(held)
+            self._chunks = []
+        return self._file
+
+    def _source(self) -> audio.Source:
+        if self._file is None:
+            return b"".join(self._chunks)
+        self._file.flush()
+        assert self.path is not None  # set together with _file
+        return self.path
 
     def finish(self) -> tuple[str, audio.AudioFacts]:
-        """Close the file and validate the whole recording; returns (sha256 hex, facts)."""
-        self._file.close()
+        """Stop receiving and validate the whole recording; returns (sha256 hex, facts)."""
         if self.size == 0:
             raise InvalidArgument("the upload contained no audio bytes: send the file after the metadata message")
-        return self._sha.hexdigest(), audio.validate(self.path)
+        source = self._source()
+        if self._file is not None:
+            self._file.close()
+        return self._sha.hexdigest(), audio.validate(source)
 
     def read_back(self, block: int = 1024 * 1024) -> Iterator[bytes]:
-        """The spooled bytes again, block by block (after `finish`)."""
+        """The received bytes again, in order (after `finish`)."""
+        if self.path is None:
+            yield from self._chunks
+            return
         with self.path.open("rb") as data:
             while chunk := data.read(block):
                 yield chunk
 
     def discard(self) -> None:
-        if not self._file.closed:
+        self._chunks = []
+        if self._file is not None and not self._file.closed:
             self._file.close()
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def clear_stale_spool(directory: Path) -> int:
