@@ -72,8 +72,20 @@ def test_upload_is_acknowledged_with_sha256_and_a_stored_locked_version(ingest, 
     assert _close_to(retention.retain_until_date, ack.lock.retain_until.ToDatetime(UTC), timedelta(seconds=1))
 
 
-def test_metadata_sidecar_is_locked_too_and_get_returns_what_was_sent(ingest, new_wav, archive, minio_client):
+def test_small_record_rides_in_the_audio_metadata_and_get_returns_what_was_sent(ingest, new_wav, archive):
+    ack = ingest.upload("acme", new_wav(), call_id="呼叫-7", hotwords=[c.Hotword(text="退费政策", weight=1.5)])
+    stat = archive.client.stat_object(archive.bucket, ack.object.key, version_id=ack.object.version_id)
+    assert "x-amz-meta-record" in stat.metadata
+    sidecar = f"recordings/acme/{ack.recording_id}/metadata.json"
+    assert not [o for o in archive.client.list_objects(archive.bucket, prefix=sidecar)], "no sidecar needed"
+    rec = ingest.get("acme", ack.recording_id)
+    assert rec.metadata.call_id == "呼叫-7"
+    assert [(h.text, h.weight) for h in rec.metadata.hotwords] == [("退费政策", 1.5)]
+
+
+def test_large_record_goes_to_a_locked_sidecar_and_get_returns_what_was_sent(ingest, new_wav, archive, minio_client):
     started = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    many = [c.Hotword(text=f"term number {i}", weight=1.0) for i in range(60)]  # too big for S3 metadata
     ack = ingest.upload(
         "acme",
         new_wav(),
@@ -82,7 +94,7 @@ def test_metadata_sidecar_is_locked_too_and_get_returns_what_was_sent(ingest, ne
         customer_id="cust-1",
         started_at=_ts(started),
         language=c.LANGUAGE_EN,
-        hotwords=[c.Hotword(text="invoice", weight=2.0)],
+        hotwords=[c.Hotword(text="invoice", weight=2.0), *many],
         labels={"queue": "billing"},
         filename="42.wav",
     )
@@ -103,7 +115,7 @@ def test_metadata_sidecar_is_locked_too_and_get_returns_what_was_sent(ingest, ne
     assert m.started_at.ToDatetime(UTC) == started
     assert m.language == c.LANGUAGE_EN
     assert m.channel_layout == c.CHANNEL_LAYOUT_MONO  # inferred from the mono audio
-    assert [(h.text, h.weight) for h in m.hotwords] == [("invoice", 2.0)]
+    assert [(h.text, h.weight) for h in m.hotwords] == [("invoice", 2.0)] + [(h.text, h.weight) for h in many]
     assert dict(m.labels) == {"queue": "billing"}
     assert rec.object == ack.object
     assert rec.audio == ack.audio
@@ -288,10 +300,8 @@ def test_same_bytes_other_tenant_is_a_separate_recording(ingest, new_wav, archiv
     assert theirs.recording_id != mine.recording_id
     assert theirs.sha256 == mine.sha256
     assert theirs.object.key == f"recordings/globex/{theirs.recording_id}/audio"
-    assert {k for k, _ in archive.versions(f"recordings/globex/{theirs.recording_id}/")} == {
-        theirs.object.key,
-        f"recordings/globex/{theirs.recording_id}/metadata.json",
-    }
+    # A small recording is one object: its record rides in the audio's metadata.
+    assert {k for k, _ in archive.versions(f"recordings/globex/{theirs.recording_id}/")} == {theirs.object.key}
 
 
 def test_concurrent_uploads_of_the_same_bytes_store_one_version(ingest, new_wav, archive):

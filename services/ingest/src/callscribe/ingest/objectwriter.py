@@ -103,10 +103,20 @@ class ObjectWriter:
             if future.done() and future.exception() is not None:
                 raise future.exception()  # type: ignore[misc]
 
-    def commit(self) -> str:
-        """Send the rest, wait for every part, complete; returns the new version id."""
+    @property
+    def single_put(self) -> bool:
+        """True while the object can still go as one PUT (then `commit` may add metadata)."""
+        return not self._upload_id
+
+    def commit(self, extra_headers: dict[str, str] | None = None) -> str:
+        """Send the rest, wait for every part, complete; returns the new version id.
+
+        `extra_headers` (metadata known only now) are only possible for a single PUT.
+        """
         if not self._upload_id:
-            return self._put_whole()
+            return self._put_whole(extra_headers or {})
+        if extra_headers:
+            raise ValueError("metadata is fixed when a multipart upload starts")
         if self._pending_bytes:
             self._send(self._take(self._pending_bytes))
         parts = [future.result() for future in self._futures]
@@ -117,9 +127,10 @@ class ObjectWriter:
         self._closed = True
         return result.version_id or ""
 
-    def _put_whole(self) -> str:
+    def _put_whole(self, extra_headers: dict[str, str]) -> str:
         data = self._take(self._pending_bytes)
-        result = _s3(lambda: self._client._put_object(self._bucket, self._key, data, self._headers), "write")
+        headers = {**self._headers, **extra_headers}
+        result = _s3(lambda: self._client._put_object(self._bucket, self._key, data, headers), "write")
         self._closed = True
         return result.version_id or ""
 

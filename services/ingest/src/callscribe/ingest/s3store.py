@@ -1,9 +1,12 @@
 """The recording archive on S3 with Object Lock (MinIO in production, any S3 with Object Lock).
 
 Layout per recording, under `recordings/<tenant>/<recording_id>/`:
-- `metadata.json`: everything the call-center system said plus the audio facts (written first);
-- `audio`: the bytes, with the SHA-256 and key facts as object metadata.
-Both versions carry the tenant's retention from the moment they exist.
+- `audio`: the bytes, with the SHA-256 and key facts as object metadata; for a recording sent in
+  one PUT whose full record fits in the metadata (~2 KB of headers), the record rides along in
+  `x-amz-meta-record` and nothing else is written;
+- `metadata.json`: otherwise, the full record (what the call-center system said plus the audio
+  facts), written before the audio is committed.
+Every version carries the tenant's retention from the moment it exists.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from minio.error import S3Error
 from minio.helpers import genheaders
 from minio.retention import Retention
 
+from callscribe.ingest.archive import AudioWriter
 from callscribe.ingest.audio import AudioFacts
 from callscribe.ingest.model import (
     ArchivedRecording,
@@ -41,6 +45,9 @@ log = logging.getLogger(__name__)
 AUDIO = "audio"
 SIDECAR = "metadata.json"
 SHA_META = "x-amz-meta-sha256"
+RECORD_META = "x-amz-meta-record"
+# S3 allows 2 KB of user metadata in all; leave room for the other fields.
+MAX_INLINE_RECORD = 1600
 
 
 def make_client(endpoint: str, access_key: str, secret_key: str, region: str, pool_size: int) -> Minio:
@@ -82,12 +89,8 @@ class S3RecordingStore:
         prefix = recording_prefix(tenant, rec_id)
         try:
             stat = self._client.stat_object(self._bucket, prefix + AUDIO)
-            sidecar = self._client.get_object(self._bucket, prefix + SIDECAR)
-            try:
-                doc = json.loads(sidecar.read())
-            finally:
-                sidecar.close()
-                sidecar.release_conn()
+            inline = (stat.metadata or {}).get(RECORD_META)
+            doc = json.loads(inline) if inline else self._read_sidecar(prefix)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchObject"):
                 return None
@@ -102,6 +105,22 @@ class S3RecordingStore:
         # archived_at is when the locked version became durable: the same clock ListRecordings filters on.
         archived_at = stat.last_modified or record.archived_at
         return replace(record, object=obj, lock=_lock_from_headers(stat.metadata), archived_at=archived_at)
+
+    def _read_sidecar(self, prefix: str) -> dict:
+        response = self._client.get_object(self._bucket, prefix + SIDECAR)
+        try:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+        finally:
+            response.close()
+            response.release_conn()
+
+    def commit_audio(self, writer: AudioWriter, record: ArchivedRecording, policy: LockPolicy) -> str:
+        """Make the audio visible with its record: inline in one PUT where it fits, else a sidecar first."""
+        inline = json.dumps(_to_document(record), ensure_ascii=True, separators=(",", ":"))
+        if writer.single_put and len(inline) <= MAX_INLINE_RECORD:
+            return writer.commit({RECORD_META: inline})
+        self.put_sidecar(record, policy)
+        return writer.commit()
 
     def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> ObjectWriter:
         """Start the locked audio object; bytes are fed as they arrive and it appears only on commit."""
