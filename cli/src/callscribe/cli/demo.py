@@ -10,12 +10,13 @@ import grpc
 from minio import Minio
 from minio.error import S3Error
 
-from callscribe.cli.connect import CliError, Target, channel
-from callscribe.cli.recordings import send_file
+from callscribe.cli.connect import CliError, Target, auth_metadata, channel
+from callscribe.cli.recordings import detect_speech, format_segments, send_file
 from callscribe.cli.samples import HOURS_CALL_EN, REFUND_CALL_EN, REFUND_CALL_ZH, ToolMissing, synthesize_call
 from callscribe.stack import stack
 from callscribe.v1 import common_pb2 as c
-from callscribe.v1 import ingest_pb2_grpc
+from callscribe.v1 import ingest_pb2 as ingest_pb
+from callscribe.v1 import ingest_pb2_grpc, vad_pb2_grpc
 
 TENANT = "acme"
 SAMPLES = (
@@ -51,6 +52,8 @@ def run_demo(args: argparse.Namespace) -> int:
     again = _upload(stub, target, *files[0])
     print(f"   duplicate={again.duplicate}  same id={again.recording_id == acks[0].recording_id}")
     _show_worm(state, acks[0])
+    if "vad" in state.get("grpc", {}):
+        _show_segments(state, target, stub, acks)
     print(
         "\nNext: 'callscribe status <id> --tenant acme', 'callscribe list --tenant acme', "
         "'callscribe stack status', and 'callscribe stack down' (or 'make demo-down') when done."
@@ -95,6 +98,17 @@ def _upload(stub: ingest_pb2_grpc.IngestServiceStub, target: Target, path: Path,
         f"duplicate={ack.duplicate}"
     )
     return ack
+
+
+def _show_segments(state: dict, target: Target, stub: ingest_pb2_grpc.IngestServiceStub, acks: list) -> None:
+    vad_target = Target(state["grpc"]["vad"], target.token, target.tenant)
+    vad = vad_pb2_grpc.VadServiceStub(channel(vad_target, None))
+    for ack in acks:
+        rec = stub.GetRecording(
+            ingest_pb.GetRecordingRequest(recording_id=ack.recording_id), metadata=auth_metadata(target)
+        )
+        print(f"\n== Speech segments of {rec.metadata.call_id} (VAD service, SHA-256 verified on read)")
+        print(format_segments(detect_speech(vad, vad_target, rec)))
 
 
 def _show_worm(state: dict, ack: Any) -> None:

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from callscribe.cli.connect import CliError, Target, add_connection_args, auth_metadata, channel, resolve
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
-from callscribe.v1 import ingest_pb2_grpc
+from callscribe.v1 import ingest_pb2_grpc, vad_pb2_grpc
+from callscribe.v1 import vad_pb2 as vad_pb
 
 CHUNK_BYTES = 1024 * 1024
 _LAYOUTS = {
@@ -57,6 +58,13 @@ def add_recording_parsers(subparsers: Any) -> None:
     ls.add_argument("--all", action="store_true", help="follow every page")
     add_connection_args(ls)
     ls.set_defaults(func=list_recordings)
+
+    seg = subparsers.add_parser("segments", help="speech segments per speaker of a recording (VAD service)")
+    seg.add_argument("recording_id")
+    seg.add_argument("--engine", choices=["fsmn", "silero"], default="fsmn")
+    add_connection_args(seg)
+    seg.add_argument("--vad-address", default=None, help="VAD HOST:PORT (default: the local stack's)")
+    seg.set_defaults(func=segments)
 
     hold = subparsers.add_parser("hold", help="set or release a legal hold")
     hold.add_argument("recording_id")
@@ -216,4 +224,44 @@ def legal_hold(args: argparse.Namespace) -> int:
     stub, target = _stub(args)
     request = pb.SetLegalHoldRequest(tenant=args.tenant, recording_id=args.recording_id, legal_hold=args.state == "on")
     _show(stub.SetLegalHold(request, metadata=auth_metadata(target)), args.json)
+    return 0
+
+
+_VAD_ENGINES = {"fsmn": vad_pb.VAD_ENGINE_FSMN, "silero": vad_pb.VAD_ENGINE_SILERO}
+
+
+def detect_speech(vad: Any, target: Target, rec: pb.Recording, engine: str = "fsmn") -> Any:
+    """Ask the VAD service for the segments of an archived recording (it verifies the SHA-256)."""
+    request = vad_pb.DetectSpeechRequest(
+        object=rec.object, channel_layout=rec.metadata.channel_layout,
+        options=vad_pb.VadOptions(engine=_VAD_ENGINES[engine]),
+    )  # fmt: skip
+    return vad.DetectSpeech(request, metadata=auth_metadata(target), timeout=600)
+
+
+def format_segments(result: Any) -> str:
+    lines = []
+    for seg in result.segments:
+        role = c.SpeakerRole.Name(seg.role).removeprefix("SPEAKER_ROLE_").lower()
+        lines.append(f"  {seg.start_ms / 1000:7.2f}-{seg.end_ms / 1000:7.2f}s  {role}")
+    totals = ", ".join(
+        f"{c.SpeakerRole.Name(ch.role).removeprefix('SPEAKER_ROLE_').lower()} {ch.speech_ms / 1000:.1f}s"
+        for ch in result.channels
+    )
+    lines.append(f"  speech: {totals} of {result.duration_ms / 1000:.1f}s")
+    return "\n".join(lines)
+
+
+def segments(args: argparse.Namespace) -> int:
+    stub, target = _stub(args)
+    rec = stub.GetRecording(
+        pb.GetRecordingRequest(tenant=args.tenant, recording_id=args.recording_id), metadata=auth_metadata(target)
+    )
+    vad_target = resolve(argparse.Namespace(**{**vars(args), "address": args.vad_address}), "vad")
+    vad = vad_pb2_grpc.VadServiceStub(channel(vad_target, args.ca_cert))
+    result = detect_speech(vad, vad_target, rec, args.engine)
+    if args.json:
+        print(json.dumps(MessageToDict(result, preserving_proto_field_name=True), indent=2))
+    else:
+        print(format_segments(result))
     return 0
