@@ -8,15 +8,17 @@ import sys
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from callscribe.audio.source import AudioSource, clear_stale_spool, make_client
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.v1 import vad_pb2, vad_pb2_grpc
 from callscribe.vad.pool import ModelConfig, VadPool
 from callscribe.vad.servicer import VadMetrics, VadServicer
 from callscribe.vad.settings import VadSettings
-from callscribe.vad.source import AudioSource, clear_stale_spool, make_client
 
 log = logging.getLogger("callscribe.vad")
+
+SPOOL_SUFFIX = ".vad"  # the VAD's temp files in VAD_SPOOL_DIR
 
 
 def build(settings: VadSettings, registry: CollectorRegistry) -> tuple[GrpcServer, VadPool]:
@@ -33,7 +35,9 @@ def build(settings: VadSettings, registry: CollectorRegistry) -> tuple[GrpcServe
         settings.s3_region,
         pool_size=pool.capacity + 4,
     )
-    source = AudioSource(client, settings.spool_dir, settings.max_inline_bytes)
+    source = AudioSource(
+        client, settings.spool_dir, settings.max_inline_bytes, service="vad", spool_suffix=SPOOL_SUFFIX
+    )
     servicer = VadServicer(
         pool, source, settings.engine, (settings.hot_bucket, settings.cold_bucket), VadMetrics(registry)
     )
@@ -55,7 +59,7 @@ def main() -> int:
         print(f"callscribe-vad: invalid configuration (VAD_* environment):\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    clear_stale_spool(settings.spool_dir)
+    clear_stale_spool(settings.spool_dir, SPOOL_SUFFIX)
     registry = CollectorRegistry()
     server, pool = build(settings, registry)
     start_metrics_server(settings.metrics_address, registry)

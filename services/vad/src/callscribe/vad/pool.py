@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callscribe.audio.decode import AudioInfo, AudioStream
 from callscribe.kit.errors import ResourceExhausted, Unavailable
-from callscribe.vad.decode import AudioInfo, AudioStream
 from callscribe.vad.detect import Detection, channel_roles, detect
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from callscribe.audio.source import AudioSource, ObjectRef, check_ref
 from callscribe.kit.errors import DomainError, InvalidArgument
 from callscribe.kit.interceptors import caller_tenant
 from callscribe.v1 import common_pb2 as c
@@ -18,7 +19,6 @@ from callscribe.v1 import vad_pb2_grpc
 from callscribe.vad import detect as core
 from callscribe.vad.engines import VadParams
 from callscribe.vad.pool import Job, Outcome, VadPool
-from callscribe.vad.source import AudioSource, ObjectRef, check_ref
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,17 @@
-"""Stream-decode an audio file to 16 kHz float32 blocks: bounded memory whatever its length.
+"""Decode audio to 16 kHz float32: whole files as a stream of blocks, spans of one channel, inline PCM.
 
-libsndfile (through soundfile) decodes; soxr resamples, one stream per channel with its state
-carried across blocks (no seams at block edges). The VAD does not depend on the ingest package:
-this is a small decoder of its own that accepts what ingest accepts and refuses the rest with
-INVALID_ARGUMENT, including truncated files (libsndfile hides a short WAV data chunk).
+libsndfile (through soundfile) decodes; soxr resamples. `AudioStream` reads a file front to back in
+blocks (bounded memory whatever its length), one resampler stream per channel with its state carried
+across blocks (no seams at block edges). `AudioClips` seeks to spans `[start_ms, end_ms)` of one
+channel (the ASR cuts a recording's speech segments out of it). `pcm16_to_float32` takes raw 16 kHz
+PCM. The services do not depend on the ingest package: this is a small decoder of their own that
+accepts what ingest accepts and refuses the rest with INVALID_ARGUMENT, including truncated files
+(libsndfile hides a short WAV data chunk).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from collections.abc import Iterator
@@ -53,22 +57,7 @@ class AudioStream:
     """An open audio file; iterate `blocks()` once. `decoded_frames` counts source frames read so far."""
 
     def __init__(self, path: str | os.PathLike[str], block_seconds: float = BLOCK_SECONDS) -> None:
-        size = os.stat(path).st_size
-        if size == 0:
-            raise InvalidArgument("the audio is empty (0 bytes): send a recording with audio in it")
-        try:
-            self._file = sf.SoundFile(path)
-        except sf.SoundFileError as exc:
-            raise InvalidArgument(f"not a recognised audio file ({_reason(exc)}): {_ACCEPTED_HINT}") from exc
-        try:
-            self.info = _header(self._file, size)
-            _check_accepted(self.info)
-            if self._file.frames == 0:
-                raise _no_frames(self.info)
-            self._missing = _wav_missing_bytes(path) if self.info.container == "WAV" else 0
-        except BaseException:
-            self._file.close()
-            raise
+        self._file, self.info, self._missing = _open_checked(path)
         self._block_frames = max(1, int(block_seconds * self.info.sample_rate_hz))
         self.decoded_frames = 0
 
@@ -130,6 +119,100 @@ class AudioStream:
             raise _truncated(info, f"only {self.decoded_frames} of the {info.frames} frames its header declares decode")
 
 
+class AudioClips:
+    """Random access to spans of one channel of an audio file, each resampled to 16 kHz float32.
+
+    Opening checks what `AudioStream` checks (format, codec, rate, channels, a WAV data chunk
+    shorter than declared); a span the file cannot deliver (corrupt or missing frames) raises
+    INVALID_ARGUMENT for that span only. Spans are read with a little context on both sides so the
+    resampler has no edge transient inside the span. Not thread-safe: one reader per thread.
+    """
+
+    MARGIN_S = 0.05
+    END_TOLERANCE_MS = 100  # a span may end this far past the end (rounding of the caller's times)
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._file, self.info, missing = _open_checked(path)
+        if missing:
+            self._file.close()
+            raise _truncated(self.info, f"its data chunk declares {missing} more bytes than the file holds")
+
+    def __enter__(self) -> AudioClips:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def duration_ms(self) -> int:
+        """From the header; 0 when the header does not know."""
+        return self.info.frames * 1000 // self.info.sample_rate_hz
+
+    def check_span(self, channel: int, start_ms: int, end_ms: int) -> None:
+        """INVALID_ARGUMENT for a span that is not inside the recording (no decoding)."""
+        info = self.info
+        if channel >= info.channels:
+            raise InvalidArgument(
+                f"channel {channel} does not exist: the recording has {info.channels} channel(s) (0-based)"
+            )
+        if end_ms <= start_ms:
+            raise InvalidArgument(f"span [{start_ms}, {end_ms}) ms is empty: end_ms must be after start_ms")
+        duration = self.duration_ms
+        if info.frames and (start_ms >= duration or end_ms > duration + self.END_TOLERANCE_MS):
+            raise InvalidArgument(f"span [{start_ms}, {end_ms}) ms is outside the recording, which lasts {duration} ms")
+
+    def clip(self, channel: int, start_ms: int, end_ms: int) -> np.ndarray:
+        """Samples of `channel` in [start_ms, end_ms) at 16 kHz, float32 in [-1, 1] (1-D, contiguous)."""
+        self.check_span(channel, start_ms, end_ms)
+        info = self.info
+        rate = info.sample_rate_hz
+        start = start_ms * rate // 1000
+        end = math.ceil(end_ms * rate / 1000)
+        if info.frames:
+            end = min(end, info.frames)
+        margin = int(self.MARGIN_S * rate)
+        lo = max(0, start - margin)
+        hi = end + margin if not info.frames else min(info.frames, end + margin)
+        try:
+            self._file.seek(lo)
+            data = self._file.read(hi - lo, dtype="float32", always_2d=True)
+        except (sf.SoundFileError, RuntimeError) as exc:
+            raise InvalidArgument(
+                f"span [{start_ms}, {end_ms}) ms of the {info.container} audio cannot be decoded ({exc}): "
+                "the file is corrupt or truncated; send the complete, undamaged file"
+            ) from exc
+        if lo + len(data) < end:
+            raise _truncated(
+                info,
+                f"span [{start_ms}, {end_ms}) ms needs frames up to {end}, only {lo + len(data)} decode",
+            )
+        samples = np.ascontiguousarray(data[:, channel])
+        if rate != TARGET_RATE_HZ:
+            samples = soxr.resample(samples, rate, TARGET_RATE_HZ, quality="HQ").astype(np.float32, copy=False)
+        offset = round((start - lo) * TARGET_RATE_HZ / rate)
+        length = round((end - start) * TARGET_RATE_HZ / rate)
+        return np.ascontiguousarray(samples[offset : offset + length], dtype=np.float32)
+
+
+def pcm16_to_float32(data: bytes, sample_rate_hz: int, expected_rate_hz: int = TARGET_RATE_HZ) -> np.ndarray:
+    """Raw mono signed 16-bit little-endian PCM to float32 in [-1, 1); refuses another rate or a half sample."""
+    if sample_rate_hz != expected_rate_hz:
+        raise InvalidArgument(
+            f"pcm.sample_rate_hz is {sample_rate_hz}: inline PCM must be {expected_rate_hz} Hz mono 16-bit "
+            f"(set sample_rate_hz = {expected_rate_hz} and resample first), or send an ObjectRef"
+        )
+    if not data:
+        raise InvalidArgument("pcm.data is empty: send the segment's samples")
+    if len(data) % 2:
+        raise InvalidArgument(
+            f"pcm.data has {len(data)} bytes, an odd count: 16-bit PCM is 2 bytes per sample (truncated?)"
+        )
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+
 class _Aligner:
     """Keeps per-channel resampler outputs frame-aligned (soxr emits equal counts, but never trust it)."""
 
@@ -141,6 +224,27 @@ class _Aligner:
         n = min(len(j) for j in joined)
         self._pending = [j[n:] for j in joined]
         return np.stack([j[:n] for j in joined], axis=1)
+
+
+def _open_checked(path: str | os.PathLike[str]) -> tuple[sf.SoundFile, AudioInfo, int]:
+    """The open file, its header facts (accepted formats only), and the bytes a WAV data chunk lacks."""
+    size = os.stat(path).st_size
+    if size == 0:
+        raise InvalidArgument("the audio is empty (0 bytes): send a recording with audio in it")
+    try:
+        file = sf.SoundFile(path)
+    except sf.SoundFileError as exc:
+        raise InvalidArgument(f"not a recognised audio file ({_reason(exc)}): {_ACCEPTED_HINT}") from exc
+    try:
+        info = _header(file, size)
+        _check_accepted(info)
+        if file.frames == 0:
+            raise _no_frames(info)
+        missing = _wav_missing_bytes(path) if info.container == "WAV" else 0
+    except BaseException:
+        file.close()
+        raise
+    return file, info, missing
 
 
 def _header(f: sf.SoundFile, size: int) -> AudioInfo:

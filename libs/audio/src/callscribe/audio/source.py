@@ -2,7 +2,8 @@
 
 Either way it lands in a temp file in the spool directory, which is always removed when the
 request ends. An object is streamed to disk while its SHA-256 is computed (bounded memory);
-bytes that do not match the fingerprint are never processed.
+bytes that do not match the fingerprint are never processed. Shared by the services that read
+archived recordings (VAD, ASR); `service` names the reader in messages and env hints.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from callscribe.kit.errors import DataLoss, InvalidArgument, NotFound, Permissio
 
 log = logging.getLogger(__name__)
 
-SPOOL_SUFFIX = ".vad"
+SPOOL_SUFFIX = ".audio"  # default; each service passes its own
 READ_CHUNK = 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MISSING = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "NoSuchBucket", "ResourceNotFound"}
@@ -63,7 +64,7 @@ def check_ref(ref: ObjectRef, tenant: str, buckets: tuple[str, ...]) -> None:
     if not ref.bucket or not ref.key:
         raise InvalidArgument("object.bucket and object.key are required")
     if not ref.version_id:
-        raise InvalidArgument("object.version_id is required: the VAD reads one archived version, never 'latest'")
+        raise InvalidArgument("object.version_id is required: one archived version is read, never 'latest'")
     if not _SHA256.match(ref.sha256):
         raise InvalidArgument(f"object.sha256 {ref.sha256!r} is not a lowercase hex SHA-256 (64 characters)")
     if ref.bucket not in buckets:
@@ -77,10 +78,20 @@ def check_ref(ref: ObjectRef, tenant: str, buckets: tuple[str, ...]) -> None:
 class AudioSource:
     """Materialises a request's audio as a local file for the duration of a `with` block."""
 
-    def __init__(self, client: Minio | None, spool_dir: Path, max_inline_bytes: int) -> None:
+    def __init__(
+        self,
+        client: Minio | None,
+        spool_dir: Path,
+        max_inline_bytes: int,
+        *,
+        service: str = "vad",
+        spool_suffix: str = SPOOL_SUFFIX,
+    ) -> None:
         self._client = client
         self._spool_dir = spool_dir
         self._max_inline_bytes = max_inline_bytes
+        self._service = service.upper()
+        self._suffix = spool_suffix
 
     @contextlib.contextmanager
     def inline(self, data: bytes) -> Iterator[Path]:
@@ -99,7 +110,9 @@ class AudioSource:
     @contextlib.contextmanager
     def stored(self, ref: ObjectRef) -> Iterator[Path]:
         if self._client is None:
-            raise Unavailable("this VAD has no S3 configured: send inline_audio, or set VAD_S3_ENDPOINT")
+            raise Unavailable(
+                f"this {self._service} has no S3 configured: send the audio inline, or set {self._service}_S3_ENDPOINT"
+            )
         with self._spooled() as (path, fh):
             digest = self._download(ref, fh)
             fh.close()
@@ -127,7 +140,9 @@ class AudioSource:
             if exc.code in _MISSING or (exc.code == "InvalidArgument" and "version" in str(exc.message).lower()):
                 raise NotFound(f"{where} does not exist ({exc.code})") from exc
             if exc.code == "AccessDenied":
-                raise Unavailable(f"S3 refused to read {where} (AccessDenied): check the VAD's S3 credentials") from exc
+                raise Unavailable(
+                    f"S3 refused to read {where} (AccessDenied): check the {self._service}'s S3 credentials"
+                ) from exc
             raise Unavailable(f"S3 read of {where} failed ({exc.code}); retry later") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise Unavailable(f"S3 unreachable while reading {where}: {exc}; retry later") from exc
@@ -135,7 +150,7 @@ class AudioSource:
 
     @contextlib.contextmanager
     def _spooled(self) -> Iterator[tuple[Path, BinaryIO]]:
-        fd, name = tempfile.mkstemp(suffix=SPOOL_SUFFIX, dir=self._spool_dir)
+        fd, name = tempfile.mkstemp(suffix=self._suffix, dir=self._spool_dir)
         path = Path(name)
         fh = os.fdopen(fd, "wb")
         try:
@@ -145,11 +160,11 @@ class AudioSource:
             path.unlink(missing_ok=True)
 
 
-def clear_stale_spool(directory: Path) -> int:
-    """Remove temp files a crashed process left behind."""
+def clear_stale_spool(directory: Path, suffix: str = SPOOL_SUFFIX) -> int:
+    """Remove temp files (named `*<suffix>`) a crashed process left behind."""
     directory.mkdir(parents=True, exist_ok=True)
     removed = 0
-    for path in directory.glob(f"*{SPOOL_SUFFIX}"):
+    for path in directory.glob(f"*{suffix}"):
         path.unlink(missing_ok=True)
         removed += 1
     if removed:
