@@ -7,7 +7,7 @@ PROTO_OUT := proto/python
 
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
-PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml libs/audio/pyproject.toml services/ingest/pyproject.toml services/vad/pyproject.toml cli/pyproject.toml
+PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml libs/audio/pyproject.toml services/ingest/pyproject.toml services/vad/pyproject.toml services/asr/pyproject.toml cli/pyproject.toml
 
 .PHONY: help install system venv test lint demo demo-down proto proto-check bench-ingest
 
