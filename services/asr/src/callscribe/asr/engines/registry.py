@@ -1,0 +1,30 @@
+"""Build an ASR engine by name: ``whisper`` (faster-whisper) or ``funasr`` (Paraformer, SenseVoice)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from callscribe.asr.engines.base import Engine
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("whisper", "funasr")
+WHISPER_BASE_NAMES = ("base", "whisper-base")
+
+
+def load_engine(name: str, model: str, device: str, threads: int, cache_dir: Path) -> Engine:
+    """``whisper``: model "base" (assembled from the installed packages into ``cache_dir``) or a model dir;
+    ``funasr``: a local FunASR model dir. int8 on CPU, float16 on CUDA for Whisper."""
+    key = name.strip().lower()
+    if key == "whisper":
+        from callscribe.asr.engines.whisper import WhisperEngine, ensure_whisper_base_dir
+
+        model_dir = ensure_whisper_base_dir(cache_dir) if model in WHISPER_BASE_NAMES else Path(model)
+        compute_type = "int8" if device == "cpu" else "float16"
+        return WhisperEngine(model_dir, device=device, compute_type=compute_type, threads=threads)
+    if key == "funasr":
+        from callscribe.asr.engines.funasr_engine import FunasrEngine
+
+        return FunasrEngine(Path(model), device=device, threads=threads)
+    raise ValueError(f"unknown ASR engine {name!r}: choose one of {', '.join(ENGINES)}")
