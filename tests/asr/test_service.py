@@ -19,6 +19,7 @@ import grpc
 import pytest
 
 from asr.conftest import (
+    CALL_TIMEOUT_S,
     SENTENCES,
     Asr,
     Recordings,
@@ -96,7 +97,7 @@ def test_stream_sends_each_result_with_its_index(asr: Asr, speech_audio: Speech)
         segments=[pcm_segment(speech_audio.pcm[8], "a"), pcm_segment(speech_audio.pcm[9], "b")],
         language=c.LANGUAGE_EN,
     )
-    results = list(asr.stub.TranscribeStream(request, metadata=asr.auth("acme"), timeout=120))
+    results = list(asr.stub.TranscribeStream(request, metadata=asr.auth("acme"), timeout=CALL_TIMEOUT_S))
     assert sorted((r.index, r.segment_id) for r in results) == [(0, "a"), (1, "b")]
     by_index = {r.index: r.text for r in results}
     score = wer([SENTENCES[8], SENTENCES[9]], [by_index[0], by_index[1]])
@@ -205,7 +206,7 @@ def test_bad_requests_are_invalid_argument(
         asr.stub.Transcribe(request, metadata=asr.auth("acme"), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, err.value.details())
     assert words in err.value.details(), err.value.details()
-    assert time.monotonic() - started < 2, "a refusal must not wait for the model"
+    assert time.monotonic() - started < 5, "a refusal must not wait for the model"
 
 
 def test_bad_object_segments(asr: Asr, speech_audio: Speech, recordings: Recordings) -> None:
@@ -259,7 +260,7 @@ def test_full_queue_is_resource_exhausted_at_once(start_asr: StartAsr, speech_au
     first = busy.stub.Transcribe.future(
         pb.TranscribeRequest(segments=[pcm_segment(speech_audio.pcm[i]) for i in range(3)]),
         metadata=busy.auth("acme"),
-        timeout=120,
+        timeout=CALL_TIMEOUT_S,
     )
     try:
         wait_for(lambda: busy.metric("callscribe_asr_queue_depth") == 2, 30, "1 segment running, 2 queued")
@@ -268,7 +269,7 @@ def test_full_queue_is_resource_exhausted_at_once(start_asr: StartAsr, speech_au
             busy.transcribe([pcm_segment(speech_audio.pcm[3]), pcm_segment(speech_audio.pcm[4])], timeout=30)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
         assert "retry" in err.value.details()
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0, "RESOURCE_EXHAUSTED must come at once"
         assert busy.metric("callscribe_asr_errors_total", 'reason="resource_exhausted"') == 1
     finally:
         first.cancel()  # its queued segments are dropped
