@@ -9,7 +9,7 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed
 PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml libs/audio/pyproject.toml services/ingest/pyproject.toml services/vad/pyproject.toml services/asr/pyproject.toml cli/pyproject.toml
 
-.PHONY: help install system venv test lint demo demo-down proto proto-check bench-ingest
+.PHONY: help install system venv test lint demo demo-down proto proto-check bench-ingest bench-vad bench-asr
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,7 +35,7 @@ test: install ## run the test suite (real servers started by fixtures)
 
 lint: venv ## ruff, mypy, and the generated-code check
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy libs/kit/src services/ingest/src cli/src
+	$(VENV)/bin/mypy libs/kit/src libs/audio/src services/ingest/src services/vad/src services/asr/src cli/src
 	$(MAKE) proto-check
 
 demo: install ## start the local stack, upload sample calls, show WORM at work
@@ -47,6 +47,12 @@ demo-down: ## stop the local stack
 
 bench-ingest: venv ## ingest throughput and memory against raw put_object
 	$(PY) bench/ingest.py
+
+bench-vad: venv ## VAD service RTF against FunASR AutoModel and Silero
+	$(PY) bench/vad.py
+
+bench-asr: venv ## VAD + ASR services against faster-whisper's BatchedInferencePipeline
+	$(PY) bench/asr.py
 
 proto: ## regenerate the Python code from proto/ (never edit the generated files)
 	$(PY) -m grpc_tools.protoc -I $(PROTO_SRC) --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
