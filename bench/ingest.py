@@ -12,8 +12,8 @@ MB means MiB (2**20 bytes) throughout. Exit 0 even on a MISS (it is a measuremen
 from __future__ import annotations
 
 import argparse
-import hashlib
 import contextlib
+import hashlib
 import json
 import os
 import platform
