@@ -14,9 +14,10 @@ from callscribe.cli.connect import CliError, Target, auth_metadata, channel
 from callscribe.cli.recordings import detect_speech, format_segments, send_file
 from callscribe.cli.samples import HOURS_CALL_EN, REFUND_CALL_EN, REFUND_CALL_ZH, ToolMissing, synthesize_call
 from callscribe.stack import stack
+from callscribe.v1 import asr_pb2 as asr_pb
+from callscribe.v1 import asr_pb2_grpc, ingest_pb2_grpc, vad_pb2_grpc
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as ingest_pb
-from callscribe.v1 import ingest_pb2_grpc, vad_pb2_grpc
 
 TENANT = "acme"
 SAMPLES = (
@@ -108,7 +109,27 @@ def _show_segments(state: dict, target: Target, stub: ingest_pb2_grpc.IngestServ
             ingest_pb.GetRecordingRequest(recording_id=ack.recording_id), metadata=auth_metadata(target)
         )
         print(f"\n== Speech segments of {rec.metadata.call_id} (VAD service, SHA-256 verified on read)")
-        print(format_segments(detect_speech(vad, vad_target, rec)))
+        found = detect_speech(vad, vad_target, rec)
+        print(format_segments(found))
+        if "asr" in state.get("grpc", {}):
+            _show_transcript(Target(state["grpc"]["asr"], target.token, target.tenant), rec, found)
+
+
+def _show_transcript(asr_target: Target, rec: Any, found: Any) -> None:
+    asr = asr_pb2_grpc.AsrServiceStub(channel(asr_target, None))
+    request = asr_pb.TranscribeRequest(
+        segments=[
+            asr_pb.AsrSegment(segment_id=str(i), object=rec.object, start_ms=seg.start_ms, end_ms=seg.end_ms,
+                              channel=seg.channel, role=seg.role)
+            for i, seg in enumerate(found.segments)
+        ],
+        language=rec.metadata.language, hotwords=rec.metadata.hotwords,
+    )  # fmt: skip
+    print(f"   transcript (ASR service, {len(request.segments)} segments batched):")
+    reply = asr.Transcribe(request, metadata=auth_metadata(asr_target), timeout=900)
+    for seg, result in zip(found.segments, reply.results, strict=True):
+        role = c.SpeakerRole.Name(seg.role).removeprefix("SPEAKER_ROLE_").lower()
+        print(f"   [{seg.start_ms / 1000:6.1f}s] {role:>8}: {result.text.strip()}")
 
 
 def _show_worm(state: dict, ack: Any) -> None:
