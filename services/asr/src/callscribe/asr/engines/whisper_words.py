@@ -8,6 +8,7 @@ token after it (the end token closes the last word).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,23 +31,50 @@ def token_starts_ms(alignments: list[tuple[int, int]], count: int) -> list[int]:
     return filled
 
 
-def align_words(tokenizer: Any, tokens: list[int], result: Any, offset_ms: int) -> list[TokenTime]:
-    """Split ``tokens`` into words (spaces, or characters for unspaced languages) with times and mean probability."""
+@dataclass(frozen=True)
+class AlignedWord:
+    """A word as Whisper wrote it (``raw`` keeps its leading space) with its time and token scores."""
+
+    raw: str
+    start_ms: int
+    end_ms: int
+    confidence: float  # mean probability of the word's tokens (trailing punctuation not counted)
+    logprob: float  # sum of the log-probabilities of all its tokens, punctuation included
+    tokens: int  # how many tokens
+
+    @property
+    def text(self) -> str:
+        return self.raw.strip()
+
+    def token_time(self) -> TokenTime:
+        return TokenTime(self.text, self.start_ms, self.end_ms, self.confidence)
+
+
+def aligned_words(tokenizer: Any, tokens: list[int], result: Any, offset_ms: int) -> list[AlignedWord]:
+    """Split ``tokens`` into words (spaces, or characters for unspaced languages) with times and scores."""
     words, groups = tokenizer.split_to_word_tokens([*tokens, tokenizer.eot])
     starts = token_starts_ms(list(result.alignments), len(tokens) + 1)
     probs = np.asarray(result.text_token_probs, dtype=np.float64)
-    out, first = [], 0
+    logprobs = np.log(np.clip(probs, 1e-12, 1.0))
+    out: list[AlignedWord] = []
+    first = 0
     for word, group in zip(words, groups, strict=True):
         last = first + len(group)
-        text = word.strip()
-        if text and group != [tokenizer.eot]:
-            if out and not any(ch.isalnum() for ch in text):  # punctuation joins the word before it
+        if word.strip() and group != [tokenizer.eot]:
+            chunk = logprobs[first : min(last, len(logprobs))]
+            if out and not any(ch.isalnum() for ch in word):  # punctuation joins the word before it
                 prev = out[-1]
-                out[-1] = TokenTime(prev.text + text, prev.start_ms, prev.end_ms, prev.confidence)
+                logprob, count = prev.logprob + float(chunk.sum()), prev.tokens + chunk.size
+                out[-1] = AlignedWord(prev.raw + word, prev.start_ms, prev.end_ms, prev.confidence, logprob, count)
             else:
                 end = starts[min(last, len(starts) - 1)]
-                chunk = probs[first : min(last, len(probs))]
-                confidence = float(chunk.mean()) if chunk.size else 0.0
-                out.append(TokenTime(text, offset_ms + starts[first], offset_ms + max(end, starts[first]), confidence))
+                start, stop = offset_ms + starts[first], offset_ms + max(end, starts[first])
+                confidence = float(np.exp(chunk).mean()) if chunk.size else 0.0
+                out.append(AlignedWord(word, start, stop, confidence, float(chunk.sum()), chunk.size))
         first = last
     return out
+
+
+def align_words(tokenizer: Any, tokens: list[int], result: Any, offset_ms: int) -> list[TokenTime]:
+    """Split ``tokens`` into words (spaces, or characters for unspaced languages) with times and probability."""
+    return [w.token_time() for w in aligned_words(tokenizer, tokens, result, offset_ms)]
