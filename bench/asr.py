@@ -475,6 +475,7 @@ def _metric_delta(before: dict[str, float], after: dict[str, float]) -> dict[str
         "asr_batches": batches,
         "asr_mean_batch": d("callscribe_asr_batch_size_sum") / batches if batches else 0.0,
         "asr_engine_s": d("callscribe_asr_inference_seconds_sum"),
+        "asr_engine_calls": d("callscribe_asr_inference_seconds_count"),  # > batches: failed batches were split
     }
 
 
@@ -601,6 +602,10 @@ def _print_paths(result: dict[str, Any]) -> None:
         f"{ours['speech_s']:.0f} s of speech; ASR engine busy {ours['asr_engine_s']:.1f} s in "
         f"{ours['asr_batches']:.0f} batches (mean {ours['asr_mean_batch']:.1f} segments)"
     )
+    if ours["asr_engine_calls"] > ours["asr_batches"]:
+        print(
+            f"  {ours['asr_engine_calls']:.0f} engine calls for {ours['asr_batches']:.0f} batches: failed batches split"
+        )
 
 
 def _print_gpu(gpu: dict[str, Any]) -> None:
