@@ -256,3 +256,16 @@ def test_packed_wer_against_live_unpacked(engine, speech: list[np.ndarray], pack
     wer_packed, wer_unpacked = _wer([o.text for o in packed]), _wer([o.text for o in unpacked])
     log.info("WER packed %.4f unpacked %.4f", wer_packed, wer_unpacked)
     assert wer_packed <= wer_unpacked + 0.01
+
+
+def test_windows_never_mix_pack_groups() -> None:
+    # Two calls' segments, all short enough to share one window if groups were ignored.
+    lengths = [16000] * 6
+    groups = ["call-a", "call-b", "call-a", "call-b", "call-a", "call-b"]
+    plan = plan_windows(lengths, groups=groups)
+    assert len(plan.windows) == 2
+    for window in plan.windows:
+        assert len({groups[p.item] for p in window.parts}) == 1
+    assert sorted(p.item for w in plan.windows for p in w.parts) == list(range(6))
+    with pytest.raises(ValueError, match="one group per segment"):
+        plan_windows(lengths, groups=groups[:2])

@@ -83,8 +83,10 @@ def read_pinyin(chars: str) -> tuple[list[str], list[str]]:
     def unknown(x: str) -> list[str]:
         return ["?"] * len(x)
 
-    plain = lazy_pinyin(chars, style=Style.NORMAL, errors=unknown)
-    toned = lazy_pinyin(chars, style=Style.TONE3, neutral_tone_with_five=True, errors=unknown)
+    # pypinyin documents `errors` callables returning a list (one item per character); its type
+    # stubs only allow str.
+    plain = lazy_pinyin(chars, style=Style.NORMAL, errors=unknown)  # type: ignore[arg-type]
+    toned = lazy_pinyin(chars, style=Style.TONE3, neutral_tone_with_five=True, errors=unknown)  # type: ignore[arg-type]
     if len(plain) != len(chars) or len(toned) != len(chars):  # never expected for pure CJK runs
         plain, toned = ["?"] * len(chars), ["?"] * len(chars)
     return plain, toned

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future, as_completed
 from dataclasses import dataclass
@@ -262,10 +263,14 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
         for ref, spans in by_ref.items():
             for span, audio in zip(spans, self._cut(ref, spans), strict=True):
                 samples[span.index] = audio
+        # Batches never mix tenants, and packed windows never mix calls or channels: text can only
+        # land on a segment of the same call and speaker.
+        request_id = uuid.uuid4().hex
         jobs = []
-        for audio in samples:
+        for seg, audio in zip(segments, samples, strict=True):
             assert audio is not None
-            jobs.append(Job(AsrInput(audio), options))
+            pack_group = (tenant, request_id, seg.WhichOneof("audio"), seg.object.key, seg.channel)
+            jobs.append(Job(AsrInput(audio, pack_group=pack_group), options, group=tenant))
         corrector = (
             HotwordCorrector(options.hotwords, options.language)
             if self._hotword_correction and options.hotwords

@@ -6,7 +6,7 @@ out, in the same order. Batching policy, model pools and the gRPC surface live e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,9 +30,14 @@ class Hotword:
 
 @dataclass(frozen=True)
 class AsrInput:
-    """One speech segment: float32 mono samples at 16 kHz in [-1, 1]."""
+    """One speech segment: float32 mono samples at 16 kHz in [-1, 1].
+
+    An engine that packs several segments into one decoding window only packs segments with the
+    same `pack_group` (the service uses tenant, request and channel: text can never cross calls).
+    """
 
     samples: np.ndarray
+    pack_group: Hashable = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,7 @@ class WhisperEngine:
         if not batch:
             return []
         segments = [as_mono_float32(item.samples) for item in batch]
-        windows = self._plan(segments)
+        windows = self._plan(segments, [item.pack_group for item in batch])
         features = np.stack([self._features(w.samples) for w in windows])
         encoded = self._fw.encode(features)
         languages = self._languages(encoded, options.language, len(windows))
@@ -146,10 +146,10 @@ class WhisperEngine:
 
     # ------------------------------------------------------------------ steps
 
-    def _plan(self, segments: list[np.ndarray]) -> list[_Window]:
+    def _plan(self, segments: list[np.ndarray], groups: list[Hashable] | None = None) -> list[_Window]:
         if not self.pack:
             return [w for i, samples in enumerate(segments) for w in _windows(i, samples)]
-        plan = plan_windows([len(s) for s in segments], WINDOW, self.pack_gap, self.pack_order)
+        plan = plan_windows([len(s) for s in segments], WINDOW, self.pack_gap, self.pack_order, groups)
         windows = [
             _Window(tuple(_Part(p.item, 0, p.start, p.length) for p in packed.parts), pack_samples(packed, segments))
             for packed in plan.windows

@@ -15,7 +15,7 @@ also the per-segment no-speech filter (silence or steady noise gets no words).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,13 +61,20 @@ class Plan:
     long_items: list[int]  # segments longer than a window: transcribed on their own, cut into windows
 
 
-def plan_windows(lengths: Sequence[int], window: int = WINDOW, gap: int = GAP, order: str = "longest") -> Plan:
+def plan_windows(
+    lengths: Sequence[int],
+    window: int = WINDOW,
+    gap: int = GAP,
+    order: str = "longest",
+    groups: Sequence[Hashable] | None = None,
+) -> Plan:
     """Place segments (sample counts) into windows of at most ``window`` samples, ``gap`` apart.
 
     ``order="longest"`` is first-fit decreasing (fewest windows); ``"given"`` is first fit in batch
     order. Either way the parts of one window keep batch order, so neighbouring segments of a call
     stay neighbours. Segments longer than ``window`` are left out (``long_items``); empty ones are
-    placed like any other (they take no room but the gap).
+    placed like any other (they take no room but the gap). With ``groups``, a window only holds
+    segments of one group.
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
@@ -77,11 +84,14 @@ def plan_windows(lengths: Sequence[int], window: int = WINDOW, gap: int = GAP, o
     long_items = [i for i, n in enumerate(lengths) if n > window]
     if order == "longest":
         items.sort(key=lambda i: (-lengths[i], i))
+    group_of = list(groups) if groups is not None else [None] * len(lengths)
+    if len(group_of) != len(lengths):
+        raise ValueError("groups must give one group per segment")
     bins: list[list[int]] = []
     used: list[int] = []  # samples used by each bin, gaps included
     for i in items:
         for b, total in enumerate(used):
-            if total + gap + lengths[i] <= window:
+            if group_of[bins[b][0]] == group_of[i] and total + gap + lengths[i] <= window:
                 bins[b].append(i)
                 used[b] = total + gap + lengths[i]
                 break
