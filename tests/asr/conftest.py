@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import secrets
 import shutil
@@ -31,7 +30,7 @@ from minio import Minio
 from callscribe.cli.samples import PlacedTurn, Turn, synthesize_call
 from callscribe.stack.procs import ManagedProcess, spawn, stop, wait_until
 from callscribe.stack.services import grpc_address, metrics_url, service_env
-from callscribe.stack.tenants import token_sha256
+from callscribe.stack.tenants import TenantSpec, write_tenants_file
 from callscribe.v1 import asr_pb2 as pb
 from callscribe.v1 import asr_pb2_grpc
 from callscribe.v1 import common_pb2 as c
@@ -122,12 +121,8 @@ class TenantsFile:
 
 @pytest.fixture(scope="session")
 def asr_tenants(stack_tmp: Path) -> TenantsFile:
-    tokens = {name: secrets.token_urlsafe(24) for name in TENANTS}
-    doc = {"tenants": {name: {"token_sha256": [token_sha256(tokens[name])]} for name in TENANTS}}
     path = stack_tmp / "asr-tenants.json"
-    path.write_text(json.dumps(doc))
-    path.chmod(0o600)
-    return TenantsFile(path, tokens)
+    return TenantsFile(path, write_tenants_file(path, {name: TenantSpec() for name in TENANTS}))
 
 
 @dataclass

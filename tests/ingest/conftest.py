@@ -9,7 +9,6 @@ tenant + SHA-256, so a test that needs a fresh recording must upload fresh bytes
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -28,7 +27,7 @@ from minio import Minio
 
 from callscribe.stack.procs import ManagedProcess, stop
 from callscribe.stack.services import grpc_address, metrics_url, service_env, start_service
-from callscribe.stack.tenants import token_sha256
+from callscribe.stack.tenants import TenantSpec, write_tenants_file
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
@@ -275,17 +274,9 @@ class TenantsFile:
 
 @pytest.fixture(scope="session")
 def tenants_file(stack_tmp: Path) -> TenantsFile:
-    tokens = {name: secrets.token_urlsafe(24) for name in TENANTS}
-    doc = {
-        "tenants": {
-            name: {"token_sha256": [token_sha256(tokens[name])], "retention_mode": mode, "retention_days": days}
-            for name, (mode, days) in TENANTS.items()
-        }
-    }
     path = stack_tmp / "ingest-tenants.json"
-    path.write_text(json.dumps(doc))
-    path.chmod(0o600)
-    return TenantsFile(path, tokens)
+    specs = {name: TenantSpec(mode, days) for name, (mode, days) in TENANTS.items()}
+    return TenantsFile(path, write_tenants_file(path, specs))
 
 
 StartIngest = Callable[..., Ingest]

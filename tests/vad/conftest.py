@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import secrets
 import shutil
 import subprocess
@@ -27,7 +26,7 @@ from minio import Minio
 from callscribe.cli.samples import HOURS_CALL_EN, REFUND_CALL_EN, PlacedTurn, Turn, synthesize_call
 from callscribe.stack.procs import ManagedProcess, stop
 from callscribe.stack.services import grpc_address, metrics_url, service_env, start_service
-from callscribe.stack.tenants import token_sha256
+from callscribe.stack.tenants import TenantSpec, write_tenants_file
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import vad_pb2 as pb
 from callscribe.v1 import vad_pb2_grpc
@@ -162,12 +161,8 @@ class TenantsFile:
 
 @pytest.fixture(scope="session")
 def vad_tenants(stack_tmp: Path) -> TenantsFile:
-    tokens = {name: secrets.token_urlsafe(24) for name in TENANTS}
-    doc = {"tenants": {name: {"token_sha256": [token_sha256(tokens[name])]} for name in TENANTS}}
     path = stack_tmp / "vad-tenants.json"
-    path.write_text(json.dumps(doc))
-    path.chmod(0o600)
-    return TenantsFile(path, tokens)
+    return TenantsFile(path, write_tenants_file(path, {name: TenantSpec() for name in TENANTS}))
 
 
 @dataclass

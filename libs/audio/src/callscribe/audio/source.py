@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlparse
 
 import urllib3
 from minio import Minio
@@ -40,23 +39,6 @@ class ObjectRef:
     key: str
     version_id: str
     sha256: str
-
-
-def make_client(endpoint: str, access_key: str, secret_key: str, region: str, pool_size: int) -> Minio:
-    url = urlparse(endpoint)
-    http = urllib3.PoolManager(
-        maxsize=pool_size,
-        timeout=urllib3.Timeout(connect=5, read=120),
-        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
-    )
-    return Minio(
-        url.netloc,
-        access_key=access_key,
-        secret_key=secret_key,
-        secure=url.scheme == "https",
-        region=region,
-        http_client=http,
-    )
 
 
 def check_ref(ref: ObjectRef, tenant: str, buckets: tuple[str, ...]) -> None:

@@ -12,12 +12,13 @@ from pydantic import ValidationError
 from callscribe.ingest.archive import Archiver
 from callscribe.ingest.jobs import RedisJobQueue
 from callscribe.ingest.model import UploadLimits
-from callscribe.ingest.s3store import S3RecordingStore, make_client
+from callscribe.ingest.s3store import S3RecordingStore
 from callscribe.ingest.servicer import IngestServicer, UploadMetrics
 from callscribe.ingest.settings import IngestSettings
 from callscribe.ingest.spool import clear_stale_spool
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
+from callscribe.kit.s3 import make_client
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.v1 import ingest_pb2, ingest_pb2_grpc
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import urllib3
 from minio import Minio
@@ -48,23 +48,6 @@ SHA_META = "x-amz-meta-sha256"
 RECORD_META = "x-amz-meta-record"
 # S3 allows 2 KB of user metadata in all; leave room for the other fields.
 MAX_INLINE_RECORD = 1600
-
-
-def make_client(endpoint: str, access_key: str, secret_key: str, region: str, pool_size: int) -> Minio:
-    url = urlparse(endpoint)
-    http = urllib3.PoolManager(
-        maxsize=pool_size,
-        timeout=urllib3.Timeout(connect=5, read=120),
-        retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
-    )
-    return Minio(
-        url.netloc,
-        access_key=access_key,
-        secret_key=secret_key,
-        secure=url.scheme == "https",
-        region=region,
-        http_client=http,
-    )
 
 
 class S3RecordingStore:

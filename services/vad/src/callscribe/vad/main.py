@@ -8,8 +8,9 @@ import sys
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from callscribe.audio.source import AudioSource, clear_stale_spool, make_client
+from callscribe.audio.source import AudioSource, clear_stale_spool
 from callscribe.kit.logs import configure_logging
+from callscribe.kit.s3 import make_client
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.v1 import vad_pb2, vad_pb2_grpc
 from callscribe.vad.pool import ModelConfig, VadPool
