@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Utterance(_message.Message):
-    __slots__ = ("channel", "role", "start_ms", "end_ms", "text", "normalized_text", "confidence", "language", "tokens", "engine")
+    __slots__ = ("channel", "role", "start_ms", "end_ms", "text", "normalized_text", "confidence", "language", "tokens", "engine", "sentiment")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class Utterance(_message.Message):
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
+    SENTIMENT_FIELD_NUMBER: _ClassVar[int]
     channel: int
     role: _common_pb2.SpeakerRole
     start_ms: int
@@ -32,10 +33,105 @@ class Utterance(_message.Message):
     language: _common_pb2.Language
     tokens: _containers.RepeatedCompositeFieldContainer[_common_pb2.Token]
     engine: str
-    def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., text: _Optional[str] = ..., normalized_text: _Optional[str] = ..., confidence: _Optional[float] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., tokens: _Optional[_Iterable[_Union[_common_pb2.Token, _Mapping]]] = ..., engine: _Optional[str] = ...) -> None: ...
+    sentiment: float
+    def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., text: _Optional[str] = ..., normalized_text: _Optional[str] = ..., confidence: _Optional[float] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., tokens: _Optional[_Iterable[_Union[_common_pb2.Token, _Mapping]]] = ..., engine: _Optional[str] = ..., sentiment: _Optional[float] = ...) -> None: ...
+
+class KeywordHit(_message.Message):
+    __slots__ = ("list", "phrase", "matched", "channel", "role", "start_ms", "end_ms")
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    PHRASE_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    list: str
+    phrase: str
+    matched: str
+    channel: int
+    role: _common_pb2.SpeakerRole
+    start_ms: int
+    end_ms: int
+    def __init__(self, list: _Optional[str] = ..., phrase: _Optional[str] = ..., matched: _Optional[str] = ..., channel: _Optional[int] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+
+class SideStats(_message.Message):
+    __slots__ = ("talk_ms", "speaking_rate", "interruptions", "sentiment", "words")
+    TALK_MS_FIELD_NUMBER: _ClassVar[int]
+    SPEAKING_RATE_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTIONS_FIELD_NUMBER: _ClassVar[int]
+    SENTIMENT_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    talk_ms: int
+    speaking_rate: float
+    interruptions: int
+    sentiment: float
+    words: int
+    def __init__(self, talk_ms: _Optional[int] = ..., speaking_rate: _Optional[float] = ..., interruptions: _Optional[int] = ..., sentiment: _Optional[float] = ..., words: _Optional[int] = ...) -> None: ...
+
+class Interruption(_message.Message):
+    __slots__ = ("by", "at_ms", "overlap_ms")
+    BY_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_MS_FIELD_NUMBER: _ClassVar[int]
+    by: _common_pb2.SpeakerRole
+    at_ms: int
+    overlap_ms: int
+    def __init__(self, by: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., at_ms: _Optional[int] = ..., overlap_ms: _Optional[int] = ...) -> None: ...
+
+class QaDeduction(_message.Message):
+    __slots__ = ("rule", "points", "reason")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    points: float
+    reason: str
+    def __init__(self, rule: _Optional[str] = ..., points: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class QaResult(_message.Message):
+    __slots__ = ("score", "max_score", "deductions")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SCORE_FIELD_NUMBER: _ClassVar[int]
+    DEDUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    max_score: float
+    deductions: _containers.RepeatedCompositeFieldContainer[QaDeduction]
+    def __init__(self, score: _Optional[float] = ..., max_score: _Optional[float] = ..., deductions: _Optional[_Iterable[_Union[QaDeduction, _Mapping]]] = ...) -> None: ...
+
+class CallAnalytics(_message.Message):
+    __slots__ = ("agent", "customer", "agent_talk_ratio", "silence_ms", "longest_silence_ms", "dead_air_count", "dead_air_threshold_ms", "overlap_ms", "interruption_count", "interruptions", "keyword_hits", "sentiment", "sentiment_label", "qa")
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    AGENT_TALK_RATIO_FIELD_NUMBER: _ClassVar[int]
+    SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    LONGEST_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_AIR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DEAD_AIR_THRESHOLD_MS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_MS_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTIONS_FIELD_NUMBER: _ClassVar[int]
+    KEYWORD_HITS_FIELD_NUMBER: _ClassVar[int]
+    SENTIMENT_FIELD_NUMBER: _ClassVar[int]
+    SENTIMENT_LABEL_FIELD_NUMBER: _ClassVar[int]
+    QA_FIELD_NUMBER: _ClassVar[int]
+    agent: SideStats
+    customer: SideStats
+    agent_talk_ratio: float
+    silence_ms: int
+    longest_silence_ms: int
+    dead_air_count: int
+    dead_air_threshold_ms: int
+    overlap_ms: int
+    interruption_count: int
+    interruptions: _containers.RepeatedCompositeFieldContainer[Interruption]
+    keyword_hits: _containers.RepeatedCompositeFieldContainer[KeywordHit]
+    sentiment: float
+    sentiment_label: str
+    qa: QaResult
+    def __init__(self, agent: _Optional[_Union[SideStats, _Mapping]] = ..., customer: _Optional[_Union[SideStats, _Mapping]] = ..., agent_talk_ratio: _Optional[float] = ..., silence_ms: _Optional[int] = ..., longest_silence_ms: _Optional[int] = ..., dead_air_count: _Optional[int] = ..., dead_air_threshold_ms: _Optional[int] = ..., overlap_ms: _Optional[int] = ..., interruption_count: _Optional[int] = ..., interruptions: _Optional[_Iterable[_Union[Interruption, _Mapping]]] = ..., keyword_hits: _Optional[_Iterable[_Union[KeywordHit, _Mapping]]] = ..., sentiment: _Optional[float] = ..., sentiment_label: _Optional[str] = ..., qa: _Optional[_Union[QaResult, _Mapping]] = ...) -> None: ...
 
 class Call(_message.Message):
-    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "tier", "utterances", "indexed_at")
+    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "tier", "utterances", "indexed_at", "analytics")
     RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +140,7 @@ class Call(_message.Message):
     TIER_FIELD_NUMBER: _ClassVar[int]
     UTTERANCES_FIELD_NUMBER: _ClassVar[int]
     INDEXED_AT_FIELD_NUMBER: _ClassVar[int]
+    ANALYTICS_FIELD_NUMBER: _ClassVar[int]
     recording_id: str
     tenant: str
     metadata: _common_pb2.RecordingMetadata
@@ -52,7 +149,8 @@ class Call(_message.Message):
     tier: _common_pb2.StorageTier
     utterances: _containers.RepeatedCompositeFieldContainer[Utterance]
     indexed_at: _timestamp_pb2.Timestamp
-    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., utterances: _Optional[_Iterable[_Union[Utterance, _Mapping]]] = ..., indexed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    analytics: CallAnalytics
+    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., utterances: _Optional[_Iterable[_Union[Utterance, _Mapping]]] = ..., indexed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., analytics: _Optional[_Union[CallAnalytics, _Mapping]] = ...) -> None: ...
 
 class IndexCallRequest(_message.Message):
     __slots__ = ("call",)
@@ -69,7 +167,7 @@ class IndexCallResponse(_message.Message):
     def __init__(self, recording_id: _Optional[str] = ..., utterances_indexed: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("tenant", "query", "agent_id", "started_from", "started_to", "language", "min_duration_ms", "max_duration_ms", "page_size", "page_token")
+    __slots__ = ("tenant", "query", "agent_id", "started_from", "started_to", "language", "min_duration_ms", "max_duration_ms", "page_size", "page_token", "role", "keyword", "missing_keyword", "min_longest_silence_ms", "min_interruptions", "sentiment_label", "min_qa_score", "max_qa_score")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +178,14 @@ class SearchRequest(_message.Message):
     MAX_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    KEYWORD_FIELD_NUMBER: _ClassVar[int]
+    MISSING_KEYWORD_FIELD_NUMBER: _ClassVar[int]
+    MIN_LONGEST_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    MIN_INTERRUPTIONS_FIELD_NUMBER: _ClassVar[int]
+    SENTIMENT_LABEL_FIELD_NUMBER: _ClassVar[int]
+    MIN_QA_SCORE_FIELD_NUMBER: _ClassVar[int]
+    MAX_QA_SCORE_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     query: str
     agent_id: str
@@ -90,7 +196,15 @@ class SearchRequest(_message.Message):
     max_duration_ms: int
     page_size: int
     page_token: str
-    def __init__(self, tenant: _Optional[str] = ..., query: _Optional[str] = ..., agent_id: _Optional[str] = ..., started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., min_duration_ms: _Optional[int] = ..., max_duration_ms: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    role: _common_pb2.SpeakerRole
+    keyword: str
+    missing_keyword: str
+    min_longest_silence_ms: int
+    min_interruptions: int
+    sentiment_label: str
+    min_qa_score: float
+    max_qa_score: float
+    def __init__(self, tenant: _Optional[str] = ..., query: _Optional[str] = ..., agent_id: _Optional[str] = ..., started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., min_duration_ms: _Optional[int] = ..., max_duration_ms: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., keyword: _Optional[str] = ..., missing_keyword: _Optional[str] = ..., min_longest_silence_ms: _Optional[int] = ..., min_interruptions: _Optional[int] = ..., sentiment_label: _Optional[str] = ..., min_qa_score: _Optional[float] = ..., max_qa_score: _Optional[float] = ...) -> None: ...
 
 class UtteranceHit(_message.Message):
     __slots__ = ("channel", "role", "start_ms", "end_ms", "text", "highlight")
@@ -109,7 +223,7 @@ class UtteranceHit(_message.Message):
     def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., text: _Optional[str] = ..., highlight: _Optional[str] = ...) -> None: ...
 
 class CallHit(_message.Message):
-    __slots__ = ("recording_id", "call_id", "agent_id", "started_at", "duration_ms", "score", "utterances")
+    __slots__ = ("recording_id", "call_id", "agent_id", "started_at", "duration_ms", "score", "utterances", "analytics")
     RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +231,7 @@ class CallHit(_message.Message):
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     UTTERANCES_FIELD_NUMBER: _ClassVar[int]
+    ANALYTICS_FIELD_NUMBER: _ClassVar[int]
     recording_id: str
     call_id: str
     agent_id: str
@@ -124,7 +239,8 @@ class CallHit(_message.Message):
     duration_ms: int
     score: float
     utterances: _containers.RepeatedCompositeFieldContainer[UtteranceHit]
-    def __init__(self, recording_id: _Optional[str] = ..., call_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., score: _Optional[float] = ..., utterances: _Optional[_Iterable[_Union[UtteranceHit, _Mapping]]] = ...) -> None: ...
+    analytics: CallAnalytics
+    def __init__(self, recording_id: _Optional[str] = ..., call_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., score: _Optional[float] = ..., utterances: _Optional[_Iterable[_Union[UtteranceHit, _Mapping]]] = ..., analytics: _Optional[_Union[CallAnalytics, _Mapping]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("hits", "total", "next_page_token")

@@ -111,3 +111,55 @@ class SetLegalHoldResponse(_message.Message):
     recording_id: str
     lock: _common_pb2.LockInfo
     def __init__(self, recording_id: _Optional[str] = ..., lock: _Optional[_Union[_common_pb2.LockInfo, _Mapping]] = ...) -> None: ...
+
+class DeadLetter(_message.Message):
+    __slots__ = ("recording_id", "tenant", "reason", "stage", "attempts", "failed_at", "entry_id")
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    recording_id: str
+    tenant: str
+    reason: str
+    stage: str
+    attempts: int
+    failed_at: _timestamp_pb2.Timestamp
+    entry_id: str
+    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., reason: _Optional[str] = ..., stage: _Optional[str] = ..., attempts: _Optional[int] = ..., failed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., entry_id: _Optional[str] = ...) -> None: ...
+
+class ListDeadLettersRequest(_message.Message):
+    __slots__ = ("tenant", "page_size", "page_token")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    page_size: int
+    page_token: str
+    def __init__(self, tenant: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDeadLettersResponse(_message.Message):
+    __slots__ = ("dead_letters", "next_page_token")
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    dead_letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
+    next_page_token: str
+    def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RequeueDeadLettersRequest(_message.Message):
+    __slots__ = ("tenant", "recording_id", "all")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    recording_id: str
+    all: bool
+    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+
+class RequeueDeadLettersResponse(_message.Message):
+    __slots__ = ("recording_ids",)
+    RECORDING_IDS_FIELD_NUMBER: _ClassVar[int]
+    recording_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, recording_ids: _Optional[_Iterable[str]] = ...) -> None: ...

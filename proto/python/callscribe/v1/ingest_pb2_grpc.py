@@ -56,6 +56,16 @@ class IngestServiceStub:
                 request_serializer=callscribe_dot_v1_dot_ingest__pb2.SetLegalHoldRequest.SerializeToString,
                 response_deserializer=callscribe_dot_v1_dot_ingest__pb2.SetLegalHoldResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/callscribe.v1.IngestService/ListDeadLetters',
+                request_serializer=callscribe_dot_v1_dot_ingest__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=callscribe_dot_v1_dot_ingest__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RequeueDeadLetters = channel.unary_unary(
+                '/callscribe.v1.IngestService/RequeueDeadLetters',
+                request_serializer=callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersRequest.SerializeToString,
+                response_deserializer=callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -90,6 +100,20 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """Jobs the pipeline gave up on (after its attempts), with their reason; the caller's tenant only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequeueDeadLetters(self, request, context):
+        """Puts dead-lettered jobs back on the job stream with fresh attempts (one recording, or all of the tenant's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +136,16 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.SetLegalHold,
                     request_deserializer=callscribe_dot_v1_dot_ingest__pb2.SetLegalHoldRequest.FromString,
                     response_serializer=callscribe_dot_v1_dot_ingest__pb2.SetLegalHoldResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=callscribe_dot_v1_dot_ingest__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=callscribe_dot_v1_dot_ingest__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RequeueDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequeueDeadLetters,
+                    request_deserializer=callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersRequest.FromString,
+                    response_serializer=callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +258,60 @@ class IngestService:
             '/callscribe.v1.IngestService/SetLegalHold',
             callscribe_dot_v1_dot_ingest__pb2.SetLegalHoldRequest.SerializeToString,
             callscribe_dot_v1_dot_ingest__pb2.SetLegalHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callscribe.v1.IngestService/ListDeadLetters',
+            callscribe_dot_v1_dot_ingest__pb2.ListDeadLettersRequest.SerializeToString,
+            callscribe_dot_v1_dot_ingest__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequeueDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callscribe.v1.IngestService/RequeueDeadLetters',
+            callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersRequest.SerializeToString,
+            callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,
