@@ -265,3 +265,17 @@ class ExportCallsRequest(_message.Message):
     FILTER_FIELD_NUMBER: _ClassVar[int]
     filter: SearchRequest
     def __init__(self, filter: _Optional[_Union[SearchRequest, _Mapping]] = ...) -> None: ...
+
+class FindIndexedRequest(_message.Message):
+    __slots__ = ("tenant", "recording_ids")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_IDS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    recording_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenant: _Optional[str] = ..., recording_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FindIndexedResponse(_message.Message):
+    __slots__ = ("recording_ids",)
+    RECORDING_IDS_FIELD_NUMBER: _ClassVar[int]
+    recording_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, recording_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -56,6 +56,11 @@ class IndexerServiceStub:
                 request_serializer=callscribe_dot_v1_dot_indexer__pb2.ExportCallsRequest.SerializeToString,
                 response_deserializer=callscribe_dot_v1_dot_indexer__pb2.Call.FromString,
                 _registered_method=True)
+        self.FindIndexed = channel.unary_unary(
+                '/callscribe.v1.IndexerService/FindIndexed',
+                request_serializer=callscribe_dot_v1_dot_indexer__pb2.FindIndexedRequest.SerializeToString,
+                response_deserializer=callscribe_dot_v1_dot_indexer__pb2.FindIndexedResponse.FromString,
+                _registered_method=True)
 
 
 class IndexerServiceServicer:
@@ -88,6 +93,13 @@ class IndexerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindIndexed(self, request, context):
+        """Which of the given recordings have an indexed call (the pipeline's reconciler asks).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +122,11 @@ def add_IndexerServiceServicer_to_server(servicer, server):
                     servicer.ExportCalls,
                     request_deserializer=callscribe_dot_v1_dot_indexer__pb2.ExportCallsRequest.FromString,
                     response_serializer=callscribe_dot_v1_dot_indexer__pb2.Call.SerializeToString,
+            ),
+            'FindIndexed': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindIndexed,
+                    request_deserializer=callscribe_dot_v1_dot_indexer__pb2.FindIndexedRequest.FromString,
+                    response_serializer=callscribe_dot_v1_dot_indexer__pb2.FindIndexedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +239,33 @@ class IndexerService:
             '/callscribe.v1.IndexerService/ExportCalls',
             callscribe_dot_v1_dot_indexer__pb2.ExportCallsRequest.SerializeToString,
             callscribe_dot_v1_dot_indexer__pb2.Call.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindIndexed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callscribe.v1.IndexerService/FindIndexed',
+            callscribe_dot_v1_dot_indexer__pb2.FindIndexedRequest.SerializeToString,
+            callscribe_dot_v1_dot_indexer__pb2.FindIndexedResponse.FromString,
             options,
             channel_credentials,
             insecure,

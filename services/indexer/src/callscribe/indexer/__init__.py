@@ -1,0 +1,1 @@
+"""callscribe indexer: transcripts into search (ITN, punctuation, analytics, Elasticsearch)."""

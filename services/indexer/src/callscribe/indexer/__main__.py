@@ -1,0 +1,5 @@
+import sys
+
+from callscribe.indexer.main import main
+
+sys.exit(main())
