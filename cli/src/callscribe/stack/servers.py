@@ -142,9 +142,10 @@ def _redis_pings(url: str) -> bool:
         client.close()
 
 
-def start_redis(data_dir: Path, log_path: Path | None = None) -> RedisServer:
+def start_redis(data_dir: Path, log_path: Path | None = None, port: int | None = None) -> RedisServer:
+    """Redis on loopback; ``port`` to restart one where its clients expect it."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     argv = [
         find_on_path("redis-server"),
         "--port",
@@ -163,10 +164,10 @@ def start_redis(data_dir: Path, log_path: Path | None = None) -> RedisServer:
     return RedisServer(url, proc)
 
 
-def start_elasticsearch(data_dir: Path, log_path: Path | None = None) -> EsServer:
-    """noida-db serving only its Elasticsearch API."""
+def start_elasticsearch(data_dir: Path, log_path: Path | None = None, port: int | None = None) -> EsServer:
+    """noida-db serving only its Elasticsearch API; ``port`` to restart one (same data) where clients expect it."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     argv = [
         find_noida(),
         "start",
