@@ -21,6 +21,7 @@ from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
 
 TOKENS = {"acme": "token-of-acme", "globex": "token-of-globex"}
+SERVICE_TOKEN = "token-of-the-pipeline"
 
 
 class EchoTenantServicer(ingest_pb2_grpc.IngestServiceServicer):
@@ -39,7 +40,8 @@ class EchoTenantServicer(ingest_pb2_grpc.IngestServiceServicer):
 def tenants_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("kit") / "tenants.json"
     doc = {name: {"token_sha256": [hashlib.sha256(tok.encode()).hexdigest()]} for name, tok in TOKENS.items()}
-    path.write_text(json.dumps({"tenants": doc}))
+    services = {"pipeline": {"token_sha256": [hashlib.sha256(SERVICE_TOKEN.encode()).hexdigest()]}}
+    path.write_text(json.dumps({"tenants": doc, "service_accounts": services}))
     return path
 
 
@@ -56,9 +58,13 @@ def served(tenants_file: Path) -> Iterator[tuple[GrpcServer, CollectorRegistry]]
     server.stop(0)
 
 
-def _call(server: GrpcServer, rec_id: str, token: str | None, tenant: str = "") -> pb.Recording:
+def _call(
+    server: GrpcServer, rec_id: str, token: str | None, tenant: str = "", acting_for: str | None = None
+) -> pb.Recording:
     stub = ingest_pb2_grpc.IngestServiceStub(grpc.insecure_channel(server.address))
     metadata = [("authorization", f"Bearer {token}")] if token else None
+    if metadata is not None and acting_for is not None:
+        metadata.append(("x-callscribe-tenant", acting_for))
     return stub.GetRecording(pb.GetRecordingRequest(recording_id=rec_id, tenant=tenant), metadata=metadata, timeout=5)
 
 
@@ -86,6 +92,29 @@ def test_other_tenant_in_request_is_permission_denied(served: tuple[GrpcServer, 
         _call(served[0], "r1", TOKENS["acme"], tenant="globex")
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "acme" in err.value.details()
+
+
+def test_service_account_acts_for_the_tenant_it_names(served: tuple[GrpcServer, CollectorRegistry]) -> None:
+    server, _ = served
+    assert _call(server, "r1", SERVICE_TOKEN, acting_for="acme").tenant == "acme"
+    assert _call(server, "r1", SERVICE_TOKEN, acting_for="globex").tenant == "globex"
+    # Acting for acme, it is held to acme like acme's own token.
+    with pytest.raises(grpc.RpcError) as err:
+        _call(server, "r1", SERVICE_TOKEN, tenant="globex", acting_for="acme")
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize("acting_for", [None, "", "initech"])
+def test_service_account_without_a_known_tenant_is_refused(served, acting_for) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        _call(served[0], "r1", SERVICE_TOKEN, acting_for=acting_for)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "x-callscribe-tenant" in err.value.details()
+
+
+def test_a_tenant_token_cannot_act_for_another_tenant(served: tuple[GrpcServer, CollectorRegistry]) -> None:
+    # The header only means something for service accounts: acme's token stays acme.
+    assert _call(served[0], "r1", TOKENS["acme"], acting_for="globex").tenant == "acme"
 
 
 def test_domain_error_maps_to_its_status(served: tuple[GrpcServer, CollectorRegistry]) -> None:

@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import sys
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ from callscribe.stack.procs import ManagedProcess, free_port, spawn, stop, wait_
 
 log = logging.getLogger(__name__)
 
-SERVICES: tuple[str, ...] = ("ingest", "vad", "asr", "indexer")
+SERVICES: tuple[str, ...] = ("ingest", "vad", "asr", "indexer", "worker")
+# The pipeline worker is the ingest service's second process role; it serves no gRPC, only metrics.
+WORKER = "worker"
+_MODULES = {name: f"callscribe.{name}.main" for name in SERVICES} | {WORKER: "callscribe.ingest.worker"}
 HEALTH_TIMEOUT_S = 60.0
 HOST = "127.0.0.1"
 
@@ -27,7 +31,7 @@ def available_services() -> tuple[str, ...]:
     found = []
     for name in SERVICES:
         try:
-            spec = importlib.util.find_spec(f"callscribe.{name}.main")
+            spec = importlib.util.find_spec(_MODULES[name])
         except ModuleNotFoundError:
             spec = None
         if spec is not None:
@@ -40,7 +44,7 @@ def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
 
     ``state`` needs ``home``, ``tenants_file``, ``s3.*``, ``redis.url`` and ``elasticsearch.url``.
     """
-    prefix = name.upper()
+    prefix = "INGEST" if name == WORKER else name.upper()
     spool = Path(state["home"]) / "spool" / name
     spool.mkdir(parents=True, exist_ok=True)
     s3 = state["s3"]
@@ -59,15 +63,32 @@ def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
     }
     if name == "indexer":
         env["ELASTICSEARCH_URL"] = state["elasticsearch"]["url"]
+    if name == WORKER:
+        del env["GRPC_ADDRESS"], env["METRICS_ADDRESS"]
+        env["WORKER_METRICS_ADDRESS"] = f"{HOST}:{free_port()}"
+        env["VAD_ADDRESS"] = state["grpc"]["vad"]
+        env["ASR_ADDRESS"] = state["grpc"]["asr"]
+        env["INDEXER_ADDRESS"] = state["grpc"]["indexer"]
+        env["SERVICE_TOKEN"] = state["service_token"]
     return {f"{prefix}_{key}": value for key, value in env.items()}
 
 
-def grpc_address(name: str, env: Mapping[str, str]) -> str:
-    return env[f"{name.upper()}_GRPC_ADDRESS"]
+def grpc_address(name: str, env: Mapping[str, str]) -> str | None:
+    return None if name == WORKER else env[f"{name.upper()}_GRPC_ADDRESS"]
 
 
 def metrics_url(name: str, env: Mapping[str, str]) -> str:
+    if name == WORKER:
+        return f"http://{env['INGEST_WORKER_METRICS_ADDRESS']}/metrics"
     return f"http://{env[f'{name.upper()}_METRICS_ADDRESS']}/metrics"
+
+
+def _metrics_answer(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
 
 
 def _serving(stub: health_pb2_grpc.HealthStub) -> bool:
@@ -81,10 +102,24 @@ def _serving(stub: health_pb2_grpc.HealthStub) -> bool:
 def start_service(
     name: str, env: Mapping[str, str], log_path: Path, timeout: float = HEALTH_TIMEOUT_S
 ) -> ManagedProcess:
-    """Run ``python -m callscribe.<name>`` and wait until its gRPC health check says SERVING."""
+    """Run ``python -m callscribe.<name>`` and wait until its gRPC health check says SERVING.
+
+    The worker (``python -m callscribe.ingest worker``) has no gRPC: it is ready when its metrics answer.
+    """
+    if name == WORKER:
+        argv = [sys.executable, "-m", "callscribe.ingest", "worker"]
+        proc = spawn(name, argv, {**os.environ, **env}, log_path)
+        url = metrics_url(name, env)
+        try:
+            wait_until(lambda: _metrics_answer(url), timeout, f"worker metrics at {url}", proc)
+        except BaseException:
+            stop(proc)
+            raise
+        return proc
     argv = [sys.executable, "-m", f"callscribe.{name}"]
     proc = spawn(name, argv, {**os.environ, **env}, log_path)
     address = grpc_address(name, env)
+    assert address is not None
     channel = grpc.insecure_channel(address)
     try:
         stub = health_pb2_grpc.HealthStub(channel)

@@ -11,6 +11,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -157,7 +158,8 @@ def _start_servers(home: Path, state: dict[str, Any]) -> None:
     _record(state, rds.process)
     state["redis"] = {"url": rds.url}
     tenants_file = home / "tenants.json"
-    state["tenants"] = write_tenants_file(tenants_file, LOCAL_TENANTS)
+    state["service_token"] = secrets.token_urlsafe(32)
+    state["tenants"] = write_tenants_file(tenants_file, LOCAL_TENANTS, {"pipeline": state["service_token"]})
     state["tenants_file"] = str(tenants_file)
 
 
@@ -167,7 +169,9 @@ def _start_services(home: Path, state: dict[str, Any], names: Iterable[str]) -> 
         env = service_env(name, state)
         proc = start_service(name, env, home / "logs" / f"{name}.log")
         _record(state, proc)
-        state["grpc"][name] = grpc_address(name, env)
+        address = grpc_address(name, env)
+        if address is not None:
+            state["grpc"][name] = address
         state["metrics"][name] = metrics_url(name, env)
 
 

@@ -38,13 +38,16 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def write_tenants_file(path: Path, tenants: Mapping[str, TenantSpec]) -> dict[str, str]:
+def write_tenants_file(
+    path: Path, tenants: Mapping[str, TenantSpec], service_tokens: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Write the tenants file atomically (mode 0600) with a new random token per tenant.
 
-    Returns tenant -> plaintext token.
+    ``service_tokens`` (service account -> plaintext token) adds service accounts, such as the
+    pipeline worker's, which act for any tenant they name. Returns tenant -> plaintext token.
     """
     tokens = {name: secrets.token_urlsafe(32) for name in tenants}
-    document = {
+    document: dict[str, object] = {
         "tenants": {
             name: {
                 "token_sha256": [token_sha256(tokens[name])],
@@ -54,6 +57,10 @@ def write_tenants_file(path: Path, tenants: Mapping[str, TenantSpec]) -> dict[st
             for name, spec in tenants.items()
         }
     }
+    if service_tokens:
+        document["service_accounts"] = {
+            name: {"token_sha256": [token_sha256(token)]} for name, token in service_tokens.items()
+        }
     write_json_atomically(path, document)
     log.info("wrote tenants file %s (%d tenants)", path, len(tenants))
     return tokens

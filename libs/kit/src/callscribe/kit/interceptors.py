@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
+# Metadata a service account sets to name the tenant it acts for.
+ACTING_TENANT_HEADER = "x-callscribe-tenant"
+
 _current_tenant: contextvars.ContextVar[Tenant | None] = contextvars.ContextVar("callscribe_tenant", default=None)
 
 # Health checks and reflection answer without a token: probes and grpcurl need them.
@@ -135,10 +138,27 @@ class AuthInterceptor(_WrappingInterceptor):
             _current_tenant.reset(token)
 
     def _authenticate(self, context: grpc.ServicerContext) -> Tenant | None:
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-                return self._registry.tenant_for_token(value[len("Bearer ") :].strip())
-        return None
+        metadata = dict((k, v) for k, v in (context.invocation_metadata() or ()) if isinstance(v, str))
+        value = metadata.get("authorization", "")
+        if not value.startswith("Bearer "):
+            return None
+        token = value[len("Bearer ") :].strip()
+        tenant = self._registry.tenant_for_token(token)
+        if tenant is not None:
+            return tenant
+        account = self._registry.service_account_for_token(token)
+        if account is None:
+            return None
+        # A service account (the pipeline worker) acts for the tenant it names, one tenant per call.
+        acting_for = metadata.get(ACTING_TENANT_HEADER, "")
+        tenant = self._registry.get(acting_for)
+        if tenant is None:
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"service account {account!r} must name a known tenant in metadata "
+                f"'{ACTING_TENANT_HEADER}' (got {acting_for!r})",
+            )
+        return tenant
 
 
 class MetricsInterceptor(_WrappingInterceptor):

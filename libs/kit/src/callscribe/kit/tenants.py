@@ -20,11 +20,22 @@ class Tenant:
 
 
 class TenantRegistry:
-    """Maps a presented token to its tenant, comparing hashes in constant time."""
+    """Maps a presented token to its tenant, comparing hashes in constant time.
 
-    def __init__(self, tenants: dict[str, Tenant], token_hashes: dict[str, str]) -> None:
+    Besides tenants the file may name service accounts (``"service_accounts": {"pipeline":
+    {"token_sha256": [...]}}``): the pipeline worker calls the other services for every tenant,
+    naming the tenant it acts for in the ``x-callscribe-tenant`` metadata (see the kit's auth).
+    """
+
+    def __init__(
+        self,
+        tenants: dict[str, Tenant],
+        token_hashes: dict[str, str],
+        service_hashes: dict[str, str] | None = None,
+    ) -> None:
         self._tenants = tenants
         self._token_hashes = token_hashes  # sha256 hex -> tenant name
+        self._service_hashes = service_hashes or {}  # sha256 hex -> service account name
 
     @classmethod
     def load(cls, path: Path) -> TenantRegistry:
@@ -40,7 +51,13 @@ class TenantRegistry:
                 hashes[str(digest).lower()] = name
         if not tenants:
             raise ValueError(f"tenants file {path} defines no tenant")
-        return cls(tenants, hashes)
+        services: dict[str, str] = {}
+        for name, spec in (raw.get("service_accounts") or {}).items():
+            for digest in (spec or {}).get("token_sha256", []):
+                if str(digest).lower() in hashes:
+                    raise ValueError(f"tenants file {path}: service account {name} reuses a tenant's token")
+                services[str(digest).lower()] = name
+        return cls(tenants, hashes, services)
 
     def tenant_for_token(self, token: str) -> Tenant | None:
         digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -48,6 +65,16 @@ class TenantRegistry:
             if hmac.compare_digest(known, digest):
                 return self._tenants[name]
         return None
+
+    def service_account_for_token(self, token: str) -> str | None:
+        digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        for known, name in self._service_hashes.items():
+            if hmac.compare_digest(known, digest):
+                return name
+        return None
+
+    def names(self) -> list[str]:
+        return sorted(self._tenants)
 
     def get(self, name: str) -> Tenant | None:
         return self._tenants.get(name)

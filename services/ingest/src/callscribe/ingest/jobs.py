@@ -6,6 +6,7 @@ reconciliation re-enqueues every archived recording that has no progress record.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -71,3 +72,258 @@ class RedisJobQueue:
             return bool(self._redis.ping())
         except redis.RedisError:
             return False
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker's side: consumer group, retries with backoff, dead letters.
+#
+# Keys: the job stream (entries: recording_id, tenant, bucket, key, version_id, sha256, attempts),
+# `<stream>:retry` (sorted set: job JSON scored by the time it is due again) and `<stream>:dead`
+# (a stream of jobs the pipeline gave up on, with stage and reason). Every move between them is
+# one atomic Redis step (MULTI or a script), so no job is ever in none of them while unacknowledged.
+# ---------------------------------------------------------------------------------------------
+
+JOB_FIELDS = ("recording_id", "tenant", "bucket", "key", "version_id", "sha256")
+
+# Due retries back onto the stream, atomically per job.
+_PROMOTE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, raw in ipairs(due) do
+  local job = cjson.decode(raw)
+  if redis.call('ZREM', KEYS[1], raw) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'recording_id', job.recording_id, 'tenant', job.tenant, 'bucket', job.bucket,
+               'key', job.key, 'version_id', job.version_id, 'sha256', job.sha256, 'attempts', job.attempts)
+    redis.call('HSET', 'callscribe:state:' .. job.recording_id, 'state', 'queued', 'updated_at', ARGV[3])
+  end
+end
+return #due
+"""
+
+# A dead letter back onto the stream with fresh attempts (only if it is still a dead letter).
+_REQUEUE_DEAD = """
+local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #entry == 0 then return 0 end
+local f = {}
+local fields = entry[1][2]
+for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
+if f.tenant ~= ARGV[2] then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'recording_id', f.recording_id, 'tenant', f.tenant, 'bucket', f.bucket,
+           'key', f.key, 'version_id', f.version_id, 'sha256', f.sha256, 'attempts', 0)
+redis.call('HSET', 'callscribe:state:' .. f.recording_id, 'state', 'queued', 'detail', 'requeued from dead letters',
+           'updated_at', ARGV[3], 'tenant', f.tenant)
+return 1
+"""
+
+
+def job_from_fields(fields: dict[str, str]) -> tuple[Job, int]:
+    job = Job(**{name: str(fields.get(name, "")) for name in JOB_FIELDS})
+    return job, int(fields.get("attempts") or 0)
+
+
+def job_fields(job: Job, attempts: int) -> dict[str, str | int]:
+    return {**{name: getattr(job, name) for name in JOB_FIELDS}, "attempts": attempts}
+
+
+class DeadLetterEntry:
+    __slots__ = ("entry_id", "job", "attempts", "stage", "reason", "failed_at")
+
+    def __init__(self, entry_id: str, fields: dict[str, str]) -> None:
+        self.entry_id = entry_id
+        self.job, self.attempts = job_from_fields(fields)
+        self.stage = str(fields.get("stage", ""))
+        self.reason = str(fields.get("reason", ""))
+        self.failed_at = float(fields.get("failed_at") or 0)
+
+
+class WorkQueue:
+    """The worker's view of the job stream: read, keep alive, acknowledge, retry, dead-letter."""
+
+    def __init__(self, url: str, stream: str, group: str, consumer: str, timeout: float) -> None:
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
+        )
+        self.stream = stream
+        self.retry_key = f"{stream}:retry"
+        self.dead_stream = f"{stream}:dead"
+        self.group = group
+        self.consumer = consumer
+        self._promote = self._redis.register_script(_PROMOTE_DUE)
+        self._requeue = self._redis.register_script(_REQUEUE_DEAD)
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (from the stream's start) unless it exists; also after Redis lost its data."""
+        try:
+            self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            log.info("created consumer group %s on %s", self.group, self.stream)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read(self, count: int, block_ms: int) -> list[tuple[str, dict[str, str]]]:
+        """New entries for this consumer (blocking up to block_ms)."""
+        try:
+            reply = self._redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("consumer group %s is gone (Redis lost its data?): recreating it", self.group)
+            self.ensure_group()
+            return []
+        entries: list[tuple[str, dict[str, str]]] = []
+        for _stream, items in reply or []:
+            entries.extend((entry_id, fields) for entry_id, fields in items if fields)
+        return entries
+
+    def claim_stale(self, min_idle_ms: int, count: int) -> list[tuple[str, dict[str, str], int]]:
+        """Entries another consumer took and stopped keeping alive (it died): (id, fields, times delivered)."""
+        try:
+            reply = self._redis.xautoclaim(self.stream, self.group, self.consumer, min_idle_ms, "0-0", count=count)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()
+            return []
+        claimed = [(entry_id, fields) for entry_id, fields in reply[1] if fields]
+        if not claimed:
+            return []
+        deliveries: dict[str, int] = {}
+        for entry_id, _ in claimed:
+            pending = self._redis.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
+            deliveries[entry_id] = int(pending[0]["times_delivered"]) if pending else 1
+        return [(entry_id, fields, deliveries[entry_id]) for entry_id, fields in claimed]
+
+    def keep_alive(self, entry_ids: list[str]) -> None:
+        """Reset the idle time of entries still being worked on, so no other worker reclaims them."""
+        if entry_ids:
+            self._redis.xclaim(self.stream, self.group, self.consumer, 0, entry_ids, justid=True)
+
+    def set_state(self, recording_id: str, state: str, detail: str = "", attempts: int | None = None) -> None:
+        mapping: dict[str, str | int] = {"state": state, "detail": detail, "updated_at": f"{time.time():.3f}"}
+        if attempts is not None:
+            mapping["attempts"] = attempts
+        self._redis.hset(STATE_KEY.format(recording_id), mapping=mapping)
+
+    def done(self, entry_id: str, job: Job, detail: str) -> None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            pipe.hset(
+                STATE_KEY.format(job.recording_id),
+                mapping={"state": "done", "detail": detail, "updated_at": f"{time.time():.3f}", "tenant": job.tenant},
+            )
+            pipe.execute()
+
+    def retry_later(self, entry_id: str, job: Job, attempts: int, delay_s: float, stage: str, reason: str) -> None:
+        """Acknowledge the entry and park the job in the retry set, in one transaction."""
+        raw = json.dumps(job_fields(job, attempts), sort_keys=True)
+        detail = f"attempt {attempts} failed at {stage}: {reason}; retrying in {delay_s:.0f} s"
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.retry_key, {raw: time.time() + delay_s})
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            pipe.hset(
+                STATE_KEY.format(job.recording_id),
+                mapping={"state": "queued", "detail": detail, "attempts": attempts, "updated_at": f"{time.time():.3f}"},
+            )
+            pipe.execute()
+
+    def dead_letter(self, entry_id: str, job: Job, attempts: int, stage: str, reason: str) -> None:
+        """Acknowledge the entry and move the job to the dead-letter stream with its reason, in one transaction."""
+        now = f"{time.time():.3f}"
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.dead_stream,
+                {**job_fields(job, attempts), "stage": stage, "reason": reason[:2000], "failed_at": now},
+            )
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            pipe.hset(
+                STATE_KEY.format(job.recording_id),
+                mapping={
+                    "state": "failed",
+                    "detail": f"{stage}: {reason}"[:2000],
+                    "attempts": attempts,
+                    "updated_at": now,
+                    "tenant": job.tenant,
+                },
+            )
+            pipe.execute()
+
+    def promote_due(self, limit: int = 100) -> int:
+        """Move retries whose time has come back onto the stream; returns how many moved."""
+        return int(self._promote(keys=[self.retry_key, self.stream], args=[f"{time.time():.3f}", limit, time.time()]))
+
+    def requeue(self, job: Job) -> None:
+        """Put a job on the stream whatever its recorded state (the reconciler found it unindexed)."""
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.stream, job_fields(job, 0))
+            pipe.hset(
+                STATE_KEY.format(job.recording_id),
+                mapping={
+                    "state": "queued",
+                    "detail": "requeued by reconciliation",
+                    "updated_at": f"{time.time():.3f}",
+                    "tenant": job.tenant,
+                },
+            )
+            pipe.execute()
+
+    def states(self, recording_ids: list[str]) -> dict[str, dict[str, str]]:
+        with self._redis.pipeline(transaction=False) as pipe:
+            for rec_id in recording_ids:
+                pipe.hgetall(STATE_KEY.format(rec_id))
+            found = pipe.execute()
+        return {rec_id: fields for rec_id, fields in zip(recording_ids, found, strict=True) if fields}
+
+
+class DeadLetters:
+    """Reading and requeueing dead letters, for the ingest API (tenant-scoped)."""
+
+    def __init__(self, url: str, stream: str, timeout: float) -> None:
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
+        )
+        self.stream = stream
+        self.dead_stream = f"{stream}:dead"
+        self._requeue = self._redis.register_script(_REQUEUE_DEAD)
+
+    def page(self, tenant: str, size: int, after: str) -> tuple[list[DeadLetterEntry], str]:
+        """The tenant's dead letters after entry id ``after`` (exclusive); returns (entries, next token or "")."""
+        found: list[DeadLetterEntry] = []
+        start = f"({after}" if after else "-"
+        try:
+            while len(found) < size:
+                batch = self._redis.xrange(self.dead_stream, min=start, max="+", count=500)
+                if not batch:
+                    return found, ""
+                for entry_id, fields in batch:
+                    start = f"({entry_id}"
+                    if fields.get("tenant") == tenant:
+                        found.append(DeadLetterEntry(entry_id, fields))
+                        if len(found) == size:
+                            more = self._redis.xrange(self.dead_stream, min=start, max="+", count=1)
+                            return found, entry_id if more else ""
+        except redis.RedisError as exc:
+            raise Unavailable(f"job queue (Redis) unreachable: {exc}") from exc
+        return found, ""
+
+    def requeue(self, tenant: str, recording_id: str) -> list[str]:
+        """Requeue the tenant's dead letters (all, or those of one recording); returns the recording ids."""
+        requeued: list[str] = []
+        after = ""
+        while True:
+            entries, after = self.page(tenant, 500, after)
+            for entry in entries:
+                if recording_id and entry.job.recording_id != recording_id:
+                    continue
+                try:
+                    moved = self._requeue(
+                        keys=[self.dead_stream, self.stream], args=[entry.entry_id, tenant, f"{time.time():.3f}"]
+                    )
+                except redis.RedisError as exc:
+                    raise Unavailable(f"job queue (Redis) unreachable: {exc}") from exc
+                if moved and entry.job.recording_id not in requeued:
+                    requeued.append(entry.job.recording_id)
+            if not after:
+                return requeued

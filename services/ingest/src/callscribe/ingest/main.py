@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from callscribe.ingest.archive import Archiver
-from callscribe.ingest.jobs import RedisJobQueue
+from callscribe.ingest.jobs import DeadLetters, RedisJobQueue
 from callscribe.ingest.model import UploadLimits
 from callscribe.ingest.s3store import S3RecordingStore
 from callscribe.ingest.servicer import IngestServicer, UploadMetrics
@@ -55,7 +55,8 @@ def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcSe
     queue = RedisJobQueue(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
     limits = UploadLimits(settings.spool_dir, settings.max_upload_bytes, settings.memory_upload_mb * 1024 * 1024)
     archiver = Archiver(store, queue, limits)
-    servicer = IngestServicer(archiver, settings.max_concurrent_uploads, UploadMetrics(registry))
+    dead_letters = DeadLetters(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
+    servicer = IngestServicer(archiver, settings.max_concurrent_uploads, UploadMetrics(registry), dead_letters)
     binding = ServiceBinding(
         ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
         ingest_pb2_grpc.add_IngestServiceServicer_to_server,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from callscribe.ingest.archive import Archiver, RecordingView
+from callscribe.ingest.jobs import DeadLetters
 from callscribe.ingest.model import ArchivedRecording, Declared, RecordingInfo
-from callscribe.kit.errors import Cancelled, InvalidArgument, ResourceExhausted
+from callscribe.kit.errors import Cancelled, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from callscribe.kit.interceptors import resolve_tenant
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
@@ -55,8 +56,11 @@ class UploadMetrics:
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, archiver: Archiver, max_uploads: int, metrics: UploadMetrics) -> None:
+    def __init__(
+        self, archiver: Archiver, max_uploads: int, metrics: UploadMetrics, dead_letters: DeadLetters | None = None
+    ) -> None:
         self._archiver = archiver
+        self._dead_letters = dead_letters
         self._max_uploads = max_uploads
         self._metrics = metrics
         # Only uploads count against the limit: probes and reads must answer under load.
@@ -118,6 +122,53 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         _require_id(request.recording_id)
         record = self._archiver.set_legal_hold(tenant, request.recording_id, request.legal_hold)
         return pb.SetLegalHoldResponse(recording_id=record.recording_id, lock=_lock(record))
+
+    def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: grpc.ServicerContext):  # noqa: N802
+        tenant = resolve_tenant(request.tenant)
+        size = request.page_size or 100
+        if size > 1000:
+            raise InvalidArgument(f"page_size {size} is over 1000")
+        token = request.page_token
+        if token and not _is_entry_id(token):
+            raise InvalidArgument(f"page_token {token!r} is not one this service returned")
+        entries, next_token = self._dead().page(tenant.name, size, token)
+        return pb.ListDeadLettersResponse(
+            dead_letters=[
+                pb.DeadLetter(
+                    recording_id=e.job.recording_id,
+                    tenant=e.job.tenant,
+                    reason=e.reason,
+                    stage=e.stage,
+                    attempts=e.attempts,
+                    failed_at=_timestamp(datetime.fromtimestamp(e.failed_at, UTC)),
+                    entry_id=e.entry_id,
+                )
+                for e in entries
+            ],
+            next_page_token=next_token,
+        )
+
+    def RequeueDeadLetters(self, request: pb.RequeueDeadLettersRequest, context: grpc.ServicerContext):  # noqa: N802
+        tenant = resolve_tenant(request.tenant)
+        if request.recording_id:
+            _require_id(request.recording_id)
+        elif not request.all:
+            raise InvalidArgument("name a recording_id, or set all to requeue every dead letter of the tenant")
+        ids = self._dead().requeue(tenant.name, request.recording_id)
+        if request.recording_id and not ids:
+            raise NotFound(f"recording {request.recording_id} has no dead letter")
+        log.info("requeued %d dead letter(s) of %s", len(ids), tenant.name)
+        return pb.RequeueDeadLettersResponse(recording_ids=ids)
+
+    def _dead(self) -> DeadLetters:
+        if self._dead_letters is None:
+            raise Unavailable("this ingest server has no job queue configured")
+        return self._dead_letters
+
+
+def _is_entry_id(value: str) -> bool:
+    ms, sep, seq = value.partition("-")
+    return bool(sep) and ms.isdigit() and seq.isdigit()
 
 
 def _until_client_leaves(
@@ -230,3 +281,9 @@ def _recording(view: RecordingView) -> pb.Recording:
         state_detail=view.state_detail,
         archived_at=_timestamp(record.archived_at),
     )
+
+
+# Public names for the pipeline worker, which builds the indexer's Call from the same record.
+metadata_pb = _metadata
+object_pb = _object
+audio_pb = _audio
