@@ -245,10 +245,13 @@ class Reconciler:
         except grpc.RpcError as exc:
             raise Unavailable(f"indexer unreachable: {exc.code().name}: {exc.details()}") from exc
         indexed = set(reply.recording_ids)
+        states = self._queue.states(ids)
+        for rec_id in indexed:
+            if rec_id not in states:  # Redis lost its data: the index says the work is done
+                self._queue.set_state(rec_id, "done", "indexed (state restored by reconciliation)")
         missing = [rec_id for rec_id in ids if rec_id not in indexed]
         if not missing:
             return 0
-        states = self._queue.states(missing)
         now = time.time()
         queued = 0
         for rec_id in missing:
