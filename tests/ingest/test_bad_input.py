@@ -96,6 +96,9 @@ def test_chunk_before_metadata_is_invalid(ingest, clips, make_requests, make_met
         ({"call_id": "bad\nid"}, "control characters"),
         ({"channel_layout": 42}, "channel_layout 42"),
         ({"hotwords": [c.Hotword(text=" ")]}, "hotword is empty"),
+        ({"hotwords": [c.Hotword(text="x" * 101)]}, "over 100 characters"),
+        ({"hotwords": [c.Hotword(text="refund", weight=-1)]}, "positive boost"),
+        ({"hotwords": [c.Hotword(text=f"w{i}") for i in range(201)]}, "201 hotwords"),
     ],
     ids=[
         "no-call-id",
@@ -105,6 +108,9 @@ def test_chunk_before_metadata_is_invalid(ingest, clips, make_requests, make_met
         "control-chars",
         "unknown-layout",
         "blank-hotword",
+        "long-hotword",
+        "negative-weight",
+        "too-many-hotwords",
     ],
 )
 def test_bad_metadata_is_invalid(ingest, clips, make_requests, make_metadata, nothing_stored, fields, words):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,9 @@ from callscribe.kit.errors import InvalidArgument, ResourceExhausted
 CHANNEL_LAYOUTS = ("MONO", "STEREO_AGENT_LEFT", "STEREO_AGENT_RIGHT")
 LANGUAGES = ("auto", "zh", "en")
 MAX_ID_CHARS = 256
-MAX_HOTWORDS = 1000
+# The ASR service's limits: a recording it would refuse is refused here, before it is archived.
+MAX_HOTWORDS = 200
+MAX_HOTWORD_CHARS = 100
 MAX_LABELS = 64
 
 
@@ -43,8 +46,13 @@ class RecordingInfo:
             raise InvalidArgument(f"language {self.language!r} unknown; use one of {LANGUAGES}")
         if len(self.hotwords) > MAX_HOTWORDS:
             raise InvalidArgument(f"{len(self.hotwords)} hotwords; at most {MAX_HOTWORDS} per recording")
-        if any(not text.strip() for text, _ in self.hotwords):
-            raise InvalidArgument("a hotword is empty; remove it or give its text")
+        for text, weight in self.hotwords:
+            if not text.strip():
+                raise InvalidArgument("a hotword is empty; remove it or give its text")
+            if len(text.strip()) > MAX_HOTWORD_CHARS:
+                raise InvalidArgument(f"hotword {text[:20]!r}... is over {MAX_HOTWORD_CHARS} characters")
+            if not math.isfinite(weight) or weight < 0:
+                raise InvalidArgument(f"hotword {text!r} has weight {weight}: use 0 (default) or a positive boost")
         if len(self.labels) > MAX_LABELS:
             raise InvalidArgument(f"{len(self.labels)} labels; at most {MAX_LABELS} per recording")
 
