@@ -8,7 +8,9 @@ import sys
 
 import grpc
 
+from callscribe.cli.calls import add_calls_parsers
 from callscribe.cli.connect import CliError
+from callscribe.cli.deadletters import add_dead_letter_parsers
 from callscribe.cli.demo import add_demo_parser
 from callscribe.cli.recordings import add_recording_parsers
 from callscribe.stack.commands import add_stack_parser
@@ -20,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_stack_parser(commands)
     add_recording_parsers(commands)
+    add_calls_parsers(commands)
+    add_dead_letter_parsers(commands)
     add_demo_parser(commands)
     return parser
 
