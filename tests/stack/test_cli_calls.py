@@ -236,7 +236,7 @@ def test_search_sends_every_filter_flag(peer: Peer, capsys: pytest.CaptureFixtur
     assert request.query == "退费"
     assert request.agent_id == "agent-7"
     assert request.started_from.ToJsonString() == "2024-05-01T00:00:00Z"
-    assert request.started_to.ToJsonString() == "2024-05-31T23:59:59.999999Z"  # a date alone: the whole day
+    assert request.started_to.ToJsonString() == "2024-06-01T00:00:00Z"  # exclusive: all of May 31st
     assert request.language == c.LANGUAGE_ZH
     assert (request.min_duration_ms, request.max_duration_ms) == (30_000, 600_500)
     assert request.role == c.SPEAKER_ROLE_CUSTOMER
@@ -266,6 +266,7 @@ def test_search_without_filters_sends_none(peer: Peer, capsys: pytest.CaptureFix
     [
         ("2024-05-01T09:30:00+08:00", "2024-05-02T10:00:00", "2024-05-01T01:30:00Z", "2024-05-02T10:00:00Z"),
         ("2024-05-01T09:30Z", "2024-05-01T23:00:00.250-05:00", "2024-05-01T09:30:00Z", "2024-05-02T04:00:00.250Z"),
+        ("2024-05-01", "2024-05-01", "2024-05-01T00:00:00Z", "2024-05-02T00:00:00Z"),  # one whole day
     ],
 )
 def test_search_iso_dates_are_sent_in_utc(
@@ -308,6 +309,7 @@ def test_search_bad_values_exit_2_before_any_call(
     "argv",
     [
         ("--from", "2024-06-01", "--to", "2024-05-01"),
+        ("--from", "2024-05-01T10:00:00Z", "--to", "2024-05-01T18:00:00+08:00"),  # the same instant
         ("--min-duration", "60", "--max-duration", "30"),
         ("--min-qa", "90", "--max-qa", "50"),
     ],
@@ -403,11 +405,11 @@ def test_search_json(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_server_invalid_argument_is_reported(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
-    peer.indexer.error = (grpc.StatusCode.INVALID_ARGUMENT, "page_size 5000 is over 1000")
-    code, out, err = run(capsys, peer.address, "search", "x", "--page-size", "5000")
+    peer.indexer.error = (grpc.StatusCode.INVALID_ARGUMENT, "query is 1500 characters long; at most 1000")
+    code, out, err = run(capsys, peer.address, "search", "x" * 1500)
     assert code == 1
     assert out == ""
-    assert err.strip() == "callscribe search: INVALID_ARGUMENT: page_size 5000 is over 1000"
+    assert err.strip() == "callscribe search: INVALID_ARGUMENT: query is 1500 characters long; at most 1000"
 
 
 def test_wrong_token_is_unauthenticated(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:

@@ -95,7 +95,11 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
         "--from", dest="date_from", default=None, metavar="DATE", help="started at or after (YYYY-MM-DD or ISO 8601)"
     )
     parser.add_argument(
-        "--to", dest="date_to", default=None, metavar="DATE", help="started at or before (a date alone: that whole day)"
+        "--to",
+        dest="date_to",
+        default=None,
+        metavar="DATE",
+        help="started before (a date alone: up to the end of that day)",
     )
     parser.add_argument("--language", choices=sorted(_LANGUAGES), default=None)
     parser.add_argument("--min-duration", default=None, metavar="S", help="seconds")
@@ -116,13 +120,16 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_when(text: str, flag: str, end_of_day: bool = False) -> dt.datetime:
-    """YYYY-MM-DD (UTC; with end_of_day the last instant of that day) or ISO 8601 (naive means UTC)."""
+    """YYYY-MM-DD (UTC midnight; with end_of_day the next midnight) or ISO 8601 (naive means UTC).
+
+    The indexer's `started_to` is exclusive, so `--to 2024-05-31` (the next midnight) keeps all of the 31st.
+    """
     value = text.strip()
     try:
         if _DATE_ONLY.fullmatch(value):
             day = dt.date.fromisoformat(value)
             start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-            return start + dt.timedelta(days=1, microseconds=-1) if end_of_day else start
+            return start + dt.timedelta(days=1) if end_of_day else start
         when = dt.datetime.fromisoformat(value)
     except ValueError:
         raise CliError(
@@ -184,8 +191,8 @@ def build_filter(args: argparse.Namespace, query: str) -> pb.SearchRequest:
     )
     start = parse_when(args.date_from, "--from") if args.date_from is not None else None
     end = parse_when(args.date_to, "--to", end_of_day=True) if args.date_to is not None else None
-    if start and end and start > end:
-        raise CliError(f"--from {args.date_from} is after --to {args.date_to}")
+    if start and end and start >= end:
+        raise CliError(f"--from {args.date_from} is not before --to {args.date_to} (--to is exclusive)")
     if start:
         request.started_from.CopyFrom(_timestamp(start))
     if end:
