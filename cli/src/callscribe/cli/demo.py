@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import grpc
 from minio import Minio
 from minio.error import S3Error
+from tqdm import tqdm
 
+from callscribe.cli.calls import format_call, format_hit
 from callscribe.cli.connect import CliError, Target, auth_metadata, channel
-from callscribe.cli.recordings import detect_speech, format_segments, send_file
+from callscribe.cli.recordings import send_file
 from callscribe.cli.samples import HOURS_CALL_EN, REFUND_CALL_EN, REFUND_CALL_ZH, ToolMissing, synthesize_call
 from callscribe.stack import stack
-from callscribe.v1 import asr_pb2 as asr_pb
-from callscribe.v1 import asr_pb2_grpc, ingest_pb2_grpc, vad_pb2_grpc
 from callscribe.v1 import common_pb2 as c
+from callscribe.v1 import indexer_pb2 as indexer_pb
+from callscribe.v1 import indexer_pb2_grpc, ingest_pb2_grpc
 from callscribe.v1 import ingest_pb2 as ingest_pb
 
 TENANT = "acme"
@@ -37,6 +41,7 @@ _LANG = {"en": c.LANGUAGE_EN, "zh": c.LANGUAGE_ZH}
 def add_demo_parser(subparsers: Any) -> None:
     demo = subparsers.add_parser("demo", help="push sample calls through the running local stack")
     demo.add_argument("--home", type=Path, default=None, help="local stack directory (default: ./.stack)")
+    demo.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the pipeline")
     demo.set_defaults(func=run_demo)
 
 
@@ -53,10 +58,14 @@ def run_demo(args: argparse.Namespace) -> int:
     again = _upload(stub, target, *files[0])
     print(f"   duplicate={again.duplicate}  same id={again.recording_id == acks[0].recording_id}")
     _show_worm(state, acks[0])
-    if "vad" in state.get("grpc", {}):
-        _show_segments(state, target, stub, acks)
+    if {"indexer", "worker"} <= set(state.get("processes", {})):
+        _follow_pipeline(stub, target, acks, args.timeout)
+        _show_calls(state, target, acks)
+    else:
+        print("\n(the indexer or the worker is not running: the transcripts and search are skipped)")
     print(
-        "\nNext: 'callscribe status <id> --tenant acme', 'callscribe list --tenant acme', "
+        "\nNext: 'callscribe search refund --tenant acme', 'callscribe show <id> --tenant acme', "
+        "'callscribe export --format csv --tenant acme', 'callscribe status <id> --tenant acme', "
         "'callscribe stack status', and 'callscribe stack down' (or 'make demo-down') when done."
     )
     return 0
@@ -101,35 +110,56 @@ def _upload(stub: ingest_pb2_grpc.IngestServiceStub, target: Target, path: Path,
     return ack
 
 
-def _show_segments(state: dict, target: Target, stub: ingest_pb2_grpc.IngestServiceStub, acks: list) -> None:
-    vad_target = Target(state["grpc"]["vad"], target.token, target.tenant)
-    vad = vad_pb2_grpc.VadServiceStub(channel(vad_target, None))
+def _follow_pipeline(stub: ingest_pb2_grpc.IngestServiceStub, target: Target, acks: list, timeout_s: float) -> None:
+    """Wait until every recording is indexed (or failed), with a progress bar of the stages."""
+    ids = [ack.recording_id for ack in acks]
+    print(f"\n== Pipeline: worker -> VAD -> ASR -> indexer (ITN, analytics) -> Elasticsearch, {len(ids)} calls")
+    finished: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout_s
+    with tqdm(total=len(ids), unit="call", file=sys.stderr) as bar:
+        while len(finished) < len(ids):
+            if time.monotonic() > deadline:
+                raise CliError(
+                    f"the pipeline did not finish within {timeout_s:.0f} s: see 'callscribe status ID --tenant acme' "
+                    "and the logs in the stack's logs/ directory"
+                )
+            stages = []
+            for rec_id in ids:
+                if rec_id in finished:
+                    continue
+                request = ingest_pb.GetRecordingRequest(recording_id=rec_id)
+                rec = stub.GetRecording(request, metadata=auth_metadata(target))
+                if rec.state in (c.PIPELINE_STATE_DONE, c.PIPELINE_STATE_FAILED):
+                    finished[rec_id] = rec
+                    bar.update(1)
+                else:
+                    stages.append(c.PipelineState.Name(rec.state).removeprefix("PIPELINE_STATE_").lower())
+            bar.set_postfix_str(", ".join(sorted(set(stages))))
+            time.sleep(0.5)
+    failed = [rec for rec in finished.values() if rec.state == c.PIPELINE_STATE_FAILED]
+    for rec in failed:
+        print(f"   FAILED {rec.metadata.call_id}: {rec.state_detail}")
+    if failed:
+        raise CliError(f"{len(failed)} call(s) failed in the pipeline: 'callscribe dead-letters --tenant acme'")
+
+
+def _show_calls(state: dict, target: Target, acks: list) -> None:
+    indexer_target = Target(state["grpc"]["indexer"], target.token, target.tenant)
+    indexer = indexer_pb2_grpc.IndexerServiceStub(channel(indexer_target, None))
+    color = sys.stdout.isatty()
     for ack in acks:
-        rec = stub.GetRecording(
-            ingest_pb.GetRecordingRequest(recording_id=ack.recording_id), metadata=auth_metadata(target)
+        call = indexer.GetCall(
+            indexer_pb.GetCallRequest(recording_id=ack.recording_id), metadata=auth_metadata(indexer_target), timeout=30
         )
-        print(f"\n== Speech segments of {rec.metadata.call_id} (VAD service, SHA-256 verified on read)")
-        found = detect_speech(vad, vad_target, rec)
-        print(format_segments(found))
-        if "asr" in state.get("grpc", {}):
-            _show_transcript(Target(state["grpc"]["asr"], target.token, target.tenant), rec, found)
-
-
-def _show_transcript(asr_target: Target, rec: Any, found: Any) -> None:
-    asr = asr_pb2_grpc.AsrServiceStub(channel(asr_target, None))
-    request = asr_pb.TranscribeRequest(
-        segments=[
-            asr_pb.AsrSegment(segment_id=str(i), object=rec.object, start_ms=seg.start_ms, end_ms=seg.end_ms,
-                              channel=seg.channel, role=seg.role)
-            for i, seg in enumerate(found.segments)
-        ],
-        language=rec.metadata.language, hotwords=rec.metadata.hotwords,
-    )  # fmt: skip
-    print(f"   transcript (ASR service, {len(request.segments)} segments batched):")
-    reply = asr.Transcribe(request, metadata=auth_metadata(asr_target), timeout=900)
-    for seg, result in zip(found.segments, reply.results, strict=True):
-        role = c.SpeakerRole.Name(seg.role).removeprefix("SPEAKER_ROLE_").lower()
-        print(f"   [{seg.start_ms / 1000:6.1f}s] {role:>8}: {result.text.strip()}")
+        print(f"\n== {call.metadata.call_id}: transcript by speaker (normalized; raw in parentheses), analytics, QA")
+        print(format_call(call, color))
+    for query in ("refund", "退费"):
+        found = indexer.Search(
+            indexer_pb.SearchRequest(query=query), metadata=auth_metadata(indexer_target), timeout=30
+        )
+        print(f"\n== Search {query!r}: {found.total} call(s)")
+        for hit in found.hits:
+            print(format_hit(hit, color))
 
 
 def _show_worm(state: dict, ack: Any) -> None:

@@ -104,6 +104,8 @@ def up(
     unknown = sorted(set(wanted) - set(SERVICES))
     if unknown:
         raise StackError(f"unknown services {unknown}; known: {', '.join(SERVICES)}")
+    if "worker" in wanted and not {"vad", "asr", "indexer"} <= set(wanted):
+        raise StackError("the worker needs the vad, asr and indexer services: start them too, or leave the worker out")
     with _locked(home):
         _refuse_if_running(home)
         state: dict[str, Any] = {
