@@ -1,0 +1,266 @@
+"""Search requests -> Elasticsearch queries, and the opaque page token. Pure, no I/O.
+
+Free text is matched against the call document's transcripts (all words, in any of the call's
+utterances), so results are calls; the page's matching utterances are then fetched from the
+utterance index with highlights. A query with Chinese characters is matched with the `cjk` analysis
+(bigrams); other text also with the `english` sub-field (stems: refund matches refunds).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC
+from typing import Any
+
+from callscribe.indexer.documents import iso
+from callscribe.kit.errors import InvalidArgument
+from callscribe.v1 import common_pb2 as c
+from callscribe.v1 import indexer_pb2 as pb
+
+MAX_QUERY_CHARS = 1000
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+HIGHLIGHT_TAGS = (["<em>"], ["</em>"])
+_TOKEN_VERSION = 1
+# CJK Unified Ideographs (+ extension A, compatibility), Hiragana/Katakana, Hangul.
+_CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_ROLE_FIELDS = {
+    c.SPEAKER_ROLE_AGENT: ("transcript_agent",),
+    c.SPEAKER_ROLE_CUSTOMER: ("transcript_customer",),
+}
+_ALL_TRANSCRIPTS = ("transcript", "transcript_normalized")
+_UTTERANCE_TEXTS = ("normalized_text", "text")
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A validated SearchRequest (the tenant already resolved from the caller's token)."""
+
+    tenant: str
+    text: str = ""
+    agent_id: str = ""
+    started_from: str | None = None  # inclusive, ISO
+    started_to: str | None = None  # exclusive, ISO
+    language: str | None = None  # enum name
+    min_duration_ms: int = 0
+    max_duration_ms: int = 0  # 0: no upper bound
+    role: int = c.SPEAKER_ROLE_UNSPECIFIED
+    keyword: str = ""
+    missing_keyword: str = ""
+    min_longest_silence_ms: int = 0
+    min_interruptions: int = 0
+    sentiment_label: str = ""
+    min_qa_score: float | None = None
+    max_qa_score: float | None = None
+
+    @property
+    def cjk(self) -> bool:
+        return bool(_CJK_RE.search(self.text))
+
+    def fingerprint(self) -> str:
+        """Identifies the search (not the page): a page token only continues the search that made it."""
+        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def parse_search(request: pb.SearchRequest, tenant: str) -> SearchQuery:
+    """Check a SearchRequest's filters; INVALID_ARGUMENT names what is wrong."""
+    text = request.query.strip()
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidArgument(f"query is {len(text)} characters long; at most {MAX_QUERY_CHARS}")
+    started_from = iso(request.started_from) if request.HasField("started_from") else None
+    started_to = iso(request.started_to) if request.HasField("started_to") else None
+    if request.HasField("started_from") and request.HasField("started_to"):
+        if request.started_from.ToDatetime(UTC) >= request.started_to.ToDatetime(UTC):
+            raise InvalidArgument("started_from must be before started_to (from is inclusive, to exclusive)")
+    if request.language not in c.Language.values():
+        raise InvalidArgument(f"language {request.language} is not a known value")
+    language = None
+    if request.language in (c.LANGUAGE_ZH, c.LANGUAGE_EN):
+        language = c.Language.Name(request.language)
+    if request.max_duration_ms and request.min_duration_ms > request.max_duration_ms:
+        raise InvalidArgument(
+            f"min_duration_ms ({request.min_duration_ms}) is above max_duration_ms ({request.max_duration_ms})"
+        )
+    if request.role not in c.SpeakerRole.values():
+        raise InvalidArgument(f"role {request.role} is not a known value")
+    label = request.sentiment_label.strip().lower()
+    if label and label not in SENTIMENT_LABELS:
+        raise InvalidArgument(f"sentiment_label must be one of {', '.join(SENTIMENT_LABELS)}, got {label!r}")
+    min_qa = request.min_qa_score if request.HasField("min_qa_score") else None
+    max_qa = request.max_qa_score if request.HasField("max_qa_score") else None
+    for name, value in (("min_qa_score", min_qa), ("max_qa_score", max_qa)):
+        if value is not None and not math.isfinite(value):
+            raise InvalidArgument(f"{name} must be a number, got {value}")
+    if min_qa is not None and max_qa is not None and min_qa > max_qa:
+        raise InvalidArgument(f"min_qa_score ({min_qa:g}) is above max_qa_score ({max_qa:g})")
+    return SearchQuery(
+        tenant=tenant,
+        text=text,
+        agent_id=request.agent_id.strip(),
+        started_from=started_from,
+        started_to=started_to,
+        language=language,
+        min_duration_ms=request.min_duration_ms,
+        max_duration_ms=request.max_duration_ms,
+        role=request.role,
+        keyword=request.keyword.strip(),
+        missing_keyword=request.missing_keyword.strip(),
+        min_longest_silence_ms=request.min_longest_silence_ms,
+        min_interruptions=request.min_interruptions,
+        sentiment_label=label,
+        min_qa_score=min_qa,
+        max_qa_score=max_qa,
+    )
+
+
+def page_size(requested: int, default: int, maximum: int) -> int:
+    """0 -> the default; above the maximum -> the maximum."""
+    return default if requested == 0 else min(requested, maximum)
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def _keyword_clause(value: str) -> dict[str, Any]:
+    """A hit of this phrase or of this list (case-insensitive)."""
+    return {
+        "bool": {
+            "should": [
+                {"term": {"keywords": {"value": value, "case_insensitive": True}}},
+                {"term": {"keyword_lists": {"value": value, "case_insensitive": True}}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def _text_clause(fields: tuple[str, ...], text: str, cjk: bool, operator: str) -> dict[str, Any]:
+    should: list[dict[str, Any]] = []
+    for name in fields:
+        should.append({"match": {name: {"query": text, "operator": operator}}})
+        if not cjk:
+            should.append({"match": {f"{name}.english": {"query": text, "operator": operator}}})
+    return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
+def call_filters(q: SearchQuery) -> list[dict[str, Any]]:
+    filters: list[dict[str, Any]] = [{"term": {"tenant": q.tenant}}]
+    if q.agent_id:
+        filters.append({"term": {"agent_id": q.agent_id}})
+    if q.started_from or q.started_to:
+        bounds: dict[str, str] = {}
+        if q.started_from:
+            bounds["gte"] = q.started_from
+        if q.started_to:
+            bounds["lt"] = q.started_to
+        filters.append({"range": {"started_at": bounds}})
+    if q.language:
+        filters.append({"term": {"language": q.language}})
+    if q.min_duration_ms or q.max_duration_ms:
+        duration: dict[str, int] = {"gte": q.min_duration_ms}
+        if q.max_duration_ms:
+            duration["lte"] = q.max_duration_ms
+        filters.append({"range": {"duration_ms": duration}})
+    if q.keyword:
+        filters.append(_keyword_clause(q.keyword))
+    if q.min_longest_silence_ms:
+        filters.append({"range": {"analytics.longest_silence_ms": {"gte": q.min_longest_silence_ms}}})
+    if q.min_interruptions:
+        filters.append({"range": {"analytics.interruption_count": {"gte": q.min_interruptions}}})
+    if q.sentiment_label:
+        filters.append({"term": {"analytics.sentiment_label": q.sentiment_label}})
+    if q.min_qa_score is not None or q.max_qa_score is not None:
+        score: dict[str, float] = {}
+        if q.min_qa_score is not None:
+            score["gte"] = q.min_qa_score
+        if q.max_qa_score is not None:
+            score["lte"] = q.max_qa_score
+        filters.append({"range": {"analytics.qa.score": score}})
+    if q.role == c.SPEAKER_ROLE_MIXED:  # both speakers on one channel: any call not recorded in stereo
+        stereo = ["CHANNEL_LAYOUT_STEREO_AGENT_LEFT", "CHANNEL_LAYOUT_STEREO_AGENT_RIGHT"]
+        filters.append({"bool": {"must_not": [{"terms": {"channel_layout": stereo}}]}})
+    return filters
+
+
+def call_query(q: SearchQuery) -> dict[str, Any]:
+    """The bool query over call documents: every word of the text, and every filter."""
+    clause: dict[str, Any] = {"filter": call_filters(q)}
+    if q.text:
+        fields = _ROLE_FIELDS.get(q.role, _ALL_TRANSCRIPTS)
+        clause["must"] = [_text_clause(fields, q.text, q.cjk, "and")]
+    if q.missing_keyword:
+        clause["must_not"] = [_keyword_clause(q.missing_keyword)]
+    return {"bool": clause}
+
+
+def call_sort(q: SearchQuery, by_score: bool) -> list[Any]:
+    """Best match first (free text), else newest first; the recording id breaks ties (stable pages)."""
+    sort: list[Any] = [{"started_at": {"order": "desc", "missing": "_last"}}, {"recording_id": "asc"}]
+    if by_score and q.text:
+        sort.insert(0, {"_score": "desc"})
+    return sort
+
+
+def utterance_query(q: SearchQuery, recording_ids: list[str]) -> dict[str, Any]:
+    """The utterances of these calls that match any word of the text (the calls already matched all)."""
+    filters: list[dict[str, Any]] = [{"term": {"tenant": q.tenant}}, {"terms": {"recording_id": recording_ids}}]
+    if q.role != c.SPEAKER_ROLE_UNSPECIFIED:
+        filters.append({"term": {"role": c.SpeakerRole.Name(q.role)}})
+    return {"bool": {"filter": filters, "must": [_text_clause(_UTTERANCE_TEXTS, q.text, q.cjk, "or")]}}
+
+
+def utterance_highlight() -> dict[str, Any]:
+    fields = {}
+    for name in _UTTERANCE_TEXTS:
+        fields[name] = {"number_of_fragments": 0}
+        fields[f"{name}.english"] = {"number_of_fragments": 0}
+    return {"pre_tags": HIGHLIGHT_TAGS[0], "post_tags": HIGHLIGHT_TAGS[1], "fields": fields}
+
+
+def pick_highlight(source: dict[str, Any], highlight: dict[str, list[str]], cjk: bool) -> tuple[str, str]:
+    """(text, highlighted text) of an utterance hit: the normalized text where it matched, else the raw one."""
+    for name in _UTTERANCE_TEXTS:
+        order = (name, f"{name}.english") if cjk else (f"{name}.english", name)
+        for field in order:
+            fragments = highlight.get(field)
+            if fragments:
+                return str(source.get(name, "")), fragments[0]
+    text = str(source.get("normalized_text") or source.get("text") or "")
+    return text, text
+
+
+# --------------------------------------------------------------------------- page tokens
+
+
+def encode_token(q: SearchQuery, after: list[Any]) -> str:
+    raw = json.dumps({"v": _TOKEN_VERSION, "f": q.fingerprint(), "a": after}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_token(q: SearchQuery, token: str, sort_len: int) -> list[Any] | None:
+    """The search_after values of `token`; None for the first page. INVALID_ARGUMENT when it does not fit."""
+    if not token:
+        return None
+    bad = InvalidArgument(
+        "page_token is not a token of this search (a token only continues the search, with the same query and "
+        "filters, that returned it); start again without page_token"
+    )
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise bad from None
+    if not isinstance(data, dict) or data.get("v") != _TOKEN_VERSION or data.get("f") != q.fingerprint():
+        raise bad
+    after = data.get("a")
+    if not isinstance(after, list) or len(after) != sort_len:
+        raise bad
+    if any(not isinstance(v, str | int | float) or isinstance(v, bool) for v in after):
+        raise bad
+    return after

@@ -1,0 +1,93 @@
+"""gRPC entry point of the indexer: checks requests, scopes them to the caller's tenant, calls the store.
+
+Tenant wall: every method works in the tenant of the caller's token (`resolve_tenant`); a request
+naming another tenant is refused with PERMISSION_DENIED, and the store only ever reads and writes
+that tenant's indices, with a tenant filter on every query besides.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import grpc
+
+from callscribe.indexer import query as qb
+from callscribe.indexer.enrich import Enricher
+from callscribe.indexer.metrics import IndexerMetrics
+from callscribe.indexer.settings import IndexerSettings
+from callscribe.indexer.store import MAX_FIND_IDS, EsStore
+from callscribe.indexer.validation import check_call, check_recording_id
+from callscribe.kit.errors import InvalidArgument
+from callscribe.kit.interceptors import resolve_tenant
+from callscribe.v1 import indexer_pb2 as pb
+from callscribe.v1 import indexer_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
+    def __init__(self, store: EsStore, enricher: Enricher, settings: IndexerSettings, metrics: IndexerMetrics) -> None:
+        self._store = store
+        self._enrich = enricher
+        self._settings = settings
+        self._metrics = metrics
+
+    def IndexCall(self, request: pb.IndexCallRequest, context: grpc.ServicerContext) -> pb.IndexCallResponse:
+        if not request.HasField("call"):
+            raise InvalidArgument("call is required")
+        call = pb.Call()
+        call.CopyFrom(request.call)
+        tenant = resolve_tenant(call.tenant)
+        resolve_tenant(call.metadata.tenant)  # a call may not name another tenant in its metadata either
+        call.tenant = call.metadata.tenant = tenant.name
+        check_call(call)
+        # Computed here, never taken from the caller.
+        call.ClearField("analytics")
+        for utterance in call.utterances:
+            utterance.normalized_text = ""
+            utterance.sentiment = 0.0
+        started = time.perf_counter()
+        self._enrich(call)
+        self._metrics.index_call_seconds.labels("enrich").observe(time.perf_counter() - started)
+        call.indexed_at.GetCurrentTime()
+        call.indexed_at.nanos -= call.indexed_at.nanos % 1_000_000  # Elasticsearch dates keep milliseconds
+        started = time.perf_counter()
+        written = self._store.index_call(tenant, call)
+        self._metrics.index_call_seconds.labels("write").observe(time.perf_counter() - started)
+        return pb.IndexCallResponse(recording_id=call.recording_id, utterances_indexed=written)
+
+    def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
+        tenant = resolve_tenant(request.tenant)
+        q = qb.parse_search(request, tenant.name)
+        size = qb.page_size(
+            request.page_size, self._settings.search_default_page_size, self._settings.search_max_page_size
+        )
+        return self._store.search(q, size, request.page_token)
+
+    def GetCall(self, request: pb.GetCallRequest, context: grpc.ServicerContext) -> pb.Call:
+        tenant = resolve_tenant(request.tenant)
+        check_recording_id(request.recording_id)
+        return self._store.get_call(tenant.name, request.recording_id)
+
+    def ExportCalls(self, request: pb.ExportCallsRequest, context: grpc.ServicerContext) -> Iterator[pb.Call]:
+        tenant = resolve_tenant(request.filter.tenant)
+        if request.filter.page_token:
+            raise InvalidArgument("ExportCalls streams every matching call: leave filter.page_token empty")
+        q = qb.parse_search(request.filter, tenant.name)
+        exported = 0
+        for call in self._store.export(q):
+            if not context.is_active():
+                log.info("export for %s stopped by the client after %d call(s)", tenant.name, exported)
+                return
+            exported += 1
+            yield call
+
+    def FindIndexed(self, request: pb.FindIndexedRequest, context: grpc.ServicerContext) -> pb.FindIndexedResponse:
+        tenant = resolve_tenant(request.tenant)
+        if len(request.recording_ids) > MAX_FIND_IDS:
+            raise InvalidArgument(f"{len(request.recording_ids)} recording ids; at most {MAX_FIND_IDS} per request")
+        for rid in request.recording_ids:
+            check_recording_id(rid, "recording_ids[]")
+        return pb.FindIndexedResponse(recording_ids=self._store.find_indexed(tenant.name, list(request.recording_ids)))

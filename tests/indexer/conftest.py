@@ -1,0 +1,386 @@
+"""Fixtures for the indexer tests: the real IndexerService in-process over the real noida-db
+Elasticsearch API (the session's `es_server`), with a scripted enricher the tests control.
+
+`indexer` is shared by the session (index prefix `itest`); tests that need other settings (another
+prefix, another cluster, fast retries) start their own with `start_indexer`. Every test uses fresh
+recording ids and its own agent id, so tests that share the cluster never see each other's calls.
+`start_noida(data_dir, port)` runs a separate noida-db a test may stop and restart.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from elasticsearch import Elasticsearch
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry, generate_latest
+
+from callscribe.indexer.main import build, start_connecting
+from callscribe.indexer.settings import IndexerSettings
+from callscribe.indexer.store import EsStore
+from callscribe.kit.server import GrpcServer
+from callscribe.stack.binaries import find_noida
+from callscribe.stack.procs import ManagedProcess, spawn, stop, wait_until
+from callscribe.stack.servers import http_status
+from callscribe.stack.tenants import TenantSpec, write_tenants_file
+from callscribe.v1 import common_pb2 as c
+from callscribe.v1 import indexer_pb2 as pb
+from callscribe.v1 import indexer_pb2_grpc
+
+TENANTS = {"acme": TenantSpec("COMPLIANCE", 1825), "globex": TenantSpec("COMPLIANCE", 30)}
+SHARED_PREFIX = "itest"
+RPC_TIMEOUT_S = 60.0
+AGENT, CUSTOMER, MIXED = c.SPEAKER_ROLE_AGENT, c.SPEAKER_ROLE_CUSTOMER, c.SPEAKER_ROLE_MIXED
+
+# What the scripted enricher's "ITN" does: Chinese numerals to digits, as the real one would.
+ITN = {"三百": "300", "五十": "50", "two hundred dollars": "$200"}
+
+
+def auth(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+def new_agent() -> str:
+    """An agent id no other test uses: filtering on it isolates a test's calls."""
+    return f"agent-{secrets.token_hex(5)}"
+
+
+# --------------------------------------------------------------------------- calls
+
+
+def make_call(
+    *,
+    tenant: str = "acme",
+    recording_id: str | None = None,
+    agent_id: str = "agent-7",
+    started_at: str = "2024-05-01T10:00:00Z",
+    language: int = c.LANGUAGE_ZH,
+    duration_ms: int = 60_000,
+    layout: int = c.CHANNEL_LAYOUT_STEREO_AGENT_LEFT,
+    utterances: Sequence[tuple[int, int, int, int, str]] = (),
+    labels: dict[str, str] | None = None,
+) -> pb.Call:
+    """A call as the pipeline sends it; `utterances` are (channel, role, start_ms, end_ms, text)."""
+    rid = recording_id or new_id()
+    call = pb.Call(
+        recording_id=rid,
+        tenant=tenant,
+        metadata=c.RecordingMetadata(
+            tenant=tenant,
+            call_id=f"call-{rid[:8]}",
+            agent_id=agent_id,
+            customer_id="cust-42",
+            channel_layout=layout,
+            language=language,
+            labels=labels or {"queue": "billing"},
+            filename="call.wav",
+        ),
+        audio=c.AudioFacts(
+            container="WAV",
+            codec="PCM_16",
+            sample_rate_hz=8000,
+            channels=1 if layout == c.CHANNEL_LAYOUT_MONO else 2,
+            duration_ms=duration_ms,
+            size_bytes=duration_ms * 32,
+        ),
+        object=c.ObjectRef(
+            bucket="callscribe-hot", key=f"recordings/{tenant}/{rid}/audio", version_id="v1", sha256="ab" * 32
+        ),
+        tier=c.STORAGE_TIER_HOT,
+    )
+    if started_at:
+        call.metadata.started_at.FromJsonString(started_at)
+    for channel, role, start, end, text in utterances:
+        call.utterances.add(
+            channel=channel,
+            role=role,
+            start_ms=start,
+            end_ms=end,
+            text=text,
+            confidence=0.875,
+            language=language,
+            engine="paraformer",
+        )
+    return call
+
+
+REFUND_ZH = [
+    (0, AGENT, 0, 2_000, "您好,这里是客服中心,请问有什么可以帮您"),
+    (1, CUSTOMER, 2_500, 6_000, "我上个月被多扣了三百块,我要退费"),
+    (0, AGENT, 6_500, 9_000, "好的,我帮您查一下这笔退费"),
+    (1, CUSTOMER, 9_500, 11_000, "谢谢"),
+]
+REFUND_EN = [
+    (0, AGENT, 0, 2_000, "thank you for calling, how can I help you today"),
+    (1, CUSTOMER, 2_500, 6_000, "I was charged twice and I want my money back, refunds take too long"),
+    (0, AGENT, 6_500, 9_000, "I can refund the second charge right now"),
+]
+HOURS_EN = [
+    (0, AGENT, 0, 2_000, "good morning, billing department"),
+    (1, CUSTOMER, 2_500, 5_000, "what are your opening hours on Sunday"),
+]
+
+
+# --------------------------------------------------------------------------- the enricher
+
+
+@dataclass
+class ScriptedEnricher:
+    """Normalizes with `ITN`, sets each utterance's sentiment from its text, and the analytics a test planted
+    for the recording (`plant(recording_id, CallAnalytics)`)."""
+
+    planted: dict[str, pb.CallAnalytics] = field(default_factory=dict)
+    seen: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def plant(self, recording_id: str, analytics: pb.CallAnalytics) -> None:
+        with self.lock:
+            self.planted[recording_id] = analytics
+
+    def __call__(self, call: pb.Call) -> None:
+        for u in call.utterances:
+            text = u.text
+            for spoken, written in ITN.items():
+                text = text.replace(spoken, written)
+            u.normalized_text = text
+            u.sentiment = -0.5 if ("退费" in u.text or "refund" in u.text) else 0.25
+        with self.lock:
+            self.seen.append(call.recording_id)
+            planted = self.planted.get(call.recording_id)
+        if planted is not None:
+            call.analytics.CopyFrom(planted)
+
+
+def analytics(
+    *,
+    hits: Sequence[tuple[str, str]] = (),
+    longest_silence_ms: int = 0,
+    interruptions: int = 0,
+    sentiment_label: str = "neutral",
+    qa_score: float | None = None,
+) -> pb.CallAnalytics:
+    """CallAnalytics with keyword hits (list, phrase) and the figures the search filters look at."""
+    result = pb.CallAnalytics(
+        agent=pb.SideStats(talk_ms=4_500, speaking_rate=180.5, interruptions=interruptions, sentiment=0.25, words=40),
+        customer=pb.SideStats(talk_ms=5_000, speaking_rate=150.0, sentiment=-0.5, words=35),
+        agent_talk_ratio=0.47,
+        silence_ms=longest_silence_ms + 500,
+        longest_silence_ms=longest_silence_ms,
+        dead_air_count=1 if longest_silence_ms >= 5_000 else 0,
+        dead_air_threshold_ms=5_000,
+        overlap_ms=300 * interruptions,
+        interruption_count=interruptions,
+        sentiment=-0.2,
+        sentiment_label=sentiment_label,
+    )
+    for i in range(interruptions):
+        result.interruptions.add(by=AGENT, at_ms=1_000 * (i + 1), overlap_ms=300)
+    for i, (name, phrase) in enumerate(hits):
+        result.keyword_hits.add(
+            list=name, phrase=phrase, matched=phrase, channel=1, role=CUSTOMER, start_ms=2_500 + i, end_ms=6_000
+        )
+    if qa_score is not None:
+        result.qa.score = qa_score
+        result.qa.max_score = 100
+        if qa_score < 100:
+            result.qa.deductions.add(rule="closing", points=100 - qa_score, reason="未说结束语 / no closing phrase")
+    return result
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass(frozen=True)
+class TenantsFile:
+    path: Path
+    tokens: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def indexer_tenants(stack_tmp: Path) -> TenantsFile:
+    path = stack_tmp / "indexer-tenants.json"
+    return TenantsFile(path, write_tenants_file(path, TENANTS))
+
+
+@dataclass
+class Indexer:
+    """A running IndexerService (in this process) and a client for it."""
+
+    settings: IndexerSettings
+    server: GrpcServer
+    store: EsStore
+    registry: CollectorRegistry
+    enricher: ScriptedEnricher
+    tokens: dict[str, str]
+    channel: grpc.Channel
+    stub: indexer_pb2_grpc.IndexerServiceStub
+    health: health_pb2_grpc.HealthStub
+    stop_connecting: threading.Event
+
+    def auth(self, tenant: str = "acme") -> tuple[tuple[str, str], ...]:
+        return auth(self.tokens[tenant])
+
+    def index(self, call: pb.Call, tenant: str | None = None) -> pb.IndexCallResponse:
+        request = pb.IndexCallRequest(call=call)
+        return self.stub.IndexCall(request, metadata=self.auth(tenant or call.tenant), timeout=RPC_TIMEOUT_S)
+
+    def search(self, tenant: str = "acme", **fields: Any) -> pb.SearchResponse:
+        return self.stub.Search(pb.SearchRequest(**fields), metadata=self.auth(tenant), timeout=RPC_TIMEOUT_S)
+
+    def get(self, recording_id: str, tenant: str = "acme") -> pb.Call:
+        request = pb.GetCallRequest(recording_id=recording_id)
+        return self.stub.GetCall(request, metadata=self.auth(tenant), timeout=RPC_TIMEOUT_S)
+
+    def export(self, tenant: str = "acme", **fields: Any) -> list[pb.Call]:
+        request = pb.ExportCallsRequest(filter=pb.SearchRequest(**fields))
+        return list(self.stub.ExportCalls(request, metadata=self.auth(tenant), timeout=RPC_TIMEOUT_S))
+
+    def find(self, ids: Sequence[str], tenant: str = "acme") -> list[str]:
+        request = pb.FindIndexedRequest(recording_ids=list(ids))
+        return list(self.stub.FindIndexed(request, metadata=self.auth(tenant), timeout=RPC_TIMEOUT_S).recording_ids)
+
+    def serving(self) -> bool:
+        try:
+            reply = self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def wait_serving(self, timeout: float = 30.0) -> None:
+        wait_until(self.serving, timeout, f"indexer at {self.server.address} SERVING")
+
+    def metrics(self) -> str:
+        return generate_latest(self.registry).decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else float(value)
+
+    @property
+    def es(self) -> Elasticsearch:
+        return self.store.client
+
+    def close(self) -> None:
+        self.stop_connecting.set()
+        self.channel.close()
+        self.server.stop(0)
+        self.store.client.close()
+
+
+StartIndexer = Callable[..., Indexer]
+
+
+def indexer_settings(es_url: str, tenants: TenantsFile, **overrides: Any) -> IndexerSettings:
+    values: dict[str, Any] = {
+        "elasticsearch_url": es_url,
+        "tenants_file": tenants.path,
+        "grpc_address": "127.0.0.1:0",
+        "metrics_address": "127.0.0.1:0",
+        "index_prefix": SHARED_PREFIX,
+        "number_of_replicas": 0,
+        "max_workers": 8,
+    }
+    values.update(overrides)
+    return IndexerSettings(**values)
+
+
+@pytest.fixture(scope="session")
+def start_indexer(es_server, indexer_tenants: TenantsFile) -> Iterator[StartIndexer]:  # type: ignore[no-untyped-def]
+    """`start_indexer(wait=True, es_url=None, **settings)`: an in-process indexer; all stopped at the end."""
+    started: list[Indexer] = []
+
+    def start(*, wait: bool = True, es_url: str | None = None, **overrides: Any) -> Indexer:
+        settings = indexer_settings(es_url or es_server.url, indexer_tenants, **overrides)
+        registry = CollectorRegistry()
+        enricher = ScriptedEnricher()
+        server, store = build(settings, registry, enricher)
+        server.start()
+        _, stop_event = start_connecting(server, store, settings.startup_retry_seconds)
+        channel = grpc.insecure_channel(server.address)
+        instance = Indexer(
+            settings,
+            server,
+            store,
+            registry,
+            enricher,
+            dict(indexer_tenants.tokens),
+            channel,
+            indexer_pb2_grpc.IndexerServiceStub(channel),
+            health_pb2_grpc.HealthStub(channel),
+            stop_event,
+        )
+        started.append(instance)
+        if wait:
+            instance.wait_serving()
+        return instance
+
+    yield start
+    for instance in reversed(started):
+        instance.close()
+
+
+@pytest.fixture(scope="session")
+def indexer(start_indexer: StartIndexer) -> Indexer:
+    """The indexer shared by the tests that need no other settings (exports in pages of 40 calls)."""
+    return start_indexer(export_page_size=40)
+
+
+# --------------------------------------------------------------------------- a noida-db of one's own
+
+
+@dataclass
+class Noida:
+    """A noida-db (Elasticsearch API) a test may stop and start again on the same port and data."""
+
+    data_dir: Path
+    port: int
+    process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        argv = [find_noida(), "start", "--data-dir", str(self.data_dir), "--only", "elasticsearch"]
+        argv += ["--host", "127.0.0.1", "--elasticsearch-port", str(self.port)]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = spawn("elasticsearch", argv, {}, self.data_dir / "noida.log")
+        wait_until(lambda: http_status(f"{self.url}/") == 200, 30, f"noida-db at {self.url}", self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
+@pytest.fixture
+def own_noida(tmp_path: Path) -> Iterator[Noida]:
+    """A noida-db on a free port, not started: the test starts (and stops) it."""
+    from callscribe.stack.procs import free_port
+
+    noida = Noida(tmp_path / "noida", free_port())
+    yield noida
+    noida.stop()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
