@@ -9,7 +9,6 @@ so crashes are recovered within seconds instead of minutes.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from callscribe.cli.samples import Turn, synthesize_call
 from callscribe.stack import servers
 from callscribe.stack.procs import ManagedProcess, stop
 from callscribe.stack.services import grpc_address, service_env, start_service
-from callscribe.stack.tenants import TenantSpec, write_tenants_file
+from callscribe.stack.tenants import TenantSpec, new_token, write_tenants_file
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2, indexer_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
@@ -175,7 +174,7 @@ def pipeline(s3_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pi
     home = tmp_path_factory.mktemp("pipeline")
     redis_server = servers.start_redis(home / "redis", home / "logs" / "redis.log")
     es = servers.start_elasticsearch(home / "es", home / "logs" / "es.log")
-    service_token = secrets.token_urlsafe(24)
+    service_token = new_token()
     tenants_file = home / "tenants.json"
     tokens = write_tenants_file(tenants_file, {t: TenantSpec() for t in TENANTS}, {"pipeline": service_token})
     state: dict[str, Any] = {

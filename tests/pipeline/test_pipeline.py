@@ -85,3 +85,29 @@ def test_running_a_job_again_creates_no_duplicate(pipeline: PipelineStack, index
     es.indices.refresh(index=utterances)
     assert es.count(index=utterances, query=query)["count"] == before
     assert es.count(index="callscribe-calls-acme", query={"term": {"recording_id": rec_id}})["count"] == 1
+
+
+def test_cli_search_show_export_against_the_real_services(pipeline: PipelineStack, indexed_calls, capsys, tmp_path):  # type: ignore[no-untyped-def]
+    import csv
+    import json
+
+    from callscribe.cli.main import main
+
+    indexer = ["--address", pipeline.state["grpc"]["indexer"], "--token", pipeline.state["tenants"]["acme"]]
+    assert main(["search", "refund", *indexer, "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert indexed_calls["acme"][0] in json.dumps(found)
+    assert main(["show", indexed_calls["acme"][0], *indexer]) == 0
+    shown = capsys.readouterr().out
+    assert "CUSTOMER" in shown and "AGENT" in shown and "refund" in shown.lower()
+    out = tmp_path / "calls.csv"
+    assert main(["export", "--format", "csv", "--output", str(out), *indexer]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert set(indexed_calls["acme"]) <= {row["recording_id"] for row in rows}
+    assert all(row["tenant"] == "acme" for row in rows)
+    ingest = ["--address", pipeline.state["grpc"]["ingest"], "--token", pipeline.state["tenants"]["acme"]]
+    assert main(["dead-letters", *ingest, "--json"]) == 0
+    capsys.readouterr()
+    # A wrong token is refused with the server's message and a non-zero exit.
+    assert main(["search", "refund", "--address", pipeline.state["grpc"]["indexer"], "--token", "nope"]) == 1
+    assert "UNAUTHENTICATED" in capsys.readouterr().err

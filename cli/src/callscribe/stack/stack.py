@@ -11,7 +11,6 @@ import fcntl
 import json
 import logging
 import os
-import secrets
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from callscribe.stack.services import (
 )
 from callscribe.stack.tenants import (
     LOCAL_TENANTS,
+    new_token,
     write_json_atomically,
     write_tenants_file,
 )
@@ -160,7 +160,7 @@ def _start_servers(home: Path, state: dict[str, Any]) -> None:
     _record(state, rds.process)
     state["redis"] = {"url": rds.url}
     tenants_file = home / "tenants.json"
-    state["service_token"] = secrets.token_urlsafe(32)
+    state["service_token"] = new_token()
     state["tenants"] = write_tenants_file(tenants_file, LOCAL_TENANTS, {"pipeline": state["service_token"]})
     state["tenants_file"] = str(tenants_file)
 

@@ -38,6 +38,11 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def new_token() -> str:
+    """A random bearer token; the prefix keeps it from starting with '-' (a command line would read an option)."""
+    return "cs_" + secrets.token_urlsafe(32)
+
+
 def write_tenants_file(
     path: Path, tenants: Mapping[str, TenantSpec], service_tokens: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -46,7 +51,7 @@ def write_tenants_file(
     ``service_tokens`` (service account -> plaintext token) adds service accounts, such as the
     pipeline worker's, which act for any tenant they name. Returns tenant -> plaintext token.
     """
-    tokens = {name: secrets.token_urlsafe(32) for name in tenants}
+    tokens = {name: new_token() for name in tenants}
     document: dict[str, object] = {
         "tenants": {
             name: {
