@@ -7,9 +7,9 @@ PROTO_OUT := proto/python
 
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
-PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml libs/audio/pyproject.toml services/ingest/pyproject.toml services/vad/pyproject.toml services/asr/pyproject.toml cli/pyproject.toml
+PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml libs/audio/pyproject.toml services/ingest/pyproject.toml services/vad/pyproject.toml services/asr/pyproject.toml services/indexer/pyproject.toml cli/pyproject.toml
 
-.PHONY: help install system venv test lint demo demo-down proto proto-check bench-ingest bench-vad bench-asr
+.PHONY: help install system venv test lint demo demo-down proto proto-check bench-ingest bench-vad bench-asr bench-itn bench-pipeline
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,7 +35,7 @@ test: install ## run the test suite (real servers started by fixtures)
 
 lint: venv ## ruff, mypy, and the generated-code check
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy libs/kit/src libs/audio/src services/ingest/src services/vad/src services/asr/src cli/src
+	$(VENV)/bin/mypy libs/kit/src libs/audio/src services/ingest/src services/vad/src services/asr/src services/indexer/src cli/src
 	$(MAKE) proto-check
 
 demo: install ## start the local stack, upload sample calls, show WORM at work
@@ -53,6 +53,13 @@ bench-vad: venv ## VAD service RTF against FunASR AutoModel and Silero
 
 bench-asr: venv ## VAD + ASR services against faster-whisper's BatchedInferencePipeline
 	$(PY) bench/asr.py
+
+bench-itn: venv ## ITN against wetext on the public peer suites: make bench-itn CASES=DIR
+	@test -n "$(CASES)" || { echo "set CASES=DIR (WeTextProcessing / NeMo test-case TSVs)"; exit 2; }
+	$(PY) bench/itn.py --cases $(CASES)
+
+bench-pipeline: venv ## 50 synthetic calls through the whole local stack; indexer writes vs raw bulk
+	$(PY) bench/pipeline.py
 
 proto: ## regenerate the Python code from proto/ (never edit the generated files)
 	$(PY) -m grpc_tools.protoc -I $(PROTO_SRC) --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
