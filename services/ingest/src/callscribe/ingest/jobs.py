@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 import redis
 
@@ -140,7 +141,8 @@ class WorkQueue:
     """The worker's view of the job stream: read, keep alive, acknowledge, retry, dead-letter."""
 
     def __init__(self, url: str, stream: str, group: str, consumer: str, timeout: float) -> None:
-        self._redis = redis.Redis.from_url(
+        # decode_responses=True: every reply is str, which redis-py's annotations cannot express.
+        self._redis: Any = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
         )
         self.stream = stream
@@ -281,7 +283,7 @@ class DeadLetters:
     """Reading and requeueing dead letters, for the ingest API (tenant-scoped)."""
 
     def __init__(self, url: str, stream: str, timeout: float) -> None:
-        self._redis = redis.Redis.from_url(
+        self._redis: Any = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
         )
         self.stream = stream

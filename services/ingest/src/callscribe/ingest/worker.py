@@ -16,6 +16,7 @@ Every stage is idempotent (deterministic ids all the way down), so a job run twi
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -23,6 +24,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import redis
@@ -141,7 +143,10 @@ class Worker:
             self._in_flight[entry_id] = _InFlight(entry_id, job, attempt)
         self._metrics.in_flight.inc()
         future = self._pool.submit(self._process, entry_id, job, attempt)
-        future.add_done_callback(lambda f, e=entry_id: self._finished(e, f))
+        future.add_done_callback(functools.partial(self._done_callback, entry_id))
+
+    def _done_callback(self, entry_id: str, future: Future[None]) -> None:
+        self._finished(entry_id, future)
 
     def _finished(self, entry_id: str, future: Future[None]) -> None:
         with self._lock:
@@ -161,12 +166,12 @@ class Worker:
             log.error("dead letter %s: %s", job.recording_id, reason)
             return
         started = time.monotonic()
-        stage_started = [started, "verify"]
+        current: dict[str, Any] = {"stage": "verify", "since": started}
 
         def progress(stage: str) -> None:
             now = time.monotonic()
-            self._metrics.stage_seconds.labels(stage_started[1]).observe(now - float(stage_started[0]))
-            stage_started[0], stage_started[1] = now, stage
+            self._metrics.stage_seconds.labels(str(current["stage"])).observe(now - float(current["since"]))
+            current.update(stage=stage, since=now)
             self._queue.set_state(job.recording_id, stage, f"attempt {attempt}", attempt)
 
         try:
@@ -175,7 +180,7 @@ class Worker:
             self._failed(entry_id, job, attempt, exc)
             return
         now = time.monotonic()
-        self._metrics.stage_seconds.labels(stage_started[1]).observe(now - float(stage_started[0]))
+        self._metrics.stage_seconds.labels(str(current["stage"])).observe(now - float(current["since"]))
         detail = f"{outcome.utterances} utterances from {outcome.segments} segments in {now - started:.1f} s"
         self._queue.done(entry_id, job, detail)
         self._metrics.jobs.labels("done").inc()
