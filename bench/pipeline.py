@@ -160,10 +160,11 @@ def upload(stub: ingest_pb2_grpc.IngestServiceStub, token: str, path: Path, lang
         filename=path.name,
     )
     data = path.read_bytes()
+    chunk = 1024 * 1024  # the service takes chunks of at most 4 MiB
     messages = iter(
         [
             ingest_pb2.UploadRecordingRequest(metadata=meta, sha256=file_sha256(path), size_bytes=len(data)),
-            ingest_pb2.UploadRecordingRequest(chunk=data),
+            *(ingest_pb2.UploadRecordingRequest(chunk=data[i : i + chunk]) for i in range(0, len(data), chunk)),
         ]
     )
     ack = stub.UploadRecording(messages, metadata=[("authorization", f"Bearer {token}")], timeout=120)
