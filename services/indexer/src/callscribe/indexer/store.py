@@ -376,7 +376,7 @@ class EsStore:
         try:
             self._bulk(ops, self._settings.refresh, f"indexing call {call.recording_id}")
         except Exception:
-            self._withdraw_call(call_target, call.recording_id)
+            self._withdraw_call(call_target, call.recording_id, utterances_alias, tenant.name)
             raise
         self._metrics.documents_indexed.labels("utterance").inc(len(fresh))
         self._metrics.documents_indexed.labels("call").inc()
@@ -385,7 +385,9 @@ class EsStore:
             log.info("call %s re-indexed: %d stale utterance(s) deleted", call.recording_id, len(stale))
         return len(fresh)
 
-    def _withdraw_call(self, index: str, recording_id: str) -> None:
+    def _withdraw_call(self, index: str, recording_id: str, utterances_alias: str, tenant: str) -> None:
+        """Remove a partly written call: its call document, then its utterances (so that a call without a call
+        document has no utterance documents, which `_locate` relies on)."""
         try:
             self._es.delete(index=index, id=recording_id, refresh=self._settings.refresh)
         except ApiError as exc:
@@ -400,34 +402,56 @@ class EsStore:
                 recording_id,
                 exc,
             )
+        flt = [{"term": {"tenant": tenant}}, {"term": {"recording_id": recording_id}}]
+        try:
+            self._es.delete_by_query(
+                index=utterances_alias,
+                query={"bool": {"filter": flt}},
+                refresh=True,
+                conflicts="proceed",
+                ignore_unavailable=True,
+            )
+        except (ApiError, TransportError) as exc:
+            log.error(
+                "call %s was only partly written and its utterance documents could not be removed (%s); indexing it "
+                "again overwrites them by id",
+                recording_id,
+                exc,
+            )
 
     def _locate(self, tenant: str, recording_id: str) -> tuple[str | None, dict[str, str]]:
-        """Where the call's documents are now: (backing index of the call, {utterance id: backing index})."""
+        """Where the call's documents are now: (backing index of the call, {utterance id: backing index}).
+
+        A call that has no call document has no utterance documents either (a partly written call is
+        withdrawn with its utterances, see `_withdraw_call`), so a first indexing costs one cheap ids
+        lookup; only a re-index reads the utterances it may have to overwrite in place or delete.
+        """
         calls_alias, utterances_alias = self.index_names(tenant)
         flt = [{"term": {"tenant": tenant}}, {"term": {"recording_id": recording_id}}]
         utterance_query = {"bool": {"filter": flt}}
         sort = [{"start_ms": "asc"}, {"channel": "asc"}]
         with translate_errors(f"looking up call {recording_id}"):
-            answers = self._es.msearch(
-                searches=[
-                    {"index": calls_alias, "ignore_unavailable": True},
-                    {"query": {"ids": {"values": [recording_id]}}, "_source": False, "size": 1},
-                    {"index": utterances_alias, "ignore_unavailable": True},
-                    {
-                        "query": utterance_query,
-                        "_source": False,
-                        "size": _SCROLL_PAGE,
-                        "sort": sort,
-                        "track_total_hits": False,
-                    },
-                ]
-            )["responses"]
-            for answer in answers:
-                if "error" in answer:
-                    raise Unavailable(f"looking up call {recording_id} failed: {answer['error']}")
-            hits = answers[0]["hits"]["hits"]
+            found = self._es.search(
+                index=calls_alias,
+                query={"ids": {"values": [recording_id]}},
+                source=False,
+                size=1,
+                ignore_unavailable=True,
+            )
+            hits = found["hits"]["hits"]
             call_index = str(hits[0]["_index"]) if hits else None
-            page = answers[1]["hits"]["hits"]
+            if call_index is None:
+                return None, {}
+            answer = self._es.search(
+                index=utterances_alias,
+                query=utterance_query,
+                source=False,
+                size=_SCROLL_PAGE,
+                sort=sort,
+                track_total_hits=False,
+                ignore_unavailable=True,
+            )
+            page = answer["hits"]["hits"]
             existing = {str(hit["_id"]): str(hit["_index"]) for hit in page}
             if len(page) == _SCROLL_PAGE:  # a very long call: read the rest page by page
                 rest = self._every(utterances_alias, utterance_query, ["start_ms", "channel"], False, page[-1]["sort"])
