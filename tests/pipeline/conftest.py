@@ -27,6 +27,7 @@ from callscribe.cli.samples import Turn, synthesize_call
 from callscribe.stack import servers
 from callscribe.stack.procs import ManagedProcess, stop
 from callscribe.stack.services import grpc_address, service_env, start_service
+from callscribe.stack.stack import COLD_BUCKET, HOT_BUCKET
 from callscribe.stack.tenants import TenantSpec, new_token, write_tenants_file
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2, indexer_pb2_grpc, ingest_pb2, ingest_pb2_grpc
@@ -65,6 +66,7 @@ class PipelineStack:
     procs: dict[str, ManagedProcess] = field(default_factory=dict)
     es: servers.EsServer | None = None
     redis: servers.RedisServer | None = None
+    s3: servers.S3Server | None = None
 
     # -- processes -------------------------------------------------------------------------
     def start(self, name: str, **extra: str) -> None:
@@ -103,7 +105,7 @@ class PipelineStack:
             proc = self.procs.pop(name, None)
             if proc is not None:
                 stop(proc)
-        for server in (self.es, self.redis):
+        for server in (self.es, self.redis, self.s3):
             if server is not None:
                 stop(server.process)
 
@@ -170,8 +172,12 @@ class PipelineStack:
 
 
 @pytest.fixture(scope="package")
-def pipeline(s3_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineStack]:  # type: ignore[no-untyped-def]
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineStack]:
     home = tmp_path_factory.mktemp("pipeline")
+    # Its own S3: the reconciler queues every recording in the bucket, so other suites' uploads (and
+    # their tenants, unknown here) must not be in it.
+    s3 = servers.start_seaweedfs(home / "s3", home / "logs" / "s3.log")
+    servers.create_locked_buckets(s3, (HOT_BUCKET, COLD_BUCKET))
     redis_server = servers.start_redis(home / "redis", home / "logs" / "redis.log")
     es = servers.start_elasticsearch(home / "es", home / "logs" / "es.log")
     service_token = new_token()
@@ -183,17 +189,17 @@ def pipeline(s3_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pi
         "tenants": tokens,
         "service_token": service_token,
         "s3": {
-            "endpoint": s3_server.endpoint,
-            "access_key": s3_server.access_key,
-            "secret_key": s3_server.secret_key,
-            "hot_bucket": s3_server.hot_bucket,
-            "cold_bucket": s3_server.cold_bucket,
+            "endpoint": s3.endpoint,
+            "access_key": s3.access_key,
+            "secret_key": s3.secret_key,
+            "hot_bucket": HOT_BUCKET,
+            "cold_bucket": COLD_BUCKET,
         },
         "redis": {"url": redis_server.url},
         "elasticsearch": {"url": es.url},
         "grpc": {},
     }
-    stack = PipelineStack(home, state, es=es, redis=redis_server)
+    stack = PipelineStack(home, state, es=es, redis=redis_server, s3=s3)
     try:
         for name in ("vad", "asr", "indexer", "ingest", "worker"):
             stack.start(name)

@@ -208,6 +208,10 @@ class Worker:
         log.error("dead letter %s/%s at %s: %s", job.tenant, job.recording_id, exc.stage, why)
 
 
+class TenantRefused(Exception):
+    """The services refuse to act for this tenant (not in their tenants file)."""
+
+
 class Reconciler:
     """Queues archived recordings that have no indexed call and no live job."""
 
@@ -228,18 +232,32 @@ class Reconciler:
         self._metrics = metrics
 
     def run_once(self, batch: int = 500) -> int:
+        """One pass over the archive; a tenant the services refuse (e.g. removed from the tenants file) is
+        logged and skipped, and never holds up the others."""
         by_tenant: dict[str, list[str]] = {}
+        refused: dict[str, str] = {}
         queued = 0
         for tenant, rec_id in self._store.list_all():
+            if tenant in refused:
+                continue
             ids = by_tenant.setdefault(tenant, [])
             ids.append(rec_id)
             if len(ids) == batch:
-                queued += self._check(tenant, ids)
+                queued += self._check_or_skip(tenant, ids, refused)
                 by_tenant[tenant] = []
         for tenant, ids in by_tenant.items():
-            if ids:
-                queued += self._check(tenant, ids)
+            if ids and tenant not in refused:
+                queued += self._check_or_skip(tenant, ids, refused)
+        for tenant, why in refused.items():
+            log.warning("reconciliation skipped tenant %s: %s", tenant, why)
         return queued
+
+    def _check_or_skip(self, tenant: str, ids: list[str], refused: dict[str, str]) -> int:
+        try:
+            return self._check(tenant, ids)
+        except TenantRefused as exc:
+            refused[tenant] = str(exc)
+            return 0
 
     def _check(self, tenant: str, ids: list[str]) -> int:
         metadata = (("authorization", f"Bearer {self._token}"), (ACTING_TENANT_HEADER, tenant))
@@ -248,6 +266,8 @@ class Reconciler:
                 indexer_pb2.FindIndexedRequest(tenant=tenant, recording_ids=ids), metadata=metadata, timeout=30
             )
         except grpc.RpcError as exc:
+            if exc.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+                raise TenantRefused(f"{exc.code().name}: {exc.details()}") from exc
             raise Unavailable(f"indexer unreachable: {exc.code().name}: {exc.details()}") from exc
         indexed = set(reply.recording_ids)
         states = self._queue.states(ids)
