@@ -8,11 +8,18 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _check_host_port(value: str) -> str:
+def check_host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"expected HOST:PORT (e.g. 0.0.0.0:50051), got {value!r}")
     return value
+
+
+def check_log_level(value: str) -> str:
+    level = value.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError(f"log level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+    return level
 
 
 class ServiceSettings(BaseSettings):
@@ -32,15 +39,12 @@ class ServiceSettings(BaseSettings):
     @field_validator("grpc_address", "metrics_address")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        return _check_host_port(value)
+        return check_host_port(value)
 
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError(f"log level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
-        return level
+        return check_log_level(value)
 
     @field_validator("tenants_file")
     @classmethod

@@ -30,11 +30,14 @@ return 1
 """
 
 
+def connect(url: str, timeout: float) -> Any:
+    """A Redis client answering str (decode_responses), which redis-py's annotations cannot express: typed Any."""
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True)
+
+
 class RedisJobQueue:
     def __init__(self, url: str, stream: str, timeout: float) -> None:
-        self._redis = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
-        )
+        self._redis = connect(url, timeout)
         self._stream = stream
         self._enqueue = self._redis.register_script(_ENQUEUE_ONCE)
 
@@ -141,10 +144,7 @@ class WorkQueue:
     """The worker's view of the job stream: read, keep alive, acknowledge, retry, dead-letter."""
 
     def __init__(self, url: str, stream: str, group: str, consumer: str, timeout: float) -> None:
-        # decode_responses=True: every reply is str, which redis-py's annotations cannot express.
-        self._redis: Any = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
-        )
+        self._redis = connect(url, timeout)
         self.stream = stream
         self.retry_key = f"{stream}:retry"
         self.dead_stream = f"{stream}:dead"
@@ -283,9 +283,7 @@ class DeadLetters:
     """Reading and requeueing dead letters, for the ingest API (tenant-scoped)."""
 
     def __init__(self, url: str, stream: str, timeout: float) -> None:
-        self._redis: Any = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
-        )
+        self._redis = connect(url, timeout)
         self.stream = stream
         self.dead_stream = f"{stream}:dead"
         self._requeue = self._redis.register_script(_REQUEUE_DEAD)

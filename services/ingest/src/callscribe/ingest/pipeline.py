@@ -33,12 +33,6 @@ RETRYABLE = {
     grpc.StatusCode.UNAUTHENTICATED,  # a token being rotated; after max attempts it is a dead letter anyway
 }
 
-_LAYOUTS = {
-    "MONO": common_pb2.CHANNEL_LAYOUT_MONO,
-    "STEREO_AGENT_LEFT": common_pb2.CHANNEL_LAYOUT_STEREO_AGENT_LEFT,
-    "STEREO_AGENT_RIGHT": common_pb2.CHANNEL_LAYOUT_STEREO_AGENT_RIGHT,
-}
-
 
 class StageError(Exception):
     def __init__(self, stage: str, reason: str, retryable: bool) -> None:
@@ -83,13 +77,14 @@ class Pipeline:
 
     def process(self, job: Job, progress: Callable[[str], None]) -> Outcome:
         record = self._verify(job)
+        metadata = metadata_pb(record)  # layout, language and hotwords as the contracts spell them
         ref = common_pb2.ObjectRef(bucket=job.bucket, key=job.key, version_id=job.version_id, sha256=job.sha256)
         auth = self._auth(job.tenant)
         progress("vad")
         speech = self._call(
             "vad",
             self._vad.DetectSpeech,
-            vad_pb2.DetectSpeechRequest(object=ref, channel_layout=_LAYOUTS[record.channel_layout]),
+            vad_pb2.DetectSpeechRequest(object=ref, channel_layout=metadata.channel_layout),
             auth,
             self._timeouts.vad_s,
         )
@@ -108,8 +103,8 @@ class Pipeline:
                     )
                     for seg in speech.segments
                 ],
-                language=metadata_pb(record).language or common_pb2.LANGUAGE_AUTO,
-                hotwords=[common_pb2.Hotword(text=t, weight=w) for t, w in record.info.hotwords],
+                language=metadata.language or common_pb2.LANGUAGE_AUTO,
+                hotwords=metadata.hotwords,
                 word_timestamps=True,
             )
             reply = self._call("asr", self._asr.Transcribe, request, auth, self._timeouts.asr_s)
@@ -117,7 +112,7 @@ class Pipeline:
             if [r.index for r in results] != list(range(len(speech.segments))):
                 raise StageError("asr", f"{len(results)} results for {len(speech.segments)} segments", True)
         progress("indexing")
-        call = self._call_document(record, speech.segments, results)
+        call = self._call_document(record, metadata, speech.segments, results)
         self._call(
             "indexing", self._indexer.IndexCall, indexer_pb2.IndexCallRequest(call=call), auth, self._timeouts.indexer_s
         )
@@ -152,9 +147,11 @@ class Pipeline:
 
     @staticmethod
     def _call_document(
-        record: ArchivedRecording, segments: list, results: list[asr_pb2.SegmentResult]
+        record: ArchivedRecording,
+        metadata: common_pb2.RecordingMetadata,
+        segments: list,
+        results: list[asr_pb2.SegmentResult],
     ) -> indexer_pb2.Call:
-        metadata = metadata_pb(record)
         if not metadata.HasField("started_at"):
             metadata.started_at.FromDatetime(record.archived_at)
         call = indexer_pb2.Call(

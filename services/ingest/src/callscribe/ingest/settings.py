@@ -11,6 +11,12 @@ from pydantic_settings import SettingsConfigDict
 from callscribe.kit.settings import ServiceSettings
 
 
+def check_s3_endpoint(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or "//" not in value:
+        raise ValueError(f"s3_endpoint must be an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
 class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
 
@@ -41,9 +47,7 @@ class IngestSettings(ServiceSettings):
     @field_validator("s3_endpoint")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or "//" not in value:
-            raise ValueError(f"s3_endpoint must be an http:// or https:// URL, got {value!r}")
-        return value.rstrip("/")
+        return check_s3_endpoint(value)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -9,7 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from callscribe.kit.settings import _check_host_port
+from callscribe.ingest.settings import check_s3_endpoint
+from callscribe.kit.settings import check_host_port, check_log_level
 
 
 class WorkerSettings(BaseSettings):
@@ -49,14 +50,17 @@ class WorkerSettings(BaseSettings):
     @field_validator("vad_address", "asr_address", "indexer_address", "worker_metrics_address")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        return _check_host_port(value)
+        return check_host_port(value)
 
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
-        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError(f"log level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
-        return value.upper()
+        return check_log_level(value)
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_s3_endpoint(value)
 
     @property
     def consumer(self) -> str:
