@@ -19,6 +19,7 @@ import pytest
 
 from callscribe.asr.batching import Batcher, EngineContractError, Job, bucket
 from callscribe.asr.engines.base import AsrInput, AsrOutput, Hotword, InferOptions
+from callscribe.asr.engines.whisper import window_count
 from callscribe.asr.pool import PoolConfig, ReplicaPool, resolve_devices, visible_cuda_devices
 from callscribe.kit.errors import ResourceExhausted, Unavailable
 
@@ -191,6 +192,59 @@ def test_bucket_picks_the_tightest_run_around_the_oldest() -> None:
         b.submit([job(i, length)])
     group = next(iter(b._groups.values()))
     assert sorted(p.length for p in bucket(group, 3)) == [480, 500, 520]
+
+
+def packed_job(item_id: int, pack_group: object, seconds: float) -> Job:
+    return Job(AsrInput(np.full(int(seconds * 16000), item_id, dtype=np.float32), pack_group=pack_group), EN)
+
+
+def test_window_count_is_the_packing_engines_encoder_passes() -> None:
+    second = 16000
+    assert window_count([]) == 0
+    assert window_count([4 * second] * 7) == 1, "7 x 4 s + 6 gaps of 0.3 s fill one 30 s window"
+    assert window_count([4 * second] * 8) == 2
+    assert window_count([29 * second, 29 * second]) == 2
+    assert window_count([70 * second]) == 3, "a 70 s segment is cut into windows of at most 30 s"
+
+
+def test_a_packing_engine_batches_whole_call_channels_counted_in_windows() -> None:
+    """Each call channel's segments stay in one batch (split, they would leave half-empty windows), and
+    max_batch_size counts windows: 3 channels of one window each, not 3 segments."""
+    clock = FakeClock()
+    b = Batcher(max_batch_size=3, max_wait_s=10.0, max_queue=1000, clock=clock, cost=window_count)
+    item = 0
+    for call in range(4):  # a request per call: both channels' segments interleaved in time order
+        jobs = []
+        for _turn in range(5):
+            for channel in (0, 1):
+                jobs.append(packed_job(item, (call, channel), 3.0 + (item % 3)))
+                item += 1
+        b.submit(jobs)
+    owner = {i: (i // 10, i % 2) for i in range(item)}
+    seen: list[list[int]] = []
+    while (batch := b.next_batch(timeout=0)) is not None:
+        seen.append(ids_of(batch))
+    assert [len(x) for x in seen] == [15, 15], "3 channels of 5 segments = 3 windows a batch"
+    clock.now += 10.0
+    rest = b.next_batch(timeout=0)
+    assert rest is not None and len(rest) == 10, "the last 2 channels wait for max_wait: 2 windows are not 3"
+    seen.append(ids_of(rest))
+    groups_per_batch = [{owner[i] for i in ids} for ids in seen]
+    assert all(len(g) <= 3 for g in groups_per_batch)
+    for channel in {owner[i] for i in range(item)}:
+        assert sum(channel in g for g in groups_per_batch) == 1, f"channel {channel} was split over batches"
+    assert groups_per_batch[0] == {(0, 0), (0, 1), (1, 0)}, "the oldest channels go first"
+
+
+def test_a_channel_bigger_than_a_batch_is_taken_in_pieces() -> None:
+    clock = FakeClock()
+    b = Batcher(max_batch_size=2, max_wait_s=0.0, max_queue=1000, clock=clock, cost=window_count)
+    b.submit([packed_job(i, "one channel", 10.0) for i in range(12)])  # 2 of 10 s per window (3 + gaps > 30 s)
+    sizes = []
+    while (batch := b.next_batch(timeout=0)) is not None:
+        assert window_count(batch.lengths) <= 2
+        sizes.append(len(batch))
+    assert sizes == [4, 4, 4], sizes
 
 
 # --------------------------------------------------------------------------- failures

@@ -137,6 +137,86 @@ def test_whisper_long_segment_is_windowed(whisper, speech: list[np.ndarray]) -> 
     assert text.endswith("department")
 
 
+def test_short_encoder_passes_keep_the_words(whisper, speech: list[np.ndarray]) -> None:  # noqa: ANN001
+    """Windows encoded at their length rounded up to 5 s (the default) say what 30 s passes say."""
+    import jiwer
+
+    inputs = [AsrInput(s) for s in speech]
+    assert whisper.encode_step_s == 5.0
+    short = whisper.infer(inputs, InferOptions(language="en"))
+    whisper.encode_step_s = 0.0
+    try:
+        full = whisper.infer(inputs, InferOptions(language="en"))
+    finally:
+        whisper.encode_step_s = 5.0
+    refs = [normalise(s) for s in SENTENCES]
+    wer_short = jiwer.wer(refs, [normalise(o.text) for o in short])
+    wer_full = jiwer.wer(refs, [normalise(o.text) for o in full])
+    log.info("WER with 5 s encoder steps %.3f, with 30 s passes %.3f", wer_short, wer_full)
+    assert wer_short <= MAX_WER and wer_short <= wer_full + 0.02
+
+
+def test_encoder_shapes_group_windows_by_rounded_length(whisper) -> None:  # noqa: ANN001
+    from callscribe.asr.engines.whisper import _Part, _Window
+
+    def window(seconds: float) -> _Window:
+        n = int(seconds * 16000)
+        return _Window((_Part(0, 0, 0, n),), np.zeros(n, np.float32))
+
+    windows = [window(s) for s in (4.0, 29.0, 5.0, 7.5, 30.0, 0.1)]
+    assert whisper._shapes(windows) == [(500, [0, 2, 5]), (1000, [3]), (3000, [1, 4])]
+    whisper.encode_step_s = 0.0
+    try:
+        assert whisper._shapes(windows) == [(3000, [0, 1, 2, 3, 4, 5])]
+    finally:
+        whisper.encode_step_s = 5.0
+
+
+@pytest.mark.parametrize(
+    ("tokens", "loop"),
+    [
+        ([], 0),
+        (list(range(40)), 0),
+        ([7] * 30, 30),  # one token over and over
+        ([1, 2, 3] + [11, 12] * 20, 40),  # ",000" after ",000": the loop seen on a bench call
+        ([5, 6, 7, 8, 9, 10] * 3, 0),  # a sentence said three times is not a loop
+        ([1, 2, 3, 4, 5, 6] * 4, 24),  # four times, 24 tokens: a loop
+        ([9, 9, 9, 9, 1], 0),  # "no, no, no, no," then more: short, and not at the end
+    ],
+)
+def test_loop_length(tokens: list[int], loop: int) -> None:
+    from callscribe.asr.engines.whisper import _loop_length
+
+    assert _loop_length(tokens) == loop
+
+
+def test_a_looping_window_is_sampled_again_then_cut(whisper, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Greedy decoding stuck in a loop is decoded again with sampling; a window that loops at every
+    temperature keeps only what came before its loop."""
+    tokenizer = whisper._tokenizer("en")
+    words = tokenizer.encode(" the order number is four")
+    loop = tokenizer.encode(",000") * 30
+    calls: list[tuple[int, float]] = []
+
+    def fake_generate(encoded, languages, options, search):  # noqa: ANN001, ANN202
+        temperature = search.get("sampling_temperature", 0.0)
+        calls.append((len(languages), temperature))
+        fixed = temperature >= 0.4 and fixes
+        tokens = words if fixed else words + loop
+        return [(tokenizer.decode(tokens).strip(), -0.2, list(tokens)) for _ in languages]
+
+    monkeypatch.setattr(whisper, "_generate", fake_generate)
+    fixes = True
+    ((text, _, tokens),) = whisper._decode("encoded", np.zeros((1, 80, 500), np.float32), ["en"], InferOptions("en"))
+    assert text == "the order number is four" and tokens == words
+    assert calls == [(1, 0.0), (1, 0.2), (1, 0.4)]
+    calls.clear()
+    fixes = False
+    ((text, _, tokens),) = whisper._decode("encoded", np.zeros((1, 80, 500), np.float32), ["en"], InferOptions("en"))
+    assert text == "the order number is four" and tokens == words, "the repeated tail is cut"
+    assert [t for _, t in calls] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
 def test_whisper_missing_dir(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match="model.bin"):
         load_engine("whisper", str(tmp_path / "nothing"), "cpu", 1, tmp_path)

@@ -257,11 +257,15 @@ def test_unauthenticated_call_is_refused(asr: Asr, speech_audio: Speech) -> None
 
 def test_full_queue_is_resource_exhausted_at_once(start_asr: StartAsr, speech_audio: Speech) -> None:
     busy = start_asr("tiny-queue", max_queue_segments="3", max_batch_size="1", max_wait_ms="0", language="en")
-    first = busy.stub.Transcribe.future(
-        pb.TranscribeRequest(segments=[pcm_segment(speech_audio.pcm[i]) for i in range(3)]),
-        metadata=busy.auth("acme"),
-        timeout=CALL_TIMEOUT_S,
-    )
+    # three requests (Whisper packs one request's segments into one window: a batch of 1 would take them all)
+    waiting = [
+        busy.stub.Transcribe.future(
+            pb.TranscribeRequest(segments=[pcm_segment(speech_audio.pcm[i])]),
+            metadata=busy.auth("acme"),
+            timeout=CALL_TIMEOUT_S,
+        )
+        for i in range(3)
+    ]
     try:
         wait_for(lambda: busy.metric("callscribe_asr_queue_depth") == 2, 30, "1 segment running, 2 queued")
         started = time.monotonic()
@@ -272,7 +276,8 @@ def test_full_queue_is_resource_exhausted_at_once(start_asr: StartAsr, speech_au
         assert time.monotonic() - started < 3.0, "RESOURCE_EXHAUSTED must come at once"
         assert busy.metric("callscribe_asr_errors_total", 'reason="resource_exhausted"') == 1
     finally:
-        first.cancel()  # its queued segments are dropped
+        for future in waiting:
+            future.cancel()  # queued segments are dropped
     wait_for(lambda: busy.metric("callscribe_asr_queue_depth") == 0, 30, "the cancelled segments to leave the queue")
 
 

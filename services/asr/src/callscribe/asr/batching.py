@@ -12,6 +12,12 @@ contiguous run of `max_batch_size` that contains the oldest job and spans the sm
 durations, so padded engines (every input padded to the longest) waste little compute and the
 oldest job is always served (nothing starves).
 
+An engine that packs segments into shared windows (Whisper) gives a `cost`: how many batch slots
+(windows) one pack group's segments take. Then `max_batch_size` counts slots, not segments, and a
+batch takes whole pack groups (a call channel's segments) in arrival order: splitting a channel's
+segments over batches, or bucketing them by length among other calls, would leave half-empty
+windows, each costing a full encoder pass. A pack group bigger than a batch is taken in pieces.
+
 A failing `infer` is retried on the two halves of the batch, recursively down to single jobs, so
 one bad segment fails only its own future. An engine that returns another number of outputs than
 inputs breaks its contract: the whole batch fails with `EngineContractError` (no retry: it is a
@@ -40,6 +46,7 @@ from callscribe.kit.errors import ResourceExhausted, Unavailable
 log = logging.getLogger(__name__)
 
 Infer = Callable[[Sequence[AsrInput], InferOptions], list[AsrOutput]]
+Cost = Callable[[Sequence[int]], int]  # batch slots taken by one pack group's segments (sample counts)
 
 
 class EngineContractError(RuntimeError):
@@ -115,6 +122,7 @@ class Batcher:
         *,
         clock: Callable[[], float] = time.monotonic,
         observer: BatchObserver | None = None,
+        cost: Cost | None = None,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_s >= 0")
@@ -123,6 +131,7 @@ class Batcher:
         self.max_queue = max_queue
         self._clock = clock
         self._observer: BatchObserver = observer or NullObserver()
+        self._cost = cost
         self._cond = threading.Condition()  # an RLock: future callbacks may re-enter
         self._groups: dict[Hashable, list[_Pending]] = {}  # each in arrival order
         self._depth = 0
@@ -223,13 +232,16 @@ class Batcher:
             ready = [
                 (group[0].seq, key)
                 for key, group in self._groups.items()
-                if len(group) >= self.max_batch_size or now - group[0].enqueued >= self.max_wait_s
+                if self._full(group) or now - group[0].enqueued >= self.max_wait_s
             ]
             if not ready:
                 return None
             _, key = min(ready)
             group = self._groups[key]
-            taken = bucket(group, self.max_batch_size)
+            if self._cost is None:
+                taken = bucket(group, self.max_batch_size)
+            else:
+                taken = take_packs(group, self.max_batch_size, self._cost)
             chosen = set(map(id, taken))
             rest = [p for p in group if id(p) not in chosen]
             if rest:
@@ -243,6 +255,11 @@ class Batcher:
             if items:
                 self._observer.batch_formed(len(items))
                 return Batch(items[0].job.options, items)
+
+    def _full(self, group: list[_Pending]) -> bool:
+        if self._cost is None or len(group) < self.max_batch_size:  # a segment takes at most one slot
+            return len(group) >= self.max_batch_size
+        return sum(self._cost(unit_lengths(unit)) for unit in pack_units(group)) >= self.max_batch_size
 
     def execute(self, batch: Batch, infer: Infer, engine: str = "engine") -> None:
         """Run `batch` through `infer` and resolve every one of its futures (split on failure)."""
@@ -311,3 +328,35 @@ def bucket(group: list[_Pending], size: int) -> list[_Pending]:
         key=lambda s: (order[s + size - 1].length - order[s].length, sum(p.seq for p in order[s : s + size])),
     )
     return order[best : best + size]
+
+
+def pack_units(group: list[_Pending]) -> list[list[_Pending]]:
+    """The group's jobs by pack group, in order of each pack group's first job."""
+    units: dict[Hashable, list[_Pending]] = {}
+    for p in group:
+        units.setdefault(p.job.input.pack_group, []).append(p)
+    return list(units.values())
+
+
+def unit_lengths(unit: list[_Pending]) -> list[int]:
+    return [p.length for p in unit]
+
+
+def take_packs(group: list[_Pending], size: int, cost: Cost) -> list[_Pending]:
+    """Whole pack groups, oldest first, while their slots fit in `size`; the oldest is always taken
+    (the part of it that fits when it alone is bigger than a batch)."""
+    taken: list[_Pending] = []
+    used = 0
+    for unit in pack_units(group):
+        need = cost(unit_lengths(unit))
+        if used + need <= size:
+            taken += unit
+            used += need
+        elif not taken:
+            count = 1
+            while count < len(unit) and cost(unit_lengths(unit[: count + 1])) <= size:
+                count += 1
+            return unit[:count]
+        if used >= size:
+            break
+    return taken

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from callscribe.asr.batching import Batcher
+from callscribe.asr.engines.registry import batch_cost
 from callscribe.asr.pool import PoolConfig, ReplicaPool, resolve_devices
 from callscribe.asr.servicer import AsrMetrics, AsrServicer
 from callscribe.asr.settings import AsrSettings
@@ -33,6 +34,7 @@ def build(settings: AsrSettings, registry: CollectorRegistry, devices: list[str]
         settings.max_wait_ms / 1000,
         settings.max_queue_segments,
         observer=metrics,
+        cost=batch_cost(settings.engine),
     )
     config = PoolConfig(
         settings.engine,
@@ -72,7 +74,9 @@ def build(settings: AsrSettings, registry: CollectorRegistry, devices: list[str]
     )
     # A request's handler thread waits for its segments: one thread per segment that can be queued
     # or running, on top of max_workers, so waiting calls never starve health checks or busy answers.
-    running = len(pool.replicas) * settings.max_batch_size
+    # A packing engine's batch counts windows, but never holds more segments than the queue did.
+    per_batch = settings.max_batch_size if batch_cost(settings.engine) is None else settings.max_queue_segments
+    running = len(pool.replicas) * per_batch
     server = GrpcServer("asr", settings, [binding], registry, long_call_slots=settings.max_queue_segments + running)
     return server, pool
 

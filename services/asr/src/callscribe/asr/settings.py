@@ -37,7 +37,13 @@ class AsrSettings(ServiceSettings):
     threads_per_replica: int = Field(
         0, ge=0, description="CPU threads of each replica (0: the cores shared out over CPU replicas, 1 on a GPU)"
     )
-    max_batch_size: int = Field(16, ge=1, le=256, description="segments per inference call")
+    max_batch_size: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="batch slots per inference call: segments (funasr), or 30 s windows for whisper (it packs "
+        "a call channel's segments into windows)",
+    )
     max_wait_ms: float = Field(20.0, ge=0, le=10_000, description="longest a segment waits for its batch to fill")
     max_queue_segments: int = Field(256, ge=1, description="segments waiting for a replica; more: RESOURCE_EXHAUSTED")
     max_segment_seconds: float = Field(60.0, gt=0, le=600, description="longer segments are refused")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from callscribe.asr.engines.base import Engine
@@ -28,3 +29,13 @@ def load_engine(name: str, model: str, device: str, threads: int, cache_dir: Pat
 
         return FunasrEngine(Path(model), device=device, threads=threads)
     raise ValueError(f"unknown ASR engine {name!r}: choose one of {', '.join(ENGINES)}")
+
+
+def batch_cost(name: str) -> Callable[[Sequence[int]], int] | None:
+    """How the batcher counts a batch for engine ``name``: ``whisper`` packs a call channel's segments
+    into 30 s windows, so it counts windows; None (every segment one slot) for the rest."""
+    if name.strip().lower() == "whisper":
+        from callscribe.asr.engines.whisper import window_count
+
+        return window_count
+    return None

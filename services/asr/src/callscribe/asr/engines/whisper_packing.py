@@ -22,7 +22,7 @@ import numpy as np
 
 SAMPLE_RATE = 16_000
 WINDOW = 30 * SAMPLE_RATE
-GAP = 8_000  # 0.5 s of zeros between packed segments (0.3 / 0.5 / 1.0 s: the same WER on 32 espeak sentences)
+GAP = 4_800  # 0.3 s of zeros between packed segments (8 bench calls, FSMN segments: WER 5.3 % at 0.3 s, 6.2 % at 0.5 s)
 MAX_WORD_MS = 1_000  # a word's span, for choosing its segment by midpoint, is at most this long
 FRAME_MS = 20  # alignment frames: 50 per second
 VOICED_DB = 30.0  # a frame within this many dB of the loudest frame of its word is voiced
