@@ -17,6 +17,7 @@ from callscribe.ingest.audio import (
     probe,
     validate,
 )
+from callscribe.ingest.spool import UploadSpool
 
 SECONDS = 3  # every fixture is padded/trimmed to exactly this length
 ACCEPTED_HINT = "send 16-bit PCM, mu-law or A-law WAV, MP3, FLAC or Ogg (Opus or Vorbis)"
@@ -237,3 +238,77 @@ def test_probe_waits_for_more_bytes_when_too_few_to_decide(
 def test_probe_complete_header_only_wav_has_no_audio(audio: dict[str, Path]) -> None:
     with pytest.raises(InvalidAudio, match="no audio frames"):
         probe(audio["header_only.wav"], complete=True)
+
+
+# --------------------------------------------------------------------------- byte-exact WAV
+
+
+def _long_wavs(d: Path) -> dict[str, Path]:
+    """10 s files (over HEADER_PROBE_BYTES at 8 kHz mu-law too), each codec, plus broken ones."""
+    base = d / "long.wav"
+    _run("sox", "-n", "-r", "16000", "-b", "16", "-c", "1", base, "synth", "10", "sine", "300-3000")
+    files = {"pcm16": base}
+    _run("sox", base, "-r", "8000", "-e", "u-law", d / "ulaw.wav")
+    _run("sox", base, "-r", "8000", "-e", "a-law", d / "alaw.wav")
+    _run("sox", "-M", base, base, d / "stereo.wav")
+    files.update(ulaw=d / "ulaw.wav", alaw=d / "alaw.wav", stereo=d / "stereo.wav")
+    wav = base.read_bytes()
+    data_at = wav.find(b"data")
+    declared = struct.unpack("<I", wav[data_at + 4 : data_at + 8])[0]
+    variants = {
+        "cut": wav[: len(wav) - 1000],
+        "lying": wav[: data_at + 4] + struct.pack("<I", declared * 3) + wav[data_at + 8 :],
+        "odd_size": wav[: data_at + 4] + struct.pack("<I", declared - 1) + wav[data_at + 8 :],
+        "trailing_chunk": wav + b"LIST" + struct.pack("<I", 4) + b"INFO",
+        "list_first": wav[:12] + b"LIST" + struct.pack("<I", 6) + b"INFOab" + wav[12:],
+    }
+    for name, data in variants.items():
+        (d / f"{name}.wav").write_bytes(data)
+        files[name] = d / f"{name}.wav"
+    return files
+
+
+def _spooled(path: Path, d: Path, keep_bytes: bool) -> tuple[object, UploadSpool]:
+    spool = UploadSpool(d, 1 << 30, memory_bytes=0, keep_bytes=keep_bytes)
+    data = path.read_bytes()
+    for i in range(0, len(data), 16 * 1024):
+        spool.append(data[i : i + 16 * 1024])
+    try:
+        outcome: object = spool.finish()
+    except InvalidAudio as exc:
+        outcome = str(exc)
+    return outcome, spool
+
+
+@pytest.mark.parametrize(
+    "name", ["pcm16", "ulaw", "alaw", "stereo", "cut", "lying", "odd_size", "trailing_chunk", "list_first"]
+)
+def test_byte_exact_wav_checked_by_size_says_what_decoding_says(name: str, tmp_path: Path) -> None:
+    """A streamed upload (keep_bytes=False) of PCM-16 / mu-law / A-law WAV keeps only its head: the
+    facts and errors are those of decoding the whole file, and no spool file remains."""
+    files = _long_wavs(tmp_path)
+    work = tmp_path / "spool"
+    work.mkdir()
+    by_size, fast = _spooled(files[name], work, keep_bytes=False)
+    decoded, full = _spooled(files[name], work, keep_bytes=True)
+    assert by_size == decoded
+    assert fast._wav is not None and fast.path is None, "only the head was kept"
+    assert full._wav is None
+    if name in ("cut", "lying"):
+        assert isinstance(by_size, str) and "truncated" in by_size
+    else:
+        sha, facts = by_size  # type: ignore[misc]
+        assert facts.frames > 0 and facts.duration_ms >= 9990
+    full.discard()
+    fast.discard()
+    assert list(work.iterdir()) == []
+
+
+def test_other_formats_are_kept_and_decoded(audio: dict[str, Path], tmp_path: Path) -> None:
+    for name in ("hi.flac", "streamed.wav"):
+        assert audio[name].stat().st_size > HEADER_PROBE_BYTES
+        outcome, spool = _spooled(audio[name], tmp_path, keep_bytes=False)
+        assert spool._wav is None and spool.path is not None, name
+        assert outcome == _spooled(audio[name], tmp_path, keep_bytes=True)[0]
+        assert not isinstance(outcome, str), outcome
+        spool.discard()

@@ -36,7 +36,7 @@ class AudioWriter(Protocol):
     @property
     def single_put(self) -> bool: ...
     def write(self, chunk: bytes) -> None: ...
-    def commit(self, extra_headers: dict[str, str] | None = None) -> str: ...
+    def commit(self, extra_headers: dict[str, str] | None = None, sha256: str | None = None) -> str: ...
     def abort(self) -> None: ...
 
 
@@ -101,7 +101,8 @@ class Archiver:
         chunks = _checked_end(chunks, connected)
         info.check()
         declared.check(self._limits.max_bytes)
-        spool = self._new_spool()
+        # A declared SHA-256 streams the bytes to S3 as they arrive: the spool need not keep them.
+        spool = self._new_spool(keep_bytes=not declared.sha256)
         try:
             if declared.sha256:
                 rec_id = recording_id(tenant.name, declared.sha256)
@@ -187,8 +188,8 @@ class Archiver:
     def _now(self) -> datetime:
         return self._clock().replace(microsecond=0)
 
-    def _new_spool(self) -> UploadSpool:
-        return UploadSpool(self._limits.spool_dir, self._limits.max_bytes, self._limits.memory_bytes)
+    def _new_spool(self, keep_bytes: bool) -> UploadSpool:
+        return UploadSpool(self._limits.spool_dir, self._limits.max_bytes, self._limits.memory_bytes, keep_bytes)
 
     def _enqueue(self, record: ArchivedRecording) -> bool:
         if record.object is None:

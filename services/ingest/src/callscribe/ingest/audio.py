@@ -76,6 +76,51 @@ class AudioFacts:
 
 Source = str | os.PathLike[str] | bytes  # a spool file, or a small upload still in memory
 
+# Codecs whose every byte sequence decodes: decoding proves nothing the data chunk's size does not.
+_BYTE_EXACT = {"PCM_16": 2, "ULAW": 1, "ALAW": 1}  # bytes per sample
+
+
+@dataclass(frozen=True)
+class WavData:
+    """Where a RIFF/WAVE file's data chunk starts, the size it declares, and bytes per frame."""
+
+    offset: int
+    declared_bytes: int
+    frame_bytes: int
+
+
+def byte_exact_wav(head: bytes, facts: AudioFacts) -> WavData | None:
+    """For a RIFF/WAVE file of 16-bit PCM, mu-law or A-law whose data chunk header lies in `head` (its
+    first bytes): the data chunk, so `validate_byte_exact` can check the whole file from its size
+    alone. None for anything else (RF64, a streamed WAV without a length, other codecs): decode it."""
+    width = _BYTE_EXACT.get(facts.codec)
+    if facts.container != "WAV" or width is None or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk_id, chunk_len = struct.unpack_from("<4sI", head, pos)
+        if chunk_id == b"data":
+            return None if chunk_len == _STREAMED_WAV_SIZE else WavData(pos + 8, chunk_len, width * facts.channels)
+        pos += 8 + chunk_len + (chunk_len & 1)
+    return None
+
+
+def validate_byte_exact(facts: AudioFacts, data: WavData, size: int) -> AudioFacts:
+    """The complete-file check of `validate` for a file `byte_exact_wav` accepted, `size` bytes long:
+    what libsndfile would decode is the declared data, and the file must hold all of it."""
+    gap = data.declared_bytes - (size - data.offset)
+    if gap > 0:
+        raise InvalidAudio(
+            f"the WAV file is truncated (its data chunk declares {gap} more bytes than the file holds): "
+            "the upload was probably cut off; upload the complete file again"
+        )
+    frames = data.declared_bytes // data.frame_bytes
+    if frames == 0:
+        raise InvalidAudio("the WAV file contains no audio frames: send a recording with sound")
+    validated = replace(facts, frames=frames, duration_ms=_ms(frames, facts.sample_rate_hz))
+    logger.info("validated <%d bytes, %s data checked by size>: %s", size, facts.codec, validated)
+    return validated
+
 
 def _size(src: Source) -> int:
     return len(src) if isinstance(src, bytes) else os.stat(src).st_size

@@ -25,6 +25,7 @@ from minio.datatypes import Part
 from minio.error import S3Error
 
 from callscribe.kit.errors import Unavailable
+from callscribe.kit.s3 import PAYLOAD_SHA256_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +109,15 @@ class ObjectWriter:
         """True while the object can still go as one PUT (then `commit` may add metadata)."""
         return not self._upload_id
 
-    def commit(self, extra_headers: dict[str, str] | None = None) -> str:
+    def commit(self, extra_headers: dict[str, str] | None = None, sha256: str | None = None) -> str:
         """Send the rest, wait for every part, complete; returns the new version id.
 
-        `extra_headers` (metadata known only now) are only possible for a single PUT.
+        `extra_headers` (metadata known only now) are only possible for a single PUT. `sha256`, the
+        digest of every byte written, lets a single PUT be signed without hashing them again.
         """
         if not self._upload_id:
-            return self._put_whole(extra_headers or {})
+            known = {PAYLOAD_SHA256_HEADER: sha256} if sha256 else {}
+            return self._put_whole({**(extra_headers or {}), **known})
         if extra_headers:
             raise ValueError("metadata is fixed when a multipart upload starts")
         if self._pending_bytes:

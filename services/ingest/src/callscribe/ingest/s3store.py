@@ -101,9 +101,9 @@ class S3RecordingStore:
         """Make the audio visible with its record: inline in one PUT where it fits, else a sidecar first."""
         inline = json.dumps(_to_document(record), ensure_ascii=True, separators=(",", ":"))
         if writer.single_put and len(inline) <= MAX_INLINE_RECORD:
-            return writer.commit({RECORD_META: inline})
+            return writer.commit({RECORD_META: inline}, sha256=record.sha256)
         self.put_sidecar(record, policy)
-        return writer.commit()
+        return writer.commit(sha256=record.sha256)
 
     def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> ObjectWriter:
         """Start the locked audio object; bytes are fed as they arrive and it appears only on commit."""

@@ -4,6 +4,11 @@ Uploads up to `memory_bytes` stay in memory (the S3 writer holds the same chunk 
 single PUT, so nothing is copied); larger ones spill to a local file, so memory stays bounded
 whatever the upload's size. The header is probed as soon as enough bytes arrived, so a PDF or a
 video is refused after its first chunk, not after gigabytes.
+
+With `keep_bytes=False` (the caller streams the bytes to S3 itself and never reads them back), a
+RIFF/WAVE of 16-bit PCM, mu-law or A-law keeps only its first bytes once its header is known:
+every byte of such data decodes, so the data chunk's declared size against the bytes received is
+the whole check (`audio.validate_byte_exact`). Other formats are kept and decoded in full.
 """
 
 from __future__ import annotations
@@ -25,8 +30,12 @@ SPOOL_SUFFIX = ".upload"
 
 
 class UploadSpool:
-    def __init__(self, directory: Path, max_bytes: int, memory_bytes: int = 0) -> None:
+    def __init__(self, directory: Path, max_bytes: int, memory_bytes: int = 0, keep_bytes: bool = True) -> None:
         self._directory = directory
+        self._keep_bytes = keep_bytes
+        self._head = bytearray()  # the first HEADER_PROBE_BYTES
+        self._facts: audio.AudioFacts | None = None
+        self._wav: audio.WavData | None = None  # set: only the head is kept (byte-exact WAV)
         self._max_bytes = max_bytes
         self._memory_bytes = memory_bytes
         self._chunks: list[bytes] = []
@@ -46,12 +55,29 @@ class UploadSpool:
             )
         self._sha.update(chunk)
         self.size += len(chunk)
+        if len(self._head) < audio.HEADER_PROBE_BYTES:
+            self._head += chunk[: audio.HEADER_PROBE_BYTES - len(self._head)]
+        if self._wav is not None:
+            return
         if self._file is None and self.size <= self._memory_bytes:
             self._chunks.append(chunk)
         else:
             self._spill().write(chunk)
         if not self._header_checked and self.size >= audio.HEADER_PROBE_BYTES:
-            self._header_checked = audio.probe(self._source(), complete=False) is not None
+            self._facts = audio.probe(bytes(self._head), complete=False)
+            self._header_checked = self._facts is not None
+            if self._facts is not None and not self._keep_bytes:
+                self._wav = audio.byte_exact_wav(bytes(self._head), self._facts)
+                if self._wav is not None:
+                    self._drop_bytes()
+
+    def _drop_bytes(self) -> None:
+        self._chunks = []
+        if self._file is not None:
+            self._file.close()
+            assert self.path is not None  # set together with _file
+            self.path.unlink(missing_ok=True)
+            self._file, self.path = None, None
 
     def _spill(self) -> BinaryIO:
         if self._file is None:
@@ -73,13 +99,18 @@ class UploadSpool:
         """Stop receiving and validate the whole recording; returns (sha256 hex, facts)."""
         if self.size == 0:
             raise InvalidArgument("the upload contained no audio bytes: send the file after the metadata message")
+        if self._wav is not None:
+            assert self._facts is not None  # the header was probed before the bytes were dropped
+            return self._sha.hexdigest(), audio.validate_byte_exact(self._facts, self._wav, self.size)
         source = self._source()
         if self._file is not None:
             self._file.close()
         return self._sha.hexdigest(), audio.validate(source)
 
     def read_back(self, block: int = 1024 * 1024) -> Iterator[bytes]:
-        """The received bytes again, in order (after `finish`)."""
+        """The received bytes again, in order (after `finish`; only with `keep_bytes`)."""
+        if not self._keep_bytes:
+            raise RuntimeError("this spool was opened without keep_bytes: it cannot read the upload back")
         if self.path is None:
             yield from self._chunks
             return
