@@ -43,7 +43,9 @@ def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcSe
         settings.s3_access_key.get_secret_value(),
         settings.s3_secret_key.get_secret_value(),
         settings.s3_region,
-        pool_size=settings.s3_max_part_uploads + 8,
+        # Every upload in flight may hold a connection (its lookup, its single PUT) besides the part
+        # uploads: a smaller pool opens and drops a TCP connection per request beyond it.
+        pool_size=settings.max_concurrent_uploads + settings.s3_max_part_uploads + 8,
     )
     store = S3RecordingStore(
         client,
