@@ -94,15 +94,12 @@ def byte_exact_wav(head: bytes, facts: AudioFacts) -> WavData | None:
     first bytes): the data chunk, so `validate_byte_exact` can check the whole file from its size
     alone. None for anything else (RF64, a streamed WAV without a length, other codecs): decode it."""
     width = _BYTE_EXACT.get(facts.codec)
-    if facts.container != "WAV" or width is None or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+    if facts.container != "WAV" or width is None:
         return None
-    pos = 12
-    while pos + 8 <= len(head):
-        chunk_id, chunk_len = struct.unpack_from("<4sI", head, pos)
-        if chunk_id == b"data":
-            return None if chunk_len == _STREAMED_WAV_SIZE else WavData(pos + 8, chunk_len, width * facts.channels)
-        pos += 8 + chunk_len + (chunk_len & 1)
-    return None
+    chunk = _wav_data_chunk(io.BytesIO(head), len(head))
+    if chunk is None or chunk[1] == _STREAMED_WAV_SIZE:
+        return None
+    return WavData(chunk[0], chunk[1], width * facts.channels)
 
 
 def validate_byte_exact(facts: AudioFacts, data: WavData, size: int) -> AudioFacts:
@@ -110,13 +107,10 @@ def validate_byte_exact(facts: AudioFacts, data: WavData, size: int) -> AudioFac
     what libsndfile would decode is the declared data, and the file must hold all of it."""
     gap = data.declared_bytes - (size - data.offset)
     if gap > 0:
-        raise InvalidAudio(
-            f"the WAV file is truncated (its data chunk declares {gap} more bytes than the file holds): "
-            "the upload was probably cut off; upload the complete file again"
-        )
+        raise _truncated("WAV", f"its data chunk declares {gap} more bytes than the file holds")
     frames = data.declared_bytes // data.frame_bytes
     if frames == 0:
-        raise InvalidAudio("the WAV file contains no audio frames: send a recording with sound")
+        raise _no_frames("WAV")
     validated = replace(facts, frames=frames, duration_ms=_ms(frames, facts.sample_rate_hz))
     logger.info("validated <%d bytes, %s data checked by size>: %s", size, facts.codec, validated)
     return validated
@@ -178,7 +172,7 @@ def validate(path: Source) -> AudioFacts:
         _check_accepted(declared, require_frames=True)
         decoded = _decode_all(f, declared)
     if decoded == 0:
-        raise InvalidAudio(f"the {declared.container} file contains no audio frames: send a recording with sound")
+        raise _no_frames(declared.container)
     _check_complete(path, declared, decoded)
     facts = replace(declared, frames=decoded, duration_ms=_ms(decoded, declared.sample_rate_hz))
     logger.info("validated %s: %s", _name(path), facts)
@@ -212,7 +206,7 @@ def _check_accepted(facts: AudioFacts, *, require_frames: bool) -> None:
             "re-encode it to a regular file, e.g. `ffmpeg -i in.flac out.flac`"
         )
     if require_frames and facts.frames == 0:
-        raise InvalidAudio(f"the {facts.container} file contains no audio frames: send a recording with sound")
+        raise _no_frames(facts.container)
 
 
 def _decode_all(f: sf.SoundFile, declared: AudioFacts) -> int:
@@ -257,29 +251,44 @@ def _check_complete(path: Source, declared: AudioFacts, decoded: int) -> None:
     elif decoded < declared.frames:
         missing = f"only {decoded} of the {declared.frames} frames its header declares decode"
     if missing:
-        raise InvalidAudio(
-            f"the {declared.container} file is truncated ({missing}): the upload was probably cut off; "
-            "upload the complete file again"
-        )
+        raise _truncated(declared.container, missing)
+
+
+def _truncated(container: str, missing: str) -> InvalidAudio:
+    return InvalidAudio(
+        f"the {container} file is truncated ({missing}): the upload was probably cut off; "
+        "upload the complete file again"
+    )
+
+
+def _no_frames(container: str) -> InvalidAudio:
+    return InvalidAudio(f"the {container} file contains no audio frames: send a recording with sound")
 
 
 def _wav_missing_bytes(path: Source) -> int:
     """Declared minus present bytes of a RIFF/WAVE data chunk; 0 when not RIFF or length unknown."""
     size = _size(path)
     with _open_raw(path) as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
-            return 0  # RF64 keeps its sizes in a ds64 chunk; rely on libsndfile there
-        pos = 12
-        while pos + 8 <= size:
-            fh.seek(pos)
-            chunk_id, chunk_len = struct.unpack("<4sI", fh.read(8))
-            if chunk_id == b"data":
-                if chunk_len == _STREAMED_WAV_SIZE:
-                    return 0  # streamed WAV: no declared length to hold it to
-                return max(0, chunk_len - (size - pos - 8))
-            pos += 8 + chunk_len + (chunk_len & 1)  # RIFF chunks are padded to even length
-    return 0
+        chunk = _wav_data_chunk(fh, size)
+    if chunk is None or chunk[1] == _STREAMED_WAV_SIZE:
+        return 0  # RF64 keeps its sizes in a ds64 chunk (rely on libsndfile there); a streamed WAV has none
+    return max(0, chunk[1] - (size - chunk[0]))
+
+
+def _wav_data_chunk(fh: BinaryIO, size: int) -> tuple[int, int] | None:
+    """(offset of the data, size it declares) of a RIFF/WAVE file's data chunk among the first `size`
+    bytes of `fh`; None when it is not RIFF/WAVE or no data chunk header lies in them."""
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= size:
+        fh.seek(pos)
+        chunk_id, chunk_len = struct.unpack("<4sI", fh.read(8))
+        if chunk_id == b"data":
+            return pos + 8, chunk_len
+        pos += 8 + chunk_len + (chunk_len & 1)  # RIFF chunks are padded to even length
+    return None
 
 
 def _ogg_ends_cleanly(path: Source) -> bool:

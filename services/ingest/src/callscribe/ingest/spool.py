@@ -64,10 +64,11 @@ class UploadSpool:
         else:
             self._spill().write(chunk)
         if not self._header_checked and self.size >= audio.HEADER_PROBE_BYTES:
-            self._facts = audio.probe(bytes(self._head), complete=False)
+            head = bytes(self._head)
+            self._facts = audio.probe(head, complete=False)
             self._header_checked = self._facts is not None
             if self._facts is not None and not self._keep_bytes:
-                self._wav = audio.byte_exact_wav(bytes(self._head), self._facts)
+                self._wav = audio.byte_exact_wav(head, self._facts)
                 if self._wav is not None:
                     self._drop_bytes()
 
