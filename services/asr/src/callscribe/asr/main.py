@@ -29,12 +29,13 @@ MAX_INLINE_BYTES = 4 * 1024 * 1024  # AudioSource's inline path is not used by t
 
 def build(settings: AsrSettings, registry: CollectorRegistry, devices: list[str]) -> tuple[GrpcServer, ReplicaPool]:
     metrics = AsrMetrics(registry)
+    cost = batch_cost(settings.engine)
     batcher = Batcher(
         settings.max_batch_size,
         settings.max_wait_ms / 1000,
         settings.max_queue_segments,
         observer=metrics,
-        cost=batch_cost(settings.engine),
+        cost=cost,
     )
     config = PoolConfig(
         settings.engine,
@@ -75,7 +76,7 @@ def build(settings: AsrSettings, registry: CollectorRegistry, devices: list[str]
     # A request's handler thread waits for its segments: one thread per segment that can be queued
     # or running, on top of max_workers, so waiting calls never starve health checks or busy answers.
     # A packing engine's batch counts windows, but never holds more segments than the queue did.
-    per_batch = settings.max_batch_size if batch_cost(settings.engine) is None else settings.max_queue_segments
+    per_batch = settings.max_batch_size if cost is None else settings.max_queue_segments
     running = len(pool.replicas) * per_batch
     server = GrpcServer("asr", settings, [binding], registry, long_call_slots=settings.max_queue_segments + running)
     return server, pool

@@ -65,7 +65,6 @@ LOOP_TOKENS = 24  # and cover at least this many tokens (Whisper's gzip-ratio ru
 # window that legitimately holds the same sentence twice: callers repeat themselves)
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # a looping window is sampled again, hotter each round
 BEST_OF = 5  # hypotheses sampled per round
-PACK_WINDOW_S = 30.0
 RETRY_MIN_SAMPLES = SAMPLE_RATE  # a packed segment of at least 1 s that got no words is decoded alone
 RETRY_MIN_VOICED = 0.25  # when at least this share of its 20 ms frames is voiced (above its noise floor)
 ECHO_MIN_CHARS = 6  # a packed segment's text (letters and digits) that long or longer is an echo when
@@ -121,7 +120,6 @@ class WhisperEngine:
         pack_gap: int = GAP,
         pack_order: str = "longest",
         encode_step_s: float = ENCODE_STEP_S,
-        pack_window_s: float = PACK_WINDOW_S,
     ) -> None:
         model_dir = Path(model_dir)
         if not (model_dir / "model.bin").is_file() or not (model_dir / "tokenizer.json").is_file():
@@ -139,7 +137,6 @@ class WhisperEngine:
         self.pack_gap = pack_gap
         self.pack_order = pack_order
         self.encode_step_s = encode_step_s
-        self.pack_window = round(pack_window_s * SAMPLE_RATE)
         self._fw = WhisperModel(
             str(model_dir),
             device=kind,
@@ -208,7 +205,7 @@ class WhisperEngine:
     def _plan(self, segments: list[np.ndarray], groups: list[Hashable] | None = None) -> list[_Window]:
         if not self.pack:
             return [w for i, samples in enumerate(segments) for w in _windows(i, samples)]
-        plan = plan_windows([len(s) for s in segments], self.pack_window, self.pack_gap, self.pack_order, groups)
+        plan = plan_windows([len(s) for s in segments], WINDOW, self.pack_gap, self.pack_order, groups)
         windows = [
             _Window(tuple(_Part(p.item, 0, p.start, p.length) for p in packed.parts), pack_samples(packed, segments))
             for packed in plan.windows
@@ -309,7 +306,7 @@ class WhisperEngine:
             def rank(h: tuple[str, float, list[int]]) -> tuple[int, float]:
                 return _loop_length(h[2]), -h[1]  # no loop (or the shortest), then the likeliest
 
-            text, avg_logprob, tokens = min(hypotheses, key=rank)
+            text, avg_logprob, tokens = min(hypotheses, key=rank) if len(hypotheses) > 1 else hypotheses[0]
             out.append((text, avg_logprob, tokens))
         return out
 
