@@ -30,7 +30,7 @@ from minio import Minio
 from callscribe.cli.samples import PlacedTurn, Turn, synthesize_call
 from callscribe.stack.procs import ManagedProcess, spawn, stop, wait_until
 from callscribe.stack.services import grpc_address, metrics_url, service_env
-from callscribe.stack.tenants import TenantSpec, write_tenants_file
+from callscribe.stack.tenants import TenantsFile, TenantSpec
 from callscribe.v1 import asr_pb2 as pb
 from callscribe.v1 import asr_pb2_grpc
 from callscribe.v1 import common_pb2 as c
@@ -113,16 +113,10 @@ def speech_audio(tmp_path_factory: pytest.TempPathFactory) -> Speech:
 # --------------------------------------------------------------------------- the service
 
 
-@dataclass(frozen=True)
-class TenantsFile:
-    path: Path
-    tokens: dict[str, str]
-
-
 @pytest.fixture(scope="session")
 def asr_tenants(stack_tmp: Path) -> TenantsFile:
     path = stack_tmp / "asr-tenants.json"
-    return TenantsFile(path, write_tenants_file(path, {name: TenantSpec() for name in TENANTS}))
+    return TenantsFile.write(path, {name: TenantSpec() for name in TENANTS})
 
 
 @dataclass

@@ -30,7 +30,7 @@ from callscribe.kit.server import GrpcServer
 from callscribe.stack.binaries import find_noida
 from callscribe.stack.procs import ManagedProcess, spawn, stop, wait_until
 from callscribe.stack.servers import http_status
-from callscribe.stack.tenants import TenantSpec, write_tenants_file
+from callscribe.stack.tenants import TenantsFile, TenantSpec
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
@@ -202,16 +202,10 @@ def analytics(
 # --------------------------------------------------------------------------- the service
 
 
-@dataclass(frozen=True)
-class TenantsFile:
-    path: Path
-    tokens: dict[str, str]
-
-
 @pytest.fixture(scope="session")
 def indexer_tenants(stack_tmp: Path) -> TenantsFile:
     path = stack_tmp / "indexer-tenants.json"
-    return TenantsFile(path, write_tenants_file(path, TENANTS))
+    return TenantsFile.write(path, TENANTS)
 
 
 @dataclass

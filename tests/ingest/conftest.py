@@ -27,7 +27,7 @@ from minio import Minio
 
 from callscribe.stack.procs import ManagedProcess, stop
 from callscribe.stack.services import grpc_address, metrics_url, service_env, start_service
-from callscribe.stack.tenants import TenantSpec, write_tenants_file
+from callscribe.stack.tenants import TenantsFile, TenantSpec
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
@@ -266,17 +266,11 @@ class Ingest:
         self.channel.close()
 
 
-@dataclass(frozen=True)
-class TenantsFile:
-    path: Path
-    tokens: dict[str, str]
-
-
 @pytest.fixture(scope="session")
 def tenants_file(stack_tmp: Path) -> TenantsFile:
     path = stack_tmp / "ingest-tenants.json"
     specs = {name: TenantSpec(mode, days) for name, (mode, days) in TENANTS.items()}
-    return TenantsFile(path, write_tenants_file(path, specs))
+    return TenantsFile.write(path, specs)
 
 
 StartIngest = Callable[..., Ingest]

@@ -26,7 +26,7 @@ from minio import Minio
 from callscribe.cli.samples import HOURS_CALL_EN, REFUND_CALL_EN, PlacedTurn, Turn, synthesize_call
 from callscribe.stack.procs import ManagedProcess, stop
 from callscribe.stack.services import grpc_address, metrics_url, service_env, start_service
-from callscribe.stack.tenants import TenantSpec, write_tenants_file
+from callscribe.stack.tenants import TenantsFile, TenantSpec
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import vad_pb2 as pb
 from callscribe.v1 import vad_pb2_grpc
@@ -153,16 +153,10 @@ def make_long_call(audio: Audio, minutes: int) -> Path:
 # --------------------------------------------------------------------------- the service
 
 
-@dataclass(frozen=True)
-class TenantsFile:
-    path: Path
-    tokens: dict[str, str]
-
-
 @pytest.fixture(scope="session")
 def vad_tenants(stack_tmp: Path) -> TenantsFile:
     path = stack_tmp / "vad-tenants.json"
-    return TenantsFile(path, write_tenants_file(path, {name: TenantSpec() for name in TENANTS}))
+    return TenantsFile.write(path, {name: TenantSpec() for name in TENANTS})
 
 
 @dataclass

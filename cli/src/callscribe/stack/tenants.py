@@ -71,6 +71,20 @@ def write_tenants_file(
     return tokens
 
 
+@dataclass(frozen=True)
+class TenantsFile:
+    """A tenants file `write` created: where it is, and each tenant's plaintext token."""
+
+    path: Path
+    tokens: dict[str, str]
+
+    @classmethod
+    def write(
+        cls, path: Path, tenants: Mapping[str, TenantSpec], service_tokens: Mapping[str, str] | None = None
+    ) -> TenantsFile:
+        return cls(path, write_tenants_file(path, tenants, service_tokens))
+
+
 def write_json_atomically(path: Path, document: object) -> None:
     """Write JSON to a temporary file beside ``path`` (mode 0600), then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
