@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,3 +63,17 @@ class ServiceSettings(BaseSettings):
             if path is not None and not path.is_file():
                 raise ValueError(f"TLS file {path} does not exist")
         return self
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S], program: str) -> S | None:
+    """A service's settings from its environment, or None after telling stderr what is wrong (the
+    caller exits with status 2): every main starts with this."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        sys.stderr.write(f"{program}: invalid configuration ({prefix}* environment):\n{exc}\n")
+        return None

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
 from callscribe.asr.batching import Batcher
 from callscribe.asr.engines.registry import batch_cost
@@ -18,6 +17,7 @@ from callscribe.audio.source import AudioSource, clear_stale_spool
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.s3 import make_client
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
+from callscribe.kit.settings import load_settings
 from callscribe.v1 import asr_pb2, asr_pb2_grpc
 
 log = logging.getLogger("callscribe.asr")
@@ -93,10 +93,8 @@ def model_problem(settings: AsrSettings) -> str | None:
 
 
 def main() -> int:
-    try:
-        settings = AsrSettings()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        print(f"callscribe-asr: invalid configuration (ASR_* environment):\n{exc}", file=sys.stderr)
+    settings = load_settings(AsrSettings, "callscribe-asr")
+    if settings is None:
         return 2
     configure_logging(settings.log_level)
     problem = model_problem(settings)

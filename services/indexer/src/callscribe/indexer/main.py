@@ -12,7 +12,6 @@ import sys
 import threading
 
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
 from callscribe.indexer.enrich import Enricher, make_enricher
 from callscribe.indexer.metrics import IndexerMetrics
@@ -22,6 +21,7 @@ from callscribe.indexer.store import EsStore, make_client
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
+from callscribe.kit.settings import load_settings
 from callscribe.v1 import indexer_pb2, indexer_pb2_grpc
 
 log = logging.getLogger("callscribe.indexer")
@@ -71,10 +71,8 @@ def start_connecting(
 
 
 def main() -> int:
-    try:
-        settings = IndexerSettings()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        print(f"callscribe-indexer: invalid configuration (INDEXER_* environment):\n{exc}", file=sys.stderr)
+    settings = load_settings(IndexerSettings, "callscribe-indexer")
+    if settings is None:
         return 2
     configure_logging(settings.log_level)
     if settings.log_level != "DEBUG":  # the client logs every request at INFO

@@ -7,7 +7,6 @@ import sys
 import threading
 
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
 from callscribe.ingest.archive import Archiver
 from callscribe.ingest.jobs import DeadLetters, RedisJobQueue
@@ -20,6 +19,7 @@ from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.s3 import make_client
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
+from callscribe.kit.settings import load_settings
 from callscribe.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("callscribe.ingest")
@@ -69,10 +69,8 @@ def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcSe
 
 
 def main() -> int:
-    try:
-        settings = IngestSettings()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        print(f"callscribe-ingest: invalid configuration (INGEST_* environment):\n{exc}", file=sys.stderr)
+    settings = load_settings(IngestSettings, "callscribe-ingest")
+    if settings is None:
         return 2
     configure_logging(settings.log_level)
     clear_stale_spool(settings.spool_dir)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import logging
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +28,6 @@ from typing import Any
 import grpc
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import ValidationError
 
 from callscribe.ingest.jobs import WorkQueue, job_from_fields
 from callscribe.ingest.model import Job
@@ -41,6 +39,7 @@ from callscribe.kit.interceptors import ACTING_TENANT_HEADER
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.s3 import make_client
 from callscribe.kit.server import start_metrics_server
+from callscribe.kit.settings import load_settings
 from callscribe.v1 import asr_pb2_grpc, indexer_pb2, indexer_pb2_grpc, vad_pb2_grpc
 
 log = logging.getLogger("callscribe.ingest.worker")
@@ -352,10 +351,8 @@ def run_reconciler(reconciler: Reconciler, interval: float, stop: threading.Even
 
 
 def main() -> int:
-    try:
-        settings = WorkerSettings()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        print(f"callscribe-ingest worker: invalid configuration (INGEST_* environment):\n{exc}", file=sys.stderr)
+    settings = load_settings(WorkerSettings, "callscribe-ingest worker")
+    if settings is None:
         return 2
     configure_logging(settings.log_level)
     registry = CollectorRegistry()

@@ -6,12 +6,12 @@ import logging
 import sys
 
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
 from callscribe.audio.source import AudioSource, clear_stale_spool
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.s3 import make_client
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
+from callscribe.kit.settings import load_settings
 from callscribe.v1 import vad_pb2, vad_pb2_grpc
 from callscribe.vad.pool import ModelConfig, VadPool
 from callscribe.vad.servicer import VadMetrics, VadServicer
@@ -54,10 +54,8 @@ def build(settings: VadSettings, registry: CollectorRegistry) -> tuple[GrpcServe
 
 
 def main() -> int:
-    try:
-        settings = VadSettings()  # type: ignore[call-arg]
-    except ValidationError as exc:
-        print(f"callscribe-vad: invalid configuration (VAD_* environment):\n{exc}", file=sys.stderr)
+    settings = load_settings(VadSettings, "callscribe-vad")
+    if settings is None:
         return 2
     configure_logging(settings.log_level)
     clear_stale_spool(settings.spool_dir, SPOOL_SUFFIX)
