@@ -429,7 +429,6 @@ class EsStore:
         calls_alias, utterances_alias = self.index_names(tenant)
         flt = [{"term": {"tenant": tenant}}, {"term": {"recording_id": recording_id}}]
         utterance_query = {"bool": {"filter": flt}}
-        sort = [{"start_ms": "asc"}, {"channel": "asc"}]
         with translate_errors(f"looking up call {recording_id}"):
             found = self._es.search(
                 index=calls_alias,
@@ -442,20 +441,8 @@ class EsStore:
             call_index = str(hits[0]["_index"]) if hits else None
             if call_index is None:
                 return None, {}
-            answer = self._es.search(
-                index=utterances_alias,
-                query=utterance_query,
-                source=False,
-                size=_SCROLL_PAGE,
-                sort=sort,
-                track_total_hits=False,
-                ignore_unavailable=True,
-            )
-            page = answer["hits"]["hits"]
-            existing = {str(hit["_id"]): str(hit["_index"]) for hit in page}
-            if len(page) == _SCROLL_PAGE:  # a very long call: read the rest page by page
-                rest = self._every(utterances_alias, utterance_query, ["start_ms", "channel"], False, page[-1]["sort"])
-                existing.update({str(hit["_id"]): str(hit["_index"]) for hit in rest})
+            hits = self._every(utterances_alias, utterance_query, ["start_ms", "channel"], False)
+            existing = {str(hit["_id"]): str(hit["_index"]) for hit in hits}
         return call_index, existing
 
     def bulk_documents(self, actions: Iterable[dict[str, Any]], refresh: str = "false") -> BulkResult:
