@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -41,17 +40,16 @@ from minio.commonconfig import GOVERNANCE
 from minio.error import MinioException
 from minio.retention import Retention
 
+from callscribe.cli.uploads import CHUNK_BYTES, UploadMessage, upload_method
+from callscribe.cli.uploads import upload_messages as cli_upload_messages
 from callscribe.stack import servers
 from callscribe.stack.procs import ManagedProcess, StackError, log_tail, stop
 from callscribe.stack.services import grpc_address, service_env, start_service
 from callscribe.stack.stack import COLD_BUCKET, HOT_BUCKET
 from callscribe.stack.tenants import TenantSpec, write_tenants_file
 from callscribe.v1 import common_pb2 as c
-from callscribe.v1 import ingest_pb2 as pb
-from callscribe.v1 import ingest_pb2_grpc
 
 MIB = 1024 * 1024
-CHUNK_BYTES = MIB
 FILE_MIB = 10
 SAMPLE_RATE_HZ = 16000
 WAV_HEADER_BYTES = 44
@@ -231,21 +229,15 @@ def start_stack(workdir: Path, big_mib: int, cleanup: contextlib.ExitStack) -> S
 Worker = Callable[[Path], int]
 
 
-def upload_messages(path: Path) -> Iterator[pb.UploadRecordingRequest]:
+def upload_messages(path: Path) -> Iterator[UploadMessage]:
+    """What `callscribe upload` sends: the SHA-256 and size first (the service writes to S3 while
+    receiving), then the chunks. Hashing is client work inside the timed upload, like the peer's own
+    SHA-256 of its parts."""
     meta = c.RecordingMetadata(
         tenant=TENANT, call_id=path.stem, agent_id="bench", channel_layout=c.CHANNEL_LAYOUT_MONO,
         language=c.LANGUAGE_AUTO, filename=path.name,
     )  # fmt: skip
-    # As the CLI does: the SHA-256 and size go first, so the service writes to S3 while receiving.
-    # Hashing is client work inside the timed upload, like the peer's own MD5/SHA-256 of its parts.
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        while block := data.read(CHUNK_BYTES):
-            digest.update(block)
-    yield pb.UploadRecordingRequest(metadata=meta, sha256=digest.hexdigest(), size_bytes=path.stat().st_size)
-    with path.open("rb") as data:
-        while chunk := data.read(CHUNK_BYTES):
-            yield pb.UploadRecordingRequest(chunk=chunk)
+    return cli_upload_messages(meta, path)
 
 
 class IngestClients:
@@ -259,11 +251,11 @@ class IngestClients:
         options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_send_message_length", 8 * MIB)]
         channel = grpc.insecure_channel(self._stack.address, options=options)
         self._channels.append(channel)
-        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        upload_call = upload_method(channel)
         auth = (("authorization", f"Bearer {self._stack.token}"),)
 
         def upload(path: Path) -> int:
-            ack = stub.UploadRecording(upload_messages(path), metadata=auth, timeout=RPC_TIMEOUT_S)
+            ack = upload_call(upload_messages(path), metadata=auth, timeout=RPC_TIMEOUT_S)
             size = path.stat().st_size
             if ack.duplicate or ack.audio.size_bytes != size:
                 raise BenchError(

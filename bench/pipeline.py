@@ -38,8 +38,8 @@ import psutil
 import soundfile as sf
 from elasticsearch import Elasticsearch, helpers
 
-from callscribe.cli.recordings import file_sha256
 from callscribe.cli.samples import Turn, synthesize_call
+from callscribe.cli.uploads import file_sha256
 from callscribe.stack import stack
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2, indexer_pb2_grpc, ingest_pb2, ingest_pb2_grpc

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
 
 import pytest
+from minio.error import S3Error
 
-from callscribe.kit.s3 import PAYLOAD_SHA256_HEADER, S3Client, make_client
+from callscribe.kit.s3 import PAYLOAD_SHA256_HEADER, Body, S3Client, make_client
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +53,36 @@ def test_the_request_carries_the_callers_digest_not_the_marker(client: S3Client,
             if line.lower().startswith("x-amz-content-sha256:")]  # fmt: skip
     assert sent == [digest, digest], "with the marker and without: the same digest, hashed once or twice"
     assert PAYLOAD_SHA256_HEADER.lower() not in trace.getvalue().lower()
+
+
+def test_a_body_of_buffers_is_stored_as_their_concatenation(client: S3Client, s3_server) -> None:  # type: ignore[no-untyped-def]
+    parts = [os.urandom(n) for n in (1, 100_000, 0, 65_537)]
+    data = b"".join(parts)
+    body = Body([parts[0], memoryview(parts[1]), parts[2], memoryview(parts[3])[:]])
+    assert len(body) == len(data)
+    assert body.sha256() == hashlib.sha256(data).hexdigest()
+    assert b"".join(body) == data == b"".join(body), "iterable again for every attempt"
+    client._put_object(s3_server.hot_bucket, "kit-s3/body", body, {PAYLOAD_SHA256_HEADER: body.sha256()})
+    response = client.get_object(s3_server.hot_bucket, "kit-s3/body")
+    try:
+        assert response.read() == data
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def test_a_body_without_its_digest_is_refused_before_anything_is_sent(client: S3Client, s3_server) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="needs its SHA-256"):
+        client._put_object(s3_server.hot_bucket, "kit-s3/no-digest", Body([b"abc"]), {})
+    with pytest.raises(S3Error) as missing:
+        client.stat_object(s3_server.hot_bucket, "kit-s3/no-digest")
+    assert missing.value.code == "NoSuchKey"
+
+
+def test_over_https_a_body_gets_the_content_md5_minio_would_send() -> None:
+    https = S3Client("s3.example.invalid", access_key="k", secret_key="s", secure=True)
+    body = Body([b"abc", memoryview(b"def")])
+    headers, _ = https._build_headers("s3.example.invalid", {PAYLOAD_SHA256_HEADER: body.sha256()}, body, None)
+    assert headers["Content-Length"] == "6"
+    assert headers["Content-MD5"] == base64.b64encode(hashlib.md5(b"abcdef").digest()).decode()
+    assert PAYLOAD_SHA256_HEADER not in headers

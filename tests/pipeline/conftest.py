@@ -22,8 +22,8 @@ import pytest
 import soundfile as sf
 from elasticsearch import Elasticsearch
 
-from callscribe.cli.recordings import file_sha256
 from callscribe.cli.samples import Turn, synthesize_call
+from callscribe.cli.uploads import file_sha256
 from callscribe.stack import servers
 from callscribe.stack.procs import ManagedProcess, stop
 from callscribe.stack.services import grpc_address, service_env, start_service

@@ -17,6 +17,7 @@ from callscribe.cli.calls import format_call, format_hit
 from callscribe.cli.connect import CliError, Target, auth_metadata, channel
 from callscribe.cli.recordings import send_file
 from callscribe.cli.samples import HOURS_CALL_EN, REFUND_CALL_EN, REFUND_CALL_ZH, ToolMissing, synthesize_call
+from callscribe.cli.uploads import Upload, upload_method
 from callscribe.stack import stack
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as indexer_pb
@@ -50,12 +51,14 @@ def run_demo(args: argparse.Namespace) -> int:
     if not state.get("running") or "ingest" not in state.get("grpc", {}):
         raise CliError("the local stack is not running: start it with 'callscribe stack up' (or 'make demo')")
     target = Target(state["grpc"]["ingest"], state["tenants"][TENANT], TENANT)
-    stub = ingest_pb2_grpc.IngestServiceStub(channel(target, None))
+    ingest = channel(target, None)
+    stub = ingest_pb2_grpc.IngestServiceStub(ingest)
+    upload = upload_method(ingest)
     files = _generate(Path(state["home"]) / "demo")
     print(f"\n== Uploading {len(files)} sample calls as tenant {TENANT!r} to ingest at {target.address}")
-    acks = [_upload(stub, target, path, spec) for path, spec in files]
+    acks = [_upload(upload, target, path, spec) for path, spec in files]
     print("\n== Re-sending the first call: idempotent, nothing new is stored")
-    again = _upload(stub, target, *files[0])
+    again = _upload(upload, target, *files[0])
     print(f"   duplicate={again.duplicate}  same id={again.recording_id == acks[0].recording_id}")
     _show_worm(state, acks[0])
     if {"indexer", "worker"} <= set(state.get("processes", {})):
@@ -86,7 +89,7 @@ def _generate(directory: Path) -> list[tuple[Path, tuple]]:
     return files
 
 
-def _upload(stub: ingest_pb2_grpc.IngestServiceStub, target: Target, path: Path, spec: tuple) -> Any:
+def _upload(upload: Upload, target: Target, path: Path, spec: tuple) -> Any:
     name, _, language, side, _ = spec
     meta = c.RecordingMetadata(
         call_id=Path(name).stem,
@@ -98,7 +101,7 @@ def _upload(stub: ingest_pb2_grpc.IngestServiceStub, target: Target, path: Path,
         labels={"source": "demo"},
     )
     try:
-        ack = send_file(stub, target, meta, path, quiet=False)
+        ack = send_file(upload, target, meta, path, quiet=False)
     except grpc.RpcError as exc:
         raise CliError(f"upload of {name} refused: {exc.code().name}: {exc.details()}") from exc
     print(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +13,12 @@ from google.protobuf.json_format import MessageToDict
 from tqdm import tqdm
 
 from callscribe.cli.connect import CliError, Target, add_connection_args, auth_metadata, channel, resolve
+from callscribe.cli.uploads import Upload, upload_messages, upload_method
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc, vad_pb2_grpc
 from callscribe.v1 import vad_pb2 as vad_pb
 
-CHUNK_BYTES = 1024 * 1024
 _LAYOUTS = {
     None: c.CHANNEL_LAYOUT_UNSPECIFIED,
     "mono": c.CHANNEL_LAYOUT_MONO,
@@ -98,27 +96,10 @@ def _metadata(args: argparse.Namespace, path: Path) -> c.RecordingMetadata:
     )
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        while block := data.read(CHUNK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _messages(meta: c.RecordingMetadata, path: Path, bar: tqdm) -> Iterator[pb.UploadRecordingRequest]:
-    # Declaring the SHA-256 and size up front lets the server write to S3 while receiving.
-    yield pb.UploadRecordingRequest(metadata=meta, sha256=file_sha256(path), size_bytes=path.stat().st_size)
-    with path.open("rb") as data:
-        while chunk := data.read(CHUNK_BYTES):
-            bar.update(len(chunk))
-            yield pb.UploadRecordingRequest(chunk=chunk)
-
-
 def send_file(
-    stub: ingest_pb2_grpc.IngestServiceStub, target: Target, meta: c.RecordingMetadata, path: Path, quiet: bool
+    upload: Upload, target: Target, meta: c.RecordingMetadata, path: Path, quiet: bool
 ) -> pb.UploadRecordingResponse:
-    """Stream one file to UploadRecording with a progress bar; raises grpc.RpcError when refused."""
+    """Stream one file to UploadRecording (`upload_method`) with a progress bar; raises grpc.RpcError when refused."""
     with tqdm(
         total=path.stat().st_size,
         unit="B",
@@ -127,13 +108,14 @@ def send_file(
         leave=False,
         disable=quiet or not sys.stderr.isatty(),
     ) as bar:
-        return stub.UploadRecording(_messages(meta, path, bar), metadata=auth_metadata(target))
+        return upload(upload_messages(meta, path, bar.update), metadata=auth_metadata(target))
 
 
 def upload(args: argparse.Namespace) -> int:
     if args.call_id and len(args.files) > 1:
         raise CliError("--call-id names one call: upload one file at a time with it")
-    stub, target = _stub(args)
+    target = resolve(args, "ingest")
+    upload_call = upload_method(channel(target, args.ca_cert))
     failures = 0
     results = []
     for path in args.files:
@@ -142,7 +124,7 @@ def upload(args: argparse.Namespace) -> int:
             failures += 1
             continue
         try:
-            ack = send_file(stub, target, _metadata(args, path), path, args.json)
+            ack = send_file(upload_call, target, _metadata(args, path), path, args.json)
         except grpc.RpcError as exc:
             results.append({"file": str(path), "error": f"{exc.code().name}: {exc.details()}"})
             failures += 1

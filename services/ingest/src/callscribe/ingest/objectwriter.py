@@ -20,12 +20,11 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import urllib3
-from minio import Minio
 from minio.datatypes import Part
 from minio.error import S3Error
 
 from callscribe.kit.errors import Unavailable
-from callscribe.kit.s3 import PAYLOAD_SHA256_HEADER
+from callscribe.kit.s3 import PAYLOAD_SHA256_HEADER, Body, S3Client
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 class ObjectWriter:
     def __init__(
         self,
-        client: Minio,
+        client: S3Client,
         bucket: str,
         key: str,
         headers: dict,
@@ -49,14 +48,14 @@ class ObjectWriter:
         self._part_size = part_size
         self._pool = pool
         self._in_flight = threading.BoundedSemaphore(parallel)
-        self._pending: list[memoryview] = []  # received chunks not yet sent: one copy per part, at join
+        self._pending: list[memoryview] = []  # received chunks not yet sent; parts are sent as these buffers
         self._pending_bytes = 0
         self._futures: list[Future[Part]] = []
         self._closed = False
         self._headers = headers
         self._upload_id = ""  # created once the object is known to need more than one PUT
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self._pending.append(memoryview(chunk))
         self._pending_bytes += len(chunk)
         if not self._upload_id:
@@ -68,8 +67,8 @@ class ObjectWriter:
         while self._pending_bytes >= self._part_size:
             self._send(self._take(self._part_size))
 
-    def _take(self, size: int) -> bytes:
-        """The first `size` pending bytes, joined: the only copy a part costs."""
+    def _take(self, size: int) -> Body:
+        """The first `size` pending bytes, as the received buffers (no copy)."""
         views: list[memoryview] = []
         need = size
         while need:
@@ -82,9 +81,9 @@ class ObjectWriter:
                 self._pending[0] = head[need:]
                 need = 0
         self._pending_bytes -= size
-        return b"".join(views)
+        return Body(views)
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: Body) -> None:
         self._raise_if_failed()
         self._in_flight.acquire()
         number = len(self._futures) + 1
@@ -92,9 +91,10 @@ class ObjectWriter:
         future.add_done_callback(lambda _: self._in_flight.release())
         self._futures.append(future)
 
-    def _upload_part(self, number: int, data: bytes) -> Part:
+    def _upload_part(self, number: int, data: Body) -> Part:
+        headers = {PAYLOAD_SHA256_HEADER: data.sha256()}  # signs the part (http); the client would hash it too
         etag = _s3(
-            lambda: self._client._upload_part(self._bucket, self._key, data, None, self._upload_id, number),
+            lambda: self._client._upload_part(self._bucket, self._key, data, headers, self._upload_id, number),
             f"upload part {number}",
         )
         return Part(number, etag)
@@ -116,8 +116,7 @@ class ObjectWriter:
         digest of every byte written, lets a single PUT be signed without hashing them again.
         """
         if not self._upload_id:
-            known = {PAYLOAD_SHA256_HEADER: sha256} if sha256 else {}
-            return self._put_whole({**(extra_headers or {}), **known})
+            return self._put_whole(extra_headers or {}, sha256)
         if extra_headers:
             raise ValueError("metadata is fixed when a multipart upload starts")
         if self._pending_bytes:
@@ -130,9 +129,9 @@ class ObjectWriter:
         self._closed = True
         return result.version_id or ""
 
-    def _put_whole(self, extra_headers: dict[str, str]) -> str:
+    def _put_whole(self, extra_headers: dict[str, str], sha256: str | None) -> str:
         data = self._take(self._pending_bytes)
-        headers = {**self._headers, **extra_headers}
+        headers = {**self._headers, **extra_headers, PAYLOAD_SHA256_HEADER: sha256 or data.sha256()}
         result = _s3(lambda: self._client._put_object(self._bucket, self._key, data, headers), "write")
         self._closed = True
         return result.version_id or ""

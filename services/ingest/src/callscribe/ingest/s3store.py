@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import urllib3
-from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
 from minio.error import S3Error
 from minio.helpers import genheaders
@@ -39,6 +38,7 @@ from callscribe.ingest.model import (
 )
 from callscribe.ingest.objectwriter import ObjectWriter
 from callscribe.kit.errors import DataLoss, NotFound, Unavailable
+from callscribe.kit.s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ MAX_INLINE_RECORD = 1600
 
 
 class S3RecordingStore:
-    def __init__(self, client: Minio, bucket: str, part_size: int, parallel_parts: int, max_part_uploads: int) -> None:
+    def __init__(
+        self, client: S3Client, bucket: str, part_size: int, parallel_parts: int, max_part_uploads: int
+    ) -> None:
         self._client = client
         self._bucket = bucket
         self._part_size = part_size

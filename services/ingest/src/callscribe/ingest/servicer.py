@@ -41,6 +41,10 @@ _STATES = {
     "done": c.PIPELINE_STATE_DONE,
     "failed": c.PIPELINE_STATE_FAILED,
 }
+# What UploadRecording's requests are read as (wire.read_upload_message): a chunk-only message is
+# a view of its audio bytes.
+UploadMessage = pb.UploadRecordingRequest | memoryview
+
 _MODES = {"COMPLIANCE": c.LOCK_MODE_COMPLIANCE, "GOVERNANCE": c.LOCK_MODE_GOVERNANCE}
 
 
@@ -66,7 +70,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         # Only uploads count against the limit: probes and reads must answer under load.
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
 
-    def UploadRecording(self, request_iterator: Iterator[pb.UploadRecordingRequest], context: grpc.ServicerContext):  # noqa: N802
+    def UploadRecording(self, request_iterator: Iterator[UploadMessage], context: grpc.ServicerContext):  # noqa: N802
         if not self._upload_slots.acquire(blocking=False):
             raise ResourceExhausted(
                 f"{self._max_uploads} uploads already in flight on this server; retry shortly with backoff"
@@ -82,13 +86,13 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             self._upload_slots.release()
 
     def _upload(
-        self, request_iterator: Iterator[pb.UploadRecordingRequest], context: grpc.ServicerContext
+        self, request_iterator: Iterator[UploadMessage], context: grpc.ServicerContext
     ) -> pb.UploadRecordingResponse:
         messages = _until_client_leaves(request_iterator)
         first = next(messages, None)
         if first is None:
             raise InvalidArgument("empty stream: send a metadata message, then the audio chunks")
-        if first.WhichOneof("payload") != "metadata":
+        if isinstance(first, memoryview) or first.WhichOneof("payload") != "metadata":
             raise InvalidArgument("the first message must carry metadata (tenant, call_id, agent_id, ...), not audio")
         tenant = resolve_tenant(first.metadata.tenant)
         info = _info_from_proto(first.metadata, tenant.name)
@@ -171,9 +175,7 @@ def _is_entry_id(value: str) -> bool:
     return bool(sep) and ms.isdigit() and seq.isdigit()
 
 
-def _until_client_leaves(
-    request_iterator: Iterator[pb.UploadRecordingRequest],
-) -> Iterator[pb.UploadRecordingRequest]:
+def _until_client_leaves(request_iterator: Iterator[UploadMessage]) -> Iterator[UploadMessage]:
     """The request stream, with a client that disconnects mid-stream reported as CANCELLED."""
     try:
         yield from request_iterator
@@ -181,12 +183,16 @@ def _until_client_leaves(
         raise Cancelled("the client went away before the upload finished; nothing was stored") from exc
 
 
-def _chunks(messages: Iterator[pb.UploadRecordingRequest], received: Counter) -> Iterator[bytes]:
+def _chunks(messages: Iterator[UploadMessage], received: Counter) -> Iterator[bytes | memoryview]:
     for message in messages:
-        if message.WhichOneof("payload") != "chunk":
+        if isinstance(message, memoryview):  # a chunk-only message, read without a copy (wire.py)
+            chunk: bytes | memoryview = message
+        elif message.WhichOneof("payload") == "chunk":
+            chunk = message.chunk  # each read of .chunk is a new copy: read it once
+        else:
             raise InvalidArgument("metadata may only be sent once, in the first message")
-        received.inc(len(message.chunk))
-        yield message.chunk
+        received.inc(len(chunk))
+        yield chunk
 
 
 def _require_id(rec_id: str) -> None:
