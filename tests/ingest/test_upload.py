@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -305,8 +307,6 @@ def test_same_bytes_other_tenant_is_a_separate_recording(ingest, new_wav, archiv
 
 
 def test_concurrent_uploads_of_the_same_bytes_store_one_version(ingest, new_wav, archive):
-    from concurrent.futures import ThreadPoolExecutor
-
     data = new_wav(seconds_of_noise=20)
     with ThreadPoolExecutor(4) as pool:
         acks = list(pool.map(lambda _: ingest.upload("acme", data), range(4)))
@@ -315,6 +315,37 @@ def test_concurrent_uploads_of_the_same_bytes_store_one_version(ingest, new_wav,
     assert sorted(a.duplicate for a in acks) == [False, True, True, True]
     audio = [v for key, v in archive.versions(f"recordings/acme/{acks[0].recording_id}/") if key.endswith("/audio")]
     assert audio == [acks[0].object.version_id]
+
+
+def _send_together(instances, messages: list) -> list:  # type: ignore[no-untyped-def]
+    """The same upload messages to each instance at the same moment; the acks in instance order."""
+    barrier = threading.Barrier(len(instances))
+
+    def send(instance):  # type: ignore[no-untyped-def]
+        barrier.wait()
+        return instance.stub.UploadRecording(iter(messages), metadata=instance.auth("acme"), timeout=60)
+
+    with ThreadPoolExecutor(len(instances)) as pool:
+        return list(pool.map(send, instances))
+
+
+def test_two_replicas_given_the_same_bytes_at_once_store_one_version(
+    start_ingest, ingest, new_wav, archive, make_requests, make_metadata
+):
+    """Each replica has its own in-process lock; only S3's conditional PUT (If-None-Match) keeps a
+    second locked version out. Both replicas are sent the same bytes at the same moment, declared
+    and undeclared, several times over."""
+    replica = start_ingest("replica-b")
+    for declare in (True, False, True, False):
+        data = new_wav()
+        acks = _send_together((ingest, replica), list(make_requests(make_metadata(), data, declare=declare)))
+
+        assert len({a.recording_id for a in acks}) == 1
+        assert sorted(a.duplicate for a in acks) == [False, True]
+        prefix = f"recordings/acme/{acks[0].recording_id}/"
+        audio = [v for key, v in archive.versions(prefix) if key.endswith("/audio")]
+        assert audio == [acks[0].object.version_id], f"declare={declare}: {audio}"
+        assert acks[1].object == acks[0].object
 
 
 # --------------------------------------------------------------------------- job queue

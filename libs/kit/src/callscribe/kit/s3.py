@@ -57,7 +57,7 @@ class S3Client(Minio):
     def _build_headers(  # type: ignore[override]
         self, host: str, headers: dict | None = None, body: bytes | Body | None = None, creds: Any = None
     ) -> tuple[dict, Any]:
-        headers = headers if headers is not None else {}
+        headers = dict(headers) if headers else {}  # the caller's dict is sent again on a retry: keep it whole
         known = headers.pop(PAYLOAD_SHA256_HEADER, None)
         if isinstance(body, Body):
             if known is None:

@@ -40,10 +40,17 @@ class AudioWriter(Protocol):
     def abort(self) -> None: ...
 
 
+class AlreadyArchived(Exception):
+    """The store refused to write a recording because it is already there (a duplicate found at commit)."""
+
+
 class RecordingStore(Protocol):
     def find(self, tenant: str, rec_id: str) -> ArchivedRecording | None: ...
+    def lookup_first(self, size_bytes: int) -> bool: ...
     def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> AudioWriter: ...
-    def commit_audio(self, writer: AudioWriter, record: ArchivedRecording, policy: LockPolicy) -> str: ...
+    def commit_audio(
+        self, writer: AudioWriter, record: ArchivedRecording, policy: LockPolicy, looked_up: bool
+    ) -> str: ...
     def stored(self, record: ArchivedRecording, version_id: str, policy: LockPolicy) -> ArchivedRecording: ...
     def set_legal_hold(self, tenant: str, rec_id: str, on: bool) -> ArchivedRecording: ...
     def list_ids(
@@ -133,18 +140,22 @@ class Archiver:
         spool: UploadSpool,
         rec_id: str,
     ) -> UploadAck:
-        existing = self._store.find(tenant.name, rec_id)
-        if existing is not None:
-            self._receive(chunks, spool)
-            declared.verify(spool.finish()[0], spool.size)
-            return UploadAck(existing, duplicate=True, enqueued=False)
+        # A recording small enough for one PUT is written only if absent (the store says so at commit):
+        # looking it up first would cost a request on every upload to spare one on a duplicate.
+        looked_up = self._store.lookup_first(declared.size_bytes)
+        if looked_up:
+            existing = self._store.find(tenant.name, rec_id)
+            if existing is not None:
+                self._receive(chunks, spool)
+                declared.verify(spool.finish()[0], spool.size)
+                return UploadAck(existing, duplicate=True, enqueued=False)
         policy = self._policy(tenant)
         writer = self._store.open_audio(tenant.name, rec_id, declared.sha256, info.call_id, policy)
         try:
             self._receive(chunks, spool, writer)
             sha256, facts = spool.finish()
             declared.verify(sha256, spool.size)
-            return self._commit(tenant, info, spool, sha256, facts, rec_id, writer, policy)
+            return self._commit(tenant, info, spool, sha256, facts, rec_id, writer, policy, looked_up)
         except BaseException:
             writer.abort()
             raise
@@ -152,16 +163,18 @@ class Archiver:
     def _archive_spooled(
         self, tenant: Tenant, info: RecordingInfo, spool: UploadSpool, sha256: str, facts: AudioFacts, rec_id: str
     ) -> UploadAck:
-        existing = self._store.find(tenant.name, rec_id)
-        if existing is not None:
-            return UploadAck(existing, duplicate=True, enqueued=False)
+        looked_up = self._store.lookup_first(spool.size)
+        if looked_up:
+            existing = self._store.find(tenant.name, rec_id)
+            if existing is not None:
+                return UploadAck(existing, duplicate=True, enqueued=False)
         info.layout_for(facts.channels)  # refuse before anything reaches S3
         policy = self._policy(tenant)
         writer = self._store.open_audio(tenant.name, rec_id, sha256, info.call_id, policy)
         try:
             for block in spool.read_back():
                 writer.write(block)
-            return self._commit(tenant, info, spool, sha256, facts, rec_id, writer, policy)
+            return self._commit(tenant, info, spool, sha256, facts, rec_id, writer, policy, looked_up)
         except BaseException:
             writer.abort()
             raise
@@ -176,10 +189,20 @@ class Archiver:
         rec_id: str,
         writer: AudioWriter,
         policy: LockPolicy,
+        looked_up: bool,
     ) -> UploadAck:
         layout = info.layout_for(facts.channels)
         record = ArchivedRecording(rec_id, tenant.name, info, facts, layout, spool.size, sha256, self._now())
-        version_id = self._store.commit_audio(writer, record, policy)
+        try:
+            version_id = self._store.commit_audio(writer, record, policy, looked_up)
+        except AlreadyArchived:
+            writer.abort()
+            existing = self._store.find(tenant.name, rec_id)
+            if existing is None:
+                raise Unavailable(
+                    f"S3 says recording {rec_id} exists but it cannot be read yet; retry the upload"
+                ) from None
+            return UploadAck(existing, duplicate=True, enqueued=False)
         return UploadAck(self._store.stored(record, version_id, policy), duplicate=False, enqueued=False)
 
     def _policy(self, tenant: Tenant) -> LockPolicy:

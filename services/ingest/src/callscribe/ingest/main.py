@@ -29,7 +29,7 @@ log = logging.getLogger("callscribe.ingest")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
 
-def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 << 20) -> bool:
+def keep_freed_memory(mmap_threshold: int = 4 << 20, trim_threshold: int = 32 << 20) -> bool:
     """Have glibc's malloc reuse the memory of received chunks instead of returning it to the kernel.
 
     Every ~1 MiB gRPC message is a fresh allocation. By default glibc serves it with mmap (or trims

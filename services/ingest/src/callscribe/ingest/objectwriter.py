@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 
 
+class ObjectExists(Exception):
+    """A PUT sent with `If-None-Match: *` found the key already there (S3 412 PreconditionFailed)."""
+
+
 class ObjectWriter:
     def __init__(
         self,
@@ -132,7 +136,13 @@ class ObjectWriter:
     def _put_whole(self, extra_headers: dict[str, str], sha256: str | None) -> str:
         data = self._take(self._pending_bytes)
         headers = {**self._headers, **extra_headers, PAYLOAD_SHA256_HEADER: sha256 or data.sha256()}
-        result = _s3(lambda: self._client._put_object(self._bucket, self._key, data, headers), "write")
+        try:
+            result = _s3(lambda: self._client._put_object(self._bucket, self._key, data, headers), "write")
+        except Unavailable as exc:
+            refused = exc.__cause__
+            if isinstance(refused, S3Error) and refused.code == "PreconditionFailed" and "If-None-Match" in headers:
+                raise ObjectExists(self._key) from refused
+            raise
         self._closed = True
         return result.version_id or ""
 

@@ -26,7 +26,7 @@ from minio.error import S3Error
 from minio.helpers import genheaders
 from minio.retention import Retention
 
-from callscribe.ingest.archive import AudioWriter
+from callscribe.ingest.archive import AlreadyArchived, AudioWriter
 from callscribe.ingest.audio import AudioFacts
 from callscribe.ingest.model import (
     ArchivedRecording,
@@ -36,7 +36,7 @@ from callscribe.ingest.model import (
     StoredObject,
     recording_prefix,
 )
-from callscribe.ingest.objectwriter import ObjectWriter
+from callscribe.ingest.objectwriter import ObjectExists, ObjectWriter
 from callscribe.kit.errors import DataLoss, NotFound, Unavailable
 from callscribe.kit.s3 import S3Client
 
@@ -99,11 +99,28 @@ class S3RecordingStore:
             response.close()
             response.release_conn()
 
-    def commit_audio(self, writer: AudioWriter, record: ArchivedRecording, policy: LockPolicy) -> str:
-        """Make the audio visible with its record: inline in one PUT where it fits, else a sidecar first."""
+    def lookup_first(self, size_bytes: int) -> bool:
+        """Whether an upload of `size_bytes` (0: unknown) should be looked up before it is written:
+        a multipart upload should not send its parts for a recording already archived. A smaller one
+        goes as one PUT written only if absent (`commit_audio`)."""
+        return size_bytes <= 0 or size_bytes >= 2 * self._part_size
+
+    def commit_audio(self, writer: AudioWriter, record: ArchivedRecording, policy: LockPolicy, looked_up: bool) -> str:
+        """Make the audio visible with its record: inline in one PUT where it fits, else a sidecar first.
+
+        The single PUT carries `If-None-Match: *`: S3 refuses it (412) when the key already has a
+        version, which is AlreadyArchived here. That is also what keeps two ingest replicas that
+        receive the same bytes at once from writing two locked versions. Before a sidecar (its own
+        locked object) the recording is looked up unless `looked_up` says the caller just did.
+        """
         inline = json.dumps(_to_document(record), ensure_ascii=True, separators=(",", ":"))
         if writer.single_put and len(inline) <= MAX_INLINE_RECORD:
-            return writer.commit({RECORD_META: inline}, sha256=record.sha256)
+            try:
+                return writer.commit({RECORD_META: inline, "If-None-Match": "*"}, sha256=record.sha256)
+            except ObjectExists:
+                raise AlreadyArchived(record.recording_id) from None
+        if not looked_up and self.find(record.tenant, record.recording_id) is not None:
+            raise AlreadyArchived(record.recording_id)
         self.put_sidecar(record, policy)
         return writer.commit(sha256=record.sha256)
 
