@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import sys
 import threading
@@ -25,23 +24,6 @@ from callscribe.kit.settings import load_settings
 from callscribe.v1 import ingest_pb2
 
 log = logging.getLogger("callscribe.ingest")
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-
-
-def keep_freed_memory(mmap_threshold: int = 4 << 20, trim_threshold: int = 32 << 20) -> bool:
-    """Have glibc's malloc reuse the memory of received chunks instead of returning it to the kernel.
-
-    Every ~1 MiB gRPC message is a fresh allocation. By default glibc serves it with mmap (or trims
-    the heap once it is freed), so the next message faults its pages in again: a quarter of the
-    receive cost in profiles. With these thresholds freed chunks stay in the heap for the next
-    message; RSS stays at the peak of what uploads in flight held. False where malloc is not glibc's.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold) and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
-    except (OSError, AttributeError):
-        return False
 
 
 def run_reconciler(archiver: Archiver, interval: float, stop: threading.Event) -> None:
@@ -92,8 +74,6 @@ def main() -> int:
     if settings is None:
         return 2
     configure_logging(settings.log_level)
-    if not keep_freed_memory():
-        log.info("malloc is not glibc's: received chunks are allocated anew each time")
     clear_stale_spool(settings.spool_dir)
     registry = CollectorRegistry()
     server, store, archiver = build(settings, registry)
