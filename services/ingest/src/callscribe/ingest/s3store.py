@@ -48,6 +48,9 @@ SHA_META = "x-amz-meta-sha256"
 RECORD_META = "x-amz-meta-record"
 # S3 allows 2 KB of user metadata in all; leave room for the other fields.
 MAX_INLINE_RECORD = 1600
+# Outside recordings/: what `ping` writes once per bucket to learn whether S3 honours If-None-Match.
+PROBE_KEY = "callscribe/probe/conditional-write"
+PROBE_BODY = b"callscribe: S3 conditional-write probe (If-None-Match), written once per bucket\n"
 
 
 class S3RecordingStore:
@@ -60,15 +63,39 @@ class S3RecordingStore:
         self._parallel_parts = parallel_parts
         # One pool for the parts of every upload: S3 sees at most this many part uploads at once.
         self._pool = ThreadPoolExecutor(max_workers=max_part_uploads, thread_name_prefix="s3-part")
+        self.conditional_writes = False  # until `ping` finds that S3 honours If-None-Match
 
     def ping(self) -> None:
-        """Raise Unavailable unless the bucket exists with Object Lock enabled."""
+        """Raise Unavailable unless the bucket exists with Object Lock enabled; learn whether S3
+        honours conditional writes (until then every upload is looked up before it is written)."""
         try:
             config = self._client.get_object_lock_config(self._bucket)
         except (S3Error, urllib3.exceptions.HTTPError) as exc:
             raise Unavailable(f"S3 bucket {self._bucket!r} unusable: {exc}") from exc
         if config is None:
             raise Unavailable(f"S3 bucket {self._bucket!r} has no Object Lock; create it with Object Lock enabled")
+        self.conditional_writes = self._probe_conditional_writes()
+        if not self.conditional_writes:
+            log.warning(
+                "S3 ignores If-None-Match on PUT: every upload is looked up before it is written, and two "
+                "replicas given the same bytes at the same moment could each write a version; upgrade S3"
+            )
+
+    def _probe_conditional_writes(self) -> bool:
+        """PUT the probe object with `If-None-Match: *` until refused: the first start on a bucket
+        writes it, every later PUT must get 412. Written twice means the header is ignored."""
+        for _ in range(2):
+            try:
+                self._client._put_object(
+                    self._bucket, PROBE_KEY, PROBE_BODY, {"If-None-Match": "*", "Content-Type": "text/plain"}
+                )
+            except S3Error as exc:
+                if exc.code == "PreconditionFailed":
+                    return True
+                raise Unavailable(f"S3 bucket {self._bucket!r} refused a write: {exc}") from exc
+            except urllib3.exceptions.HTTPError as exc:
+                raise Unavailable(f"S3 unreachable: {exc}") from exc
+        return False
 
     def find(self, tenant: str, rec_id: str) -> ArchivedRecording | None:
         prefix = recording_prefix(tenant, rec_id)
@@ -103,7 +130,7 @@ class S3RecordingStore:
         """Whether an upload of `size_bytes` (0: unknown) should be looked up before it is written:
         a multipart upload should not send its parts for a recording already archived. A smaller one
         goes as one PUT written only if absent (`commit_audio`)."""
-        return size_bytes <= 0 or size_bytes >= 2 * self._part_size
+        return not self.conditional_writes or size_bytes <= 0 or size_bytes >= 2 * self._part_size
 
     def commit_audio(self, writer: AudioWriter, record: ArchivedRecording, policy: LockPolicy, looked_up: bool) -> str:
         """Make the audio visible with its record: inline in one PUT where it fits, else a sidecar first.
