@@ -59,14 +59,10 @@ def test_an_s3_that_ignores_if_none_match_gets_every_upload_looked_up_first() ->
     assert store.lookup_first(MIB) is True
 
 
-def test_the_probe_lives_outside_the_recordings(s3_server, minio_client) -> None:  # type: ignore[no-untyped-def]
+def test_the_probe_lives_outside_the_recordings(s3_server, minio_client, archive) -> None:  # type: ignore[no-untyped-def]
     store = _store(s3_server, s3_server.hot_bucket)
     store.ping()
     assert not PROBE_KEY.startswith("recordings/")
-    response = minio_client.get_object(s3_server.hot_bucket, PROBE_KEY)
-    try:
-        assert response.read() == PROBE_BODY
-    finally:
-        response.close()
-        response.release_conn()
+    version = minio_client.stat_object(s3_server.hot_bucket, PROBE_KEY).version_id
+    assert archive.read(PROBE_KEY, version) == PROBE_BODY
     assert all(tenant != "callscribe" for tenant, _ in store.list_all()), "listing never sees the probe"

@@ -21,6 +21,15 @@ def client(s3_server) -> S3Client:  # type: ignore[no-untyped-def]
     return made
 
 
+def _read(client: S3Client, bucket: str, key: str) -> bytes:
+    response = client.get_object(bucket, key)
+    try:
+        return response.read()
+    finally:
+        response.close()
+        response.release_conn()
+
+
 def test_a_known_digest_signs_the_put_and_the_header_is_not_sent(client: S3Client, s3_server) -> None:  # type: ignore[no-untyped-def]
     data = os.urandom(256 * 1024)
     key = "kit-s3/known-digest"
@@ -29,12 +38,7 @@ def test_a_known_digest_signs_the_put_and_the_header_is_not_sent(client: S3Clien
     stat = client.stat_object(s3_server.hot_bucket, key)
     assert stat.size == len(data)
     assert not any("callscribe" in name.lower() for name in stat.metadata), stat.metadata
-    response = client.get_object(s3_server.hot_bucket, key)
-    try:
-        assert response.read() == data
-    finally:
-        response.close()
-        response.release_conn()
+    assert _read(client, s3_server.hot_bucket, key) == data
 
 
 def test_the_request_carries_the_callers_digest_not_the_marker(client: S3Client, s3_server) -> None:  # type: ignore[no-untyped-def]
@@ -63,12 +67,7 @@ def test_a_body_of_buffers_is_stored_as_their_concatenation(client: S3Client, s3
     assert body.sha256() == hashlib.sha256(data).hexdigest()
     assert b"".join(body) == data == b"".join(body), "iterable again for every attempt"
     client._put_object(s3_server.hot_bucket, "kit-s3/body", body, {PAYLOAD_SHA256_HEADER: body.sha256()})
-    response = client.get_object(s3_server.hot_bucket, "kit-s3/body")
-    try:
-        assert response.read() == data
-    finally:
-        response.close()
-        response.release_conn()
+    assert _read(client, s3_server.hot_bucket, "kit-s3/body") == data
 
 
 def test_a_body_without_its_digest_is_refused_before_anything_is_sent(client: S3Client, s3_server) -> None:  # type: ignore[no-untyped-def]
