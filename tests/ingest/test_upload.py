@@ -488,3 +488,14 @@ def test_streamed_upload_with_declared_sha256_is_archived_and_deduplicated(
     versions = [v for v in archive.versions() if v[0] == ack.object.key]
     assert len(versions) == 1
     assert archive.multipart_uploads() == []
+
+
+def test_uploads_work_through_the_smallest_flow_control_window(start_ingest, new_wav, archive):
+    """INGEST_STREAM_WINDOW_KB=64: gRPC may hold only 64 KiB ahead of the upload; a recording of
+    several MiB in 1 MiB chunks still arrives whole."""
+    small = start_ingest("window-64k", stream_window_kb="64")
+    data = new_wav(seconds_of_noise=120)  # ~3.8 MiB at 16 kHz
+    ack = small.upload("acme", data, chunk=1024 * 1024)
+    assert ack.duplicate is False
+    assert ack.audio.size_bytes == len(data)
+    assert hashlib.sha256(archive.read(ack.object.key, ack.object.version_id)).hexdigest() == ack.sha256

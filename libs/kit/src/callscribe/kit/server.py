@@ -39,6 +39,7 @@ class GrpcServer:
 
     `long_call_slots` adds one handler thread per long-lived call the service admits (e.g. uploads in
     flight), on top of `settings.max_workers`, so such calls can never starve probes and short calls.
+    `channel_options` are further gRPC core arguments of the service (e.g. its flow-control window).
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class GrpcServer:
         bindings: Sequence[ServiceBinding],
         registry: CollectorRegistry,
         long_call_slots: int = 0,
+        channel_options: Sequence[tuple[str, int | str]] = (),
     ) -> None:
         tenants = TenantRegistry.load(settings.tenants_file)
         self._server = grpc.server(
@@ -58,6 +60,7 @@ class GrpcServer:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                *channel_options,
             ],
         )
         self._health = health.HealthServicer(experimental_non_blocking=True)

@@ -43,6 +43,12 @@ class IngestSettings(ServiceSettings):
         300.0, ge=0, description="how often archived-but-unqueued recordings are enqueued (0: never)"
     )
     max_concurrent_uploads: int = Field(64, ge=1, description="uploads in flight; more get RESOURCE_EXHAUSTED")
+    stream_window_kb: int = Field(
+        4096,
+        ge=64,
+        le=65536,
+        description="bytes gRPC receives ahead of what an upload has consumed (its HTTP/2 flow-control window)",
+    )
 
     @field_validator("s3_endpoint")
     @classmethod
