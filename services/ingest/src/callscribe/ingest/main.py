@@ -28,9 +28,10 @@ log = logging.getLogger("callscribe.ingest")
 
 def stream_window(window_bytes: int) -> list[tuple[str, int]]:
     """A fixed HTTP/2 window per upload instead of gRPC's BDP probing, which grows the window with the
-    link's bandwidth-delay product: with it, whatever an upload stuck behind S3 had not consumed piled
-    up in gRPC's buffers (the 1 GiB bench upload's RSS growth ranged 19-200 MiB; with 4 MiB fixed:
-    25-43). Memory is bounded by window x uploads in flight; 4 MiB still fills a 1 Gb/s link at 30 ms."""
+    link's bandwidth-delay product: with it, what an upload waiting on S3 had not consumed piled up in
+    gRPC's buffers (the 1 GiB bench upload's RSS growth ranged 19-200 MiB across runs; with a fixed
+    8 MiB window 48-56, with 4 MiB 25-43 but the single stream slower). Memory is bounded by window x
+    uploads in flight; 8 MiB still fills a 1 Gb/s link at 60 ms round trip."""
     return [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", window_bytes)]
 
 

@@ -44,7 +44,7 @@ class IngestSettings(ServiceSettings):
     )
     max_concurrent_uploads: int = Field(64, ge=1, description="uploads in flight; more get RESOURCE_EXHAUSTED")
     stream_window_kb: int = Field(
-        4096,
+        8192,
         ge=64,
         le=65536,
         description="bytes gRPC receives ahead of what an upload has consumed (its HTTP/2 flow-control window)",
