@@ -58,9 +58,8 @@ def upload_method(channel: grpc.Channel) -> grpc.StreamUnaryMultiCallable:
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as data:
-        while block := data.read(CHUNK_BYTES):
-            digest.update(block)
+    for block in _read_chunks(path):
+        digest.update(block)
     return digest.hexdigest()
 
 

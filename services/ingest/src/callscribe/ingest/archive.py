@@ -142,13 +142,11 @@ class Archiver:
     ) -> UploadAck:
         # A recording small enough for one PUT is written only if absent (the store says so at commit):
         # looking it up first would cost a request on every upload to spare one on a duplicate.
-        looked_up = self._store.lookup_first(declared.size_bytes)
-        if looked_up:
-            existing = self._store.find(tenant.name, rec_id)
-            if existing is not None:
-                self._receive(chunks, spool)
-                declared.verify(spool.finish()[0], spool.size)
-                return UploadAck(existing, duplicate=True, enqueued=False)
+        looked_up, existing = self._look_up_first(tenant, rec_id, declared.size_bytes)
+        if existing is not None:
+            self._receive(chunks, spool)
+            declared.verify(spool.finish()[0], spool.size)
+            return UploadAck(existing, duplicate=True, enqueued=False)
         policy = self._policy(tenant)
         writer = self._store.open_audio(tenant.name, rec_id, declared.sha256, info.call_id, policy)
         try:
@@ -160,14 +158,19 @@ class Archiver:
             writer.abort()
             raise
 
+    def _look_up_first(self, tenant: Tenant, rec_id: str, size_bytes: int) -> tuple[bool, ArchivedRecording | None]:
+        """(whether the recording was looked up now, what was found) for an upload of `size_bytes`;
+        one the store writes only if absent is not looked up (`RecordingStore.lookup_first`)."""
+        if not self._store.lookup_first(size_bytes):
+            return False, None
+        return True, self._store.find(tenant.name, rec_id)
+
     def _archive_spooled(
         self, tenant: Tenant, info: RecordingInfo, spool: UploadSpool, sha256: str, facts: AudioFacts, rec_id: str
     ) -> UploadAck:
-        looked_up = self._store.lookup_first(spool.size)
-        if looked_up:
-            existing = self._store.find(tenant.name, rec_id)
-            if existing is not None:
-                return UploadAck(existing, duplicate=True, enqueued=False)
+        looked_up, existing = self._look_up_first(tenant, rec_id, spool.size)
+        if existing is not None:
+            return UploadAck(existing, duplicate=True, enqueued=False)
         info.layout_for(facts.channels)  # refuse before anything reaches S3
         policy = self._policy(tenant)
         writer = self._store.open_audio(tenant.name, rec_id, sha256, info.call_id, policy)

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from callscribe.ingest.archive import Archiver, RecordingView
 from callscribe.ingest.jobs import DeadLetters
 from callscribe.ingest.model import ArchivedRecording, Declared, RecordingInfo
+from callscribe.ingest.wire import UploadMessage
 from callscribe.kit.errors import Cancelled, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from callscribe.kit.interceptors import resolve_tenant
 from callscribe.v1 import common_pb2 as c
@@ -41,10 +42,6 @@ _STATES = {
     "done": c.PIPELINE_STATE_DONE,
     "failed": c.PIPELINE_STATE_FAILED,
 }
-# What UploadRecording's requests are read as (wire.read_upload_message): a chunk-only message is
-# a view of its audio bytes.
-UploadMessage = pb.UploadRecordingRequest | memoryview
-
 _MODES = {"COMPLIANCE": c.LOCK_MODE_COMPLIANCE, "GOVERNANCE": c.LOCK_MODE_GOVERNANCE}
 
 

@@ -18,6 +18,9 @@ import grpc
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
 
+# What UploadRecording's requests are read as: a chunk-only message is a view of its audio bytes.
+UploadMessage = pb.UploadRecordingRequest | memoryview
+
 # The chunk field's tag, as protobuf writes it: an empty chunk is the tag and a zero length.
 CHUNK_TAG = pb.UploadRecordingRequest(chunk=b"").SerializeToString()[:-1]
 _MAX_VARINT_BYTES = 10
@@ -35,7 +38,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int] | None:
     return None
 
 
-def read_upload_message(data: bytes) -> pb.UploadRecordingRequest | memoryview:
+def read_upload_message(data: bytes) -> UploadMessage:
     """A chunk-only message -> a view of its audio bytes in `data`; any other message -> protobuf's parse."""
     if data.startswith(CHUNK_TAG):
         length = _read_varint(data, len(CHUNK_TAG))
