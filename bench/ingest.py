@@ -282,6 +282,12 @@ class IngestClients:
             channel.close()
         self._channels.clear()
 
+    def __enter__(self) -> IngestClients:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def raw_client(s3: servers.S3Server, streams: int) -> Minio:
     """Pooled like the service's client (callscribe.kit.s3.make_client): streams * parts + 8 connections."""
@@ -370,21 +376,29 @@ def combined(first: Phase, second: Phase) -> Phase:
     return Phase(first.seconds + second.seconds, first.nbytes + second.nbytes, cpu)
 
 
+def interleaved(
+    ingest: Callable[[Any], Phase], raw: Callable[[Any], Phase], ingest_work: tuple[Any, Any], raw_work: tuple[Any, Any]
+) -> tuple[Phase, Phase]:
+    """Each path's work in two halves, run ingest, raw, raw, ingest: drift during the run (the S3
+    server's volumes filling, the machine's other load) falls on both paths alike. (ingest, raw)."""
+    ingest_a = ingest(ingest_work[0])
+    raw_a = raw(raw_work[0])
+    raw_b = raw(raw_work[1])
+    ingest_b = ingest(ingest_work[1])
+    return combined(ingest_a, ingest_b), combined(raw_a, raw_b)
+
+
 def warm_up(stack: Stack, workdir: Path, rng: np.random.Generator) -> None:
     """A few untimed uploads on both paths (connections, volume allocation, imports)."""
     files = make_files(workdir / "warmup", "warm", 2 * WARMUP_UPLOADS, rng)
-    clients = IngestClients(stack)
-    try:
+    with IngestClients(stack) as clients:
         run_parallel(files[:WARMUP_UPLOADS], [clients.worker()])
-    finally:
-        clients.close()
     run_parallel(files[WARMUP_UPLOADS:], [raw_worker(raw_client(stack.s3, 1))])
     shutil.rmtree(workdir / "warmup")
 
 
 def measure_level(stack: Stack, workdir: Path, streams: int, uploads: int, rng: np.random.Generator) -> Level:
-    """Each path's files in two halves, run ingest, raw, raw, ingest: drift over the level (the S3
-    server's volumes filling, the machine's other load) falls on both paths alike."""
+    """`uploads` files per path through `streams` workers, `interleaved`."""
     directory = workdir / f"level-{streams}"
     ingest_files = make_files(directory, f"ingest-{streams}", uploads, rng)
     raw_files = make_files(directory, f"raw-{streams}", uploads, rng)
@@ -392,20 +406,15 @@ def measure_level(stack: Stack, workdir: Path, streams: int, uploads: int, rng: 
     client = raw_client(stack.s3, streams)
 
     def ingest(paths: list[Path]) -> Phase:
-        clients = IngestClients(stack)
-        try:
+        with IngestClients(stack) as clients:
             return timed(stack, paths, [clients.worker() for _ in range(streams)])
-        finally:
-            clients.close()
 
     def raw(paths: list[Path]) -> Phase:
         return timed(stack, paths, [raw_worker(client) for _ in range(streams)])
 
-    ingest_a = ingest(ingest_files[:half])
-    raw_a = raw(raw_files[:half])
-    raw_b = raw(raw_files[half:])
-    ingest_b = ingest(ingest_files[half:])
-    ingest_all, raw_all = combined(ingest_a, ingest_b), combined(raw_a, raw_b)
+    ingest_all, raw_all = interleaved(
+        ingest, raw, (ingest_files[:half], ingest_files[half:]), (raw_files[:half], raw_files[half:])
+    )
     if ingest_all.nbytes != raw_all.nbytes:
         raise BenchError(f"level {streams}: ingest moved {ingest_all.nbytes} bytes, raw {raw_all.nbytes}")
     shutil.rmtree(directory)
@@ -457,26 +466,19 @@ def measure_big(stack: Stack, workdir: Path, big_mib: int, rng: np.random.Genera
     growths: list[tuple[float, float]] = []
 
     def ingest(path: Path) -> Phase:
-        clients = IngestClients(stack)
-        try:
-            with RssSampler(stack.ingest.pid) as rss:
-                phase = timed(stack, [path], [clients.worker()])
-        finally:
-            clients.close()
+        with IngestClients(stack) as clients, RssSampler(stack.ingest.pid) as rss:
+            phase = timed(stack, [path], [clients.worker()])
         growths.append((rss.baseline / MIB, rss.peak / MIB))
         return phase
 
     def raw(path: Path) -> Phase:
         return timed(stack, [path], [raw_worker(client)])
 
-    ingest_a = ingest(paths[0])
-    raw_a = raw(paths[0])
-    raw_b = raw(paths[1])
-    ingest_b = ingest(paths[1])
+    ingest_all, raw_all = interleaved(ingest, raw, (paths[0], paths[1]), (paths[0], paths[1]))
     for path in paths:
         path.unlink()
     baseline, peak = max(growths, key=lambda g: g[1] - g[0])
-    return BigUpload(big_mib, combined(ingest_a, ingest_b), combined(raw_a, raw_b), baseline, peak)
+    return BigUpload(big_mib, ingest_all, raw_all, baseline, peak)
 
 
 # --- report ----------------------------------------------------------------------------------
