@@ -59,3 +59,12 @@ def test_a_stopped_server_is_unavailable(tmp_path, new_wav, capsys):  # type: ig
     _, err = capsys.readouterr()
     assert code == 1
     assert "UNAVAILABLE" in err
+
+
+def test_an_empty_file_is_rejected_with_the_servers_message(ingest, tmp_path, capsys):  # type: ignore[no-untyped-def]
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    code, _, err = _upload(ingest, capsys, path)
+    assert code == 1
+    assert f"REJECTED {path}: INVALID_ARGUMENT" in err
+    assert "no audio bytes" in err
