@@ -6,8 +6,9 @@ Starts SeaweedFS, Redis and the real ingest service (the stack launcher code) in
 1. uploads 10 MiB WAV files through ingest with 1, 8 and 32 concurrent streams, and the same sizes
    (new unique bytes) with the minio client's put_object to a locked bucket of the same SeaweedFS;
 2. uploads --big-mb WAVs through ingest (sampling the server's RSS) and raw.
-Each path's uploads run in two halves, ingest, raw, raw, ingest, with dirty pages flushed before
-each timed batch, so drift during the run falls on both paths alike.
+Each level starts with an untimed round of `streams` uploads per path; then each path's uploads run
+in two halves, ingest, raw, raw, ingest, with dirty pages flushed before each timed batch, so drift
+during the run falls on both paths alike.
 MB means MiB (2**20 bytes) throughout. Exit 0 even on a MISS (it is a measurement); 1 on errors.
 """
 
@@ -412,6 +413,13 @@ def measure_level(stack: Stack, workdir: Path, streams: int, uploads: int, rng: 
     def raw(paths: list[Path]) -> Phase:
         return timed(stack, paths, [raw_worker(client) for _ in range(streams)])
 
+    # Untimed: one round of `streams` uploads per path at this concurrency first. The first batch at a
+    # new concurrency grows every process's memory (page faults in SeaweedFS, the ingest server and
+    # the client); without this round that one-off cost fell on whichever path ran first (ingest).
+    warm = make_files(directory / "warm", f"warm-{streams}", 2 * streams, rng)
+    ingest(warm[:streams])
+    raw(warm[streams:])
+    shutil.rmtree(directory / "warm")
     ingest_all, raw_all = interleaved(
         ingest, raw, (ingest_files[:half], ingest_files[half:]), (raw_files[:half], raw_files[half:])
     )

@@ -313,20 +313,39 @@ def _nothing_left(instance, archive, before, poll) -> None:  # type: ignore[no-u
     assert archive.multipart_uploads() == [], "a refused upload left an incomplete multipart upload"
 
 
-def test_sha256_mismatch_after_parts_went_to_s3_aborts_the_multipart_upload(
-    big_ingest, archive, clips, make_wav, make_metadata, poll
+# A declared size lets a byte-exact WAV go as one PUT that starts at once (streamed, its last chunk
+# held back until every check passed); without it, 20 MiB go as a multipart upload of 5 MiB parts.
+WRITE_PATHS = pytest.mark.parametrize("declare_size", [True, False], ids=["streamed-put", "multipart"])
+
+
+@WRITE_PATHS
+def test_sha256_mismatch_after_bytes_went_to_s3_leaves_nothing(
+    big_ingest, archive, clips, make_wav, make_metadata, poll, declare_size
 ):
     data = make_wav(clips.speech_pcm + os.urandom(20 * 1024 * 1024))  # > 4 parts of 5 MiB
+    size = len(data) if declare_size else 0
     wrong = hashlib.sha256(data + b"x").hexdigest()
     before = archive.versions()
-    err = _refused(big_ingest, _declared(make_metadata(), data, wrong, len(data)))
+    err = _refused(big_ingest, _declared(make_metadata(), data, wrong, size))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "corrupted in transit" in err.details()
     _nothing_left(big_ingest, archive, before, poll)
     ok = big_ingest.stub.UploadRecording(
-        _declared(make_metadata(), data, hashlib.sha256(data).hexdigest(), len(data)),
+        _declared(make_metadata(), data, hashlib.sha256(data).hexdigest(), size),
         metadata=big_ingest.auth("acme"), timeout=OK_TIMEOUT,
     )  # fmt: skip
     assert ok.sha256 == hashlib.sha256(data).hexdigest() and not ok.duplicate
+    assert archive.read(ok.object.key, ok.object.version_id) == data
+
+
+def test_more_bytes_than_declared_are_refused_before_s3_completes(
+    big_ingest, archive, clips, make_wav, make_metadata, poll
+):
+    data = make_wav(clips.speech_pcm + os.urandom(8 * 1024 * 1024))
+    before = archive.versions()
+    err = _refused(big_ingest, _declared(make_metadata(), data + b"extra", hashlib.sha256(data).hexdigest(), len(data)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"more than the declared {len(data)} bytes" in err.details()
+    _nothing_left(big_ingest, archive, before, poll)
 
 
 def test_declared_size_not_matching_the_bytes_is_invalid(ingest, new_wav, make_metadata, nothing_stored):
@@ -353,28 +372,35 @@ def test_malformed_declared_sha256_is_invalid(ingest, new_wav, make_metadata, no
     nothing_stored()
 
 
-def test_client_cancelling_a_streamed_upload_aborts_its_multipart_upload(
-    big_ingest, archive, clips, make_wav, make_metadata, poll
+@WRITE_PATHS
+def test_client_cancelling_an_upload_after_bytes_went_to_s3_leaves_nothing(
+    big_ingest, archive, clips, make_wav, make_metadata, poll, declare_size
 ):
     data = make_wav(clips.speech_pcm + os.urandom(20 * 1024 * 1024))
     release = threading.Event()
     before = archive.versions()
 
     def gen():  # type: ignore[no-untyped-def]
-        yield pb.UploadRecordingRequest(
-            metadata=make_metadata(), sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
-        )
+        digest, size = hashlib.sha256(data).hexdigest(), len(data) if declare_size else 0
+        yield pb.UploadRecordingRequest(metadata=make_metadata(), sha256=digest, size_bytes=size)
         for at in range(0, 16 * 1024 * 1024, 256 * 1024):
             yield pb.UploadRecordingRequest(chunk=data[at : at + 256 * 1024])
         release.wait(30)
         yield pb.UploadRecordingRequest(chunk=data[16 * 1024 * 1024 :])
 
+    def sending() -> bool:
+        if declare_size:
+            return big_ingest.metric("callscribe_ingest_s3_streamed_puts_in_flight") == 1
+        return archive.multipart_uploads() != []
+
     future = big_ingest.stub.UploadRecording.future(gen(), metadata=big_ingest.auth("acme"), timeout=OK_TIMEOUT)
     try:
-        poll(lambda: archive.multipart_uploads() != [], 10, "the streamed upload to open its multipart upload")
+        poll(sending, 10, "the upload to start sending to S3")
+        poll(lambda: big_ingest.metric("callscribe_ingest_received_bytes_total") > 0, 10, "bytes to arrive")
         assert future.cancel()
     finally:
         release.set()
     with pytest.raises(grpc.FutureCancelledError):
         future.result()
     _nothing_left(big_ingest, archive, before, poll)
+    poll(lambda: big_ingest.metric("callscribe_ingest_s3_streamed_puts_in_flight") == 0, 10, "the PUT to end")

@@ -145,9 +145,9 @@ def test_kill_9_mid_upload_loses_no_acknowledged_recording(start_ingest, new_wav
 
 
 @pytest.fixture
-def private_s3(stack_tmp):  # type: ignore[no-untyped-def]
+def private_s3(stack_tmp, request):  # type: ignore[no-untyped-def]
     try:
-        s3 = servers.start_seaweedfs(stack_tmp / "s3-fault")
+        s3 = servers.start_seaweedfs(stack_tmp / f"s3-fault-{request.node.name}")
     except servers.StackError as exc:  # BinaryMissing included
         pytest.skip(str(exc))
     try:
@@ -185,6 +185,42 @@ def test_s3_down_upload_is_unavailable_and_not_acknowledged(
     with pytest.raises(grpc.RpcError) as err:
         inst.get("acme", "bad")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_s3_dying_under_a_streamed_put_is_unavailable_and_not_acknowledged(
+    start_ingest, private_s3, new_wav, make_metadata, poll
+):
+    """The PUT started with the first bytes (size and SHA-256 declared); S3 goes away before the rest."""
+    inst = start_ingest(
+        "s3-fault-streamed",
+        s3_endpoint=private_s3.endpoint,
+        s3_access_key=private_s3.access_key,
+        s3_secret_key=private_s3.secret_key,
+    )
+    data = new_wav(seconds_of_noise=20)
+    release = threading.Event()
+
+    def gen():  # type: ignore[no-untyped-def]
+        yield pb.UploadRecordingRequest(
+            metadata=make_metadata(), sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
+        )
+        yield pb.UploadRecordingRequest(chunk=data[: len(data) // 2])
+        release.wait(60)
+        yield pb.UploadRecordingRequest(chunk=data[len(data) // 2 :])
+
+    future = inst.stub.UploadRecording.future(gen(), metadata=inst.auth("acme"), timeout=90)
+    try:
+        poll(lambda: inst.metric("callscribe_ingest_s3_streamed_puts_in_flight") == 1, 10, "the PUT to start")
+        stop(private_s3.process)
+    finally:
+        release.set()
+    with pytest.raises(grpc.RpcError) as err:
+        future.result()
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
+    assert "S3" in err.value.details() and "retry" in err.value.details()
+    poll(lambda: inst.metric("callscribe_ingest_uploads_in_flight") == 0, 10, "the upload to finish")
+    assert inst.metric("callscribe_ingest_s3_streamed_puts_in_flight") == 0
+    assert inst.process.is_alive()
 
 
 def _hold_uploads(inst, n: int, new_wav, make_metadata, poll):  # type: ignore[no-untyped-def]

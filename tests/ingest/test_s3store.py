@@ -1,11 +1,20 @@
-"""The archive store's conditional writes against the real S3 server, and its fallback without them."""
+"""The archive store's conditional writes against the real S3 server, and its fallback without them;
+the object writer's streamed PUT."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+from callscribe.ingest.objectwriter import MAX_PUT_BYTES, ObjectExists, ObjectWriter
 from callscribe.ingest.s3store import PROBE_BODY, PROBE_KEY, S3RecordingStore
-from callscribe.kit.s3 import make_client
+from callscribe.kit.errors import InvalidArgument
+from callscribe.kit.s3 import S3Client, make_client
 from callscribe.stack import servers
 
 MIB = 1024 * 1024
@@ -66,3 +75,95 @@ def test_the_probe_lives_outside_the_recordings(s3_server, minio_client, archive
     version = minio_client.stat_object(s3_server.hot_bucket, PROBE_KEY).version_id
     assert archive.read(PROBE_KEY, version) == PROBE_BODY
     assert all(tenant != "callscribe" for tenant, _ in store.list_all()), "listing never sees the probe"
+
+
+# --- a streamed PUT: one PUT that starts before the upload's last byte has arrived -------------------
+
+
+def _writer(s3_server, key: str, pool_size: int = 4):  # type: ignore[no-untyped-def]
+    s3 = s3_server.server
+    client = make_client(f"http://{s3.host}", s3.access_key, s3.secret_key, "us-east-1", pool_size=pool_size)
+    headers = {"Content-Type": "application/octet-stream", "x-amz-meta-sha256": "set-by-test"}
+    parts, puts = ThreadPoolExecutor(1), ThreadPoolExecutor(2)
+    return ObjectWriter(client, s3_server.hot_bucket, key, headers, 5 * MIB, 1, parts, puts)
+
+
+def _chunks(data: bytes, size: int = 256 * 1024) -> list[bytes]:
+    return [data[at : at + size] for at in range(0, len(data), size)]
+
+
+def test_a_streamed_put_is_written_whole_at_commit_and_only_then(s3_server, minio_client) -> None:  # type: ignore[no-untyped-def]
+    key = f"objectwriter/{secrets.token_hex(4)}/audio"
+    data = os.urandom(3 * MIB + 17)
+    writer = _writer(s3_server, key)
+    chunks = _chunks(data)
+    writer.write(chunks[0])
+    assert writer.can_stream(len(data)) and not writer.streaming
+    writer.stream({"If-None-Match": "*"}, len(data), hashlib.sha256(data).hexdigest())
+    assert writer.streaming and not writer.single_put and not writer.can_stream(len(data))
+    for chunk in chunks[1:]:
+        writer.write(chunk)
+    time.sleep(0.5)  # everything but the last chunk is with S3 by now; the object must not exist yet
+    assert list(minio_client.list_objects(s3_server.hot_bucket, prefix=key, include_version=True)) == []
+    version = writer.commit()
+    response = minio_client.get_object(s3_server.hot_bucket, key, version_id=version)
+    try:
+        assert response.read() == data
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def test_a_streamed_put_of_a_key_already_there_is_object_exists_at_commit(s3_server) -> None:  # type: ignore[no-untyped-def]
+    key = f"objectwriter/{secrets.token_hex(4)}/audio"
+    data = os.urandom(MIB)
+    for attempt in range(2):
+        writer = _writer(s3_server, key)
+        writer.write(data[:1000])
+        writer.stream({"If-None-Match": "*"}, len(data), hashlib.sha256(data).hexdigest())
+        for chunk in _chunks(data[1000:], 64 * 1024):
+            writer.write(chunk)  # S3's early 412 (if it answers before the body) is not raised mid-upload
+        if attempt == 0:
+            assert writer.commit()
+        else:
+            with pytest.raises(ObjectExists):
+                writer.commit()
+
+
+def test_an_aborted_streamed_put_leaves_no_object_version(s3_server, minio_client) -> None:  # type: ignore[no-untyped-def]
+    key = f"objectwriter/{secrets.token_hex(4)}/audio"
+    data = os.urandom(4 * MIB)
+    writer = _writer(s3_server, key)
+    writer.write(data[:MIB])
+    writer.stream({}, len(data), hashlib.sha256(data).hexdigest())
+    writer.write(data[MIB : 3 * MIB])
+    writer.abort()  # returns once the request is over
+    writer.abort()
+    time.sleep(0.5)
+    assert list(minio_client.list_objects(s3_server.hot_bucket, prefix=key, include_version=True)) == []
+
+
+def test_a_streamed_put_refuses_bytes_beyond_its_size(s3_server) -> None:  # type: ignore[no-untyped-def]
+    key = f"objectwriter/{secrets.token_hex(4)}/audio"
+    writer = _writer(s3_server, key)
+    writer.write(b"x" * 1000)
+    writer.stream({}, 1500, "0" * 64)
+    writer.write(b"y" * 500)
+    with pytest.raises(InvalidArgument, match="more than the declared 1500 bytes"):
+        writer.write(b"z")
+    writer.abort()
+
+
+def test_what_can_be_streamed(s3_server) -> None:  # type: ignore[no-untyped-def]
+    writer = _writer(s3_server, "objectwriter/never-written")
+    writer.write(b"x" * 100)
+    assert not writer.can_stream(100), "the size must exceed what arrived: the last byte is held back"
+    assert writer.can_stream(101)
+    assert not writer.can_stream(MAX_PUT_BYTES + 1), "over S3's largest single PUT"
+    https = S3Client("s3.example.invalid", access_key="k", secret_key="s", secure=True)
+    pool = ThreadPoolExecutor(1)
+    over_tls = ObjectWriter(https, "hot", "k", {}, 5 * MIB, 1, pool, pool)
+    assert not over_tls.can_stream(MIB), "https: its Content-MD5 would have to be known before the body"
+    without_pool = ObjectWriter(https, "hot", "k", {}, 5 * MIB, 1, pool)
+    assert not without_pool.can_stream(MIB)
+    writer.abort()

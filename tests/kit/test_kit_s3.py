@@ -6,11 +6,14 @@ import base64
 import hashlib
 import io
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from minio.error import S3Error
 
-from callscribe.kit.s3 import PAYLOAD_SHA256_HEADER, Body, S3Client, make_client
+from callscribe.kit.s3 import PAYLOAD_SHA256_HEADER, Body, BodyAborted, FedBody, S3Client, make_client
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +88,112 @@ def test_over_https_a_body_gets_the_content_md5_minio_would_send() -> None:
     assert headers["Content-Length"] == "6"
     assert headers["Content-MD5"] == base64.b64encode(hashlib.md5(b"abcdef").digest()).decode()
     assert PAYLOAD_SHA256_HEADER not in headers
+
+
+# --- FedBody: a PUT that starts before all its bytes have arrived --------------------------------
+
+
+def _put_fed(client: S3Client, bucket: str, key: str, body: FedBody, digest: str):  # type: ignore[no-untyped-def]
+    """Start the PUT in a thread (the way ingest does); the caller feeds the body."""
+    pool = ThreadPoolExecutor(1)
+
+    def put():  # type: ignore[no-untyped-def]
+        try:
+            return client._put_object(bucket, key, body, {PAYLOAD_SHA256_HEADER: digest})
+        finally:
+            body.release()
+
+    future = pool.submit(put)
+    pool.shutdown(wait=False)
+    return future
+
+
+def test_a_fed_body_is_stored_once_it_ends(client: S3Client, s3_server) -> None:  # type: ignore[no-untyped-def]
+    pieces = [os.urandom(n) for n in (70_000, 1, 300_000, 5)]
+    data = b"".join(pieces)
+    body = FedBody(len(data), max_buffered=100_000)
+    future = _put_fed(client, s3_server.hot_bucket, "kit-s3/fed", body, hashlib.sha256(data).hexdigest())
+    for piece in pieces:
+        body.feed(memoryview(piece))
+    assert not future.done(), "S3 cannot complete a PUT short of its Content-Length"
+    body.end()
+    assert future.result(timeout=30).version_id
+    assert _read(client, s3_server.hot_bucket, "kit-s3/fed") == data
+
+
+@pytest.mark.parametrize("fed_mib", [0, 2], ids=["before-any-byte", "mid-body"])
+def test_an_aborted_fed_body_leaves_no_object(client: S3Client, s3_server, fed_mib: int) -> None:  # type: ignore[no-untyped-def]
+    """Before any byte: SeaweedFS would store an empty object for a PUT cut there; FILLER goes first."""
+    data = os.urandom(3 * 1024 * 1024)
+    key = f"kit-s3/fed-aborted-{fed_mib}"
+    body = FedBody(len(data), max_buffered=1024 * 1024)
+    future = _put_fed(client, s3_server.hot_bucket, key, body, hashlib.sha256(data).hexdigest())
+    if fed_mib:
+        body.feed(data[: fed_mib * 1024 * 1024])
+    time.sleep(0.5)  # the request is sent and waits for its body
+    body.abort()
+    with pytest.raises(BodyAborted):
+        future.result(timeout=30)
+    with pytest.raises(S3Error) as missing:
+        client.stat_object(s3_server.hot_bucket, key)
+    assert missing.value.code == "NoSuchKey"
+
+
+def test_a_retried_fed_body_leaves_no_object(s3_server) -> None:  # type: ignore[no-untyped-def]
+    """urllib3 sends a request again after a broken connection or a 5xx; a fed body cannot be replayed,
+    and the second attempt must not leave the empty object SeaweedFS makes of a body-less PUT."""
+    s3 = s3_server.server
+    client = make_client(f"http://{s3.host}", s3.access_key, s3.secret_key, "us-east-1", pool_size=2)
+    data = os.urandom(1024 * 1024)
+    body = FedBody(len(data), max_buffered=len(data))
+    body.feed(data)
+    body.end()
+    assert b"".join(body) == data  # the first attempt's iteration (its bytes went nowhere)
+    with pytest.raises(BodyAborted, match="twice"):
+        client._put_object(s3_server.hot_bucket, "kit-s3/fed-retried", body,
+                           {PAYLOAD_SHA256_HEADER: hashlib.sha256(data).hexdigest()})  # fmt: skip
+    time.sleep(0.5)
+    with pytest.raises(S3Error) as missing:
+        client.stat_object(s3_server.hot_bucket, "kit-s3/fed-retried")
+    assert missing.value.code == "NoSuchKey"
+
+
+def test_a_fed_body_bounds_what_waits_and_never_blocks_after_release() -> None:
+    body = FedBody(10, max_buffered=4)
+    body.feed(b"abcd")
+    fed = threading.Event()
+
+    def feed_more() -> None:
+        body.feed(b"ef")  # blocks: 4 bytes already wait
+        fed.set()
+
+    thread = threading.Thread(target=feed_more)
+    thread.start()
+    assert not fed.wait(0.2), "feed must wait while max_buffered bytes are queued"
+    chunks = iter(body)
+    assert bytes(next(chunks)) == b"abcd"
+    assert fed.wait(5), "taking a buffer makes room"
+    thread.join()
+    body.release()  # the request is over (say S3 answered early): feeding drops, never blocks
+    body.feed(b"ghij")
+    with pytest.raises(ValueError, match="exceed"):
+        body.feed(b"k")
+    replay = iter(body)  # what a urllib3 retry would send: one byte, then the request fails short
+    assert next(replay) == FedBody.FILLER
+    with pytest.raises(BodyAborted, match="twice"):
+        next(replay)
+
+
+def test_a_fed_body_must_end_at_its_size_and_needs_http_and_a_digest() -> None:
+    with pytest.raises(ValueError, match="at least 2 bytes"):
+        FedBody(1, max_buffered=10)
+    body = FedBody(3, max_buffered=10)
+    body.feed(b"ab")
+    with pytest.raises(ValueError, match="ended after 2"):
+        body.end()
+    https = S3Client("s3.example.invalid", access_key="k", secret_key="s", secure=True)
+    with pytest.raises(ValueError, match="needs http"):
+        https._build_headers("s3.example.invalid", {PAYLOAD_SHA256_HEADER: "0" * 64}, FedBody(2, 2), None)
+    http = S3Client("s3.example.invalid", access_key="k", secret_key="s", secure=False)
+    with pytest.raises(ValueError, match="needs http and its SHA-256"):
+        http._build_headers("s3.example.invalid", {}, FedBody(2, 2), None)

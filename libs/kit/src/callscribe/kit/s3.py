@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -45,21 +47,149 @@ class Body:
         return digest
 
 
+class BodyAborted(Exception):
+    """Raised into the request sending a `FedBody` that was aborted: the request ends short of its
+    Content-Length, so S3 stores nothing. Not an OSError: urllib3 must not retry it."""
+
+
+class FedBody:
+    """A request body of a known size, fed by one thread while another sends it (a PUT that starts
+    before all its bytes have arrived).
+
+    The producer `feed`s buffers and `end`s or `abort`s it; the sending request iterates it. At most
+    `max_buffered` bytes wait between the two: `feed` blocks beyond that (the producer's own source is
+    then flow-controlled). Whoever runs the request calls `release` when it is over, so a producer
+    never blocks on a request that stopped reading (an error, an early answer). Only with
+    PAYLOAD_SHA256_HEADER, over http: its Content-MD5 cannot be known before it is sent.
+
+    `abort` keeps the request from completing only while fewer than `size` bytes were fed: the
+    producer holds its last bytes back until it `end`s (S3 completes a PUT once Content-Length bytes
+    arrived, whatever this object says).
+
+    A request cut short always carries at least one body byte before the connection is dropped:
+    SeaweedFS stores an empty object (locked, in a locked bucket) when a PUT's connection closes
+    before any body byte arrived, whatever its Content-Length. So an abort before anything was sent
+    sends the FILLER byte first, and a second attempt at sending the body (urllib3 retrying after a
+    broken connection or a 5xx) sends FILLER and fails with BodyAborted: fed bytes cannot be
+    replayed. A fed body is at least 2 bytes, so such a request is always short and S3 stores
+    nothing.
+    """
+
+    FILLER = b"\0"
+
+    def __init__(self, size: int, max_buffered: int) -> None:
+        if size < 2:
+            raise ValueError(f"a fed body is at least 2 bytes (a cut request must stay short of it), not {size}")
+        self._size = size
+        self._max_buffered = max_buffered
+        self._buffers: deque[bytes | memoryview] = deque()
+        self._buffered = 0
+        self._fed = 0
+        self._ended = self._aborted = self._released = self._iterated = False
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def fed(self) -> int:
+        """Bytes fed so far (those dropped after `release` included)."""
+        return self._fed
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
+    def feed(self, buffer: bytes | memoryview) -> None:
+        """Queue `buffer` for sending; blocks while `max_buffered` bytes are waiting. After `release`
+        the buffer is dropped (the request is over; its outcome tells the caller what happened)."""
+        size = memoryview(buffer).nbytes
+        if self._fed + size > self._size:
+            raise ValueError(f"feeding {size} more bytes would exceed the body's {self._size}")
+        with self._cond:
+            while self._buffered >= self._max_buffered and not self._released:
+                self._cond.wait()
+            self._fed += size
+            if self._released:
+                return
+            self._buffers.append(buffer)
+            self._buffered += size
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        """Every byte was fed: the request may finish."""
+        if self._fed != self._size:
+            raise ValueError(f"a body of {self._size} bytes ended after {self._fed}")
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        """The request must fail short of its last byte (S3 then stores nothing)."""
+        with self._cond:
+            self._aborted = True
+            self._cond.notify_all()
+
+    def release(self) -> None:
+        """The request is over (answered or failed): stop blocking the producer, drop the buffers."""
+        with self._cond:
+            self._released = True
+            self._buffers.clear()
+            self._buffered = 0
+            self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        with self._cond:
+            again, self._iterated = self._iterated, True
+        return self._replay_refused() if again else self._chunks()
+
+    def _replay_refused(self) -> Iterator[bytes | memoryview]:
+        yield self.FILLER
+        raise BodyAborted("a fed body cannot be sent twice (a retry cannot replay it)")
+
+    def _chunks(self) -> Iterator[bytes | memoryview]:
+        sent = False
+        while True:
+            with self._cond:
+                while not (self._buffers or self._ended or self._aborted):
+                    self._cond.wait()
+                if self._aborted:
+                    break
+                if not self._buffers:
+                    return  # ended, everything sent
+                buffer = self._buffers.popleft()
+                self._buffered -= memoryview(buffer).nbytes
+                self._cond.notify_all()
+            yield buffer
+            sent = True
+        if not sent:
+            yield self.FILLER  # never cut a request before its first body byte (see the class doc)
+        raise BodyAborted("the upload was abandoned before its last byte")
+
+
 class S3Client(Minio):
     """minio's client, except that a request whose headers carry PAYLOAD_SHA256_HEADER is signed with
     that digest instead of hashing its body again. Over http minio signs every body with its SHA-256
     (x-amz-content-sha256); ingest has just computed exactly that digest for a recording sent as one
     PUT, so hashing 10 MiB twice would be a sixth of its CPU. MinIO and AWS check the digest against
     the bytes they receive (XAmzContentSHA256Mismatch); SeaweedFS checks no payload digest at all.
-    Such a request may send a `Body` (buffers sent one after another) instead of bytes.
+    Such a request may send a `Body` (buffers sent one after another) or, over http, a `FedBody`
+    instead of bytes.
     Overrides the private `_build_headers` of minio 7.2 (pinned, minio==7.2.20)."""
 
+    @property
+    def is_https(self) -> bool:
+        return bool(self._base_url.is_https)
+
     def _build_headers(  # type: ignore[override]
-        self, host: str, headers: dict | None = None, body: bytes | Body | None = None, creds: Any = None
+        self, host: str, headers: dict | None = None, body: bytes | Body | FedBody | None = None, creds: Any = None
     ) -> tuple[dict, Any]:
         headers = dict(headers) if headers else {}  # the caller's dict is sent again on a retry: keep it whole
         known = headers.pop(PAYLOAD_SHA256_HEADER, None)
-        if isinstance(body, Body):
+        if isinstance(body, FedBody):
+            if known is None or self._base_url.is_https:
+                raise ValueError(f"a FedBody needs http and its SHA-256 in {PAYLOAD_SHA256_HEADER}")
+        elif isinstance(body, Body):
             if known is None:
                 raise ValueError(f"a Body needs its SHA-256 in {PAYLOAD_SHA256_HEADER}: minio cannot hash it")
             if creds is None or self._base_url.is_https:

@@ -35,6 +35,10 @@ DEFAULT_PAGE_SIZE = 100
 class AudioWriter(Protocol):
     @property
     def single_put(self) -> bool: ...
+    @property
+    def streaming(self) -> bool: ...
+    def can_stream(self, size: int) -> bool: ...
+    def stream(self, extra_headers: dict[str, str], size: int, sha256: str) -> None: ...
     def write(self, chunk: bytes) -> None: ...
     def commit(self, extra_headers: dict[str, str] | None = None, sha256: str | None = None) -> str: ...
     def abort(self) -> None: ...
@@ -48,6 +52,7 @@ class RecordingStore(Protocol):
     def find(self, tenant: str, rec_id: str) -> ArchivedRecording | None: ...
     def lookup_first(self, size_bytes: int) -> bool: ...
     def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> AudioWriter: ...
+    def stream_audio(self, writer: AudioWriter, record: ArchivedRecording) -> bool: ...
     def commit_audio(
         self, writer: AudioWriter, record: ArchivedRecording, policy: LockPolicy, looked_up: bool
     ) -> str: ...
@@ -150,13 +155,39 @@ class Archiver:
         policy = self._policy(tenant)
         writer = self._store.open_audio(tenant.name, rec_id, declared.sha256, info.call_id, policy)
         try:
-            self._receive(chunks, spool, writer)
+            streamed: ArchivedRecording | None = None
+            decided = not declared.size_bytes  # whether to stream the PUT is decided once, when known
+            for chunk in chunks:
+                spool.append(chunk)
+                writer.write(chunk)
+                if not decided and (facts := spool.final_facts(declared.size_bytes)) is not None:
+                    decided = True
+                    streamed = self._start_stream(tenant, info, facts, declared, rec_id, writer)
             sha256, facts = spool.finish()
             declared.verify(sha256, spool.size)
-            return self._commit(tenant, info, spool, sha256, facts, rec_id, writer, policy, looked_up)
+            if streamed is not None and streamed.audio != facts:
+                raise RuntimeError(f"recording {rec_id}: facts changed after its PUT started: {facts}")
+            return self._commit(tenant, info, spool, sha256, facts, rec_id, writer, policy, looked_up, streamed)
         except BaseException:
             writer.abort()
             raise
+
+    def _start_stream(
+        self,
+        tenant: Tenant,
+        info: RecordingInfo,
+        facts: AudioFacts,
+        declared: Declared,
+        rec_id: str,
+        writer: AudioWriter,
+    ) -> ArchivedRecording | None:
+        """The record, if its PUT started now: what it will be once the declared bytes arrived (the
+        first bytes told everything: `UploadSpool.final_facts`)."""
+        layout = info.layout_for(facts.channels)  # refused now rather than after every byte
+        record = ArchivedRecording(
+            rec_id, tenant.name, info, facts, layout, declared.size_bytes, declared.sha256, self._now()
+        )
+        return record if self._store.stream_audio(writer, record) else None
 
     def _look_up_first(self, tenant: Tenant, rec_id: str, size_bytes: int) -> tuple[bool, ArchivedRecording | None]:
         """(whether the recording was looked up now, what was found) for an upload of `size_bytes`;
@@ -193,9 +224,14 @@ class Archiver:
         writer: AudioWriter,
         policy: LockPolicy,
         looked_up: bool,
+        streamed: ArchivedRecording | None = None,
     ) -> UploadAck:
-        layout = info.layout_for(facts.channels)
-        record = ArchivedRecording(rec_id, tenant.name, info, facts, layout, spool.size, sha256, self._now())
+        """Commit the audio; `streamed`: the record its PUT started with (else it is made now)."""
+        if streamed is None:
+            layout = info.layout_for(facts.channels)
+            record = ArchivedRecording(rec_id, tenant.name, info, facts, layout, spool.size, sha256, self._now())
+        else:
+            record = streamed
         try:
             version_id = self._store.commit_audio(writer, record, policy, looked_up)
         except AlreadyArchived:
@@ -206,7 +242,8 @@ class Archiver:
                     f"S3 says recording {rec_id} exists but it cannot be read yet; retry the upload"
                 ) from None
             return UploadAck(existing, duplicate=True, enqueued=False)
-        return UploadAck(self._store.stored(record, version_id, policy), duplicate=False, enqueued=False)
+        durable = replace(record, archived_at=self._now())  # a streamed PUT's record was made when it started
+        return UploadAck(self._store.stored(durable, version_id, policy), duplicate=False, enqueued=False)
 
     def _policy(self, tenant: Tenant) -> LockPolicy:
         return LockPolicy(tenant.retention_mode, self._now() + timedelta(days=tenant.retention_days))

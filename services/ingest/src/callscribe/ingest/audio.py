@@ -102,16 +102,22 @@ def byte_exact_wav(head: bytes, facts: AudioFacts) -> WavData | None:
     return WavData(chunk[0], chunk[1], width * facts.channels)
 
 
-def validate_byte_exact(facts: AudioFacts, data: WavData, size: int) -> AudioFacts:
-    """The complete-file check of `validate` for a file `byte_exact_wav` accepted, `size` bytes long:
-    what libsndfile would decode is the declared data, and the file must hold all of it."""
+def byte_exact_facts(facts: AudioFacts, data: WavData, size: int) -> AudioFacts:
+    """What `validate_byte_exact` returns for a file of `size` bytes (raising what it raises), without
+    logging: known from the header alone, before the rest of the file arrives."""
     gap = data.declared_bytes - (size - data.offset)
     if gap > 0:
         raise _truncated("WAV", f"its data chunk declares {gap} more bytes than the file holds")
     frames = data.declared_bytes // data.frame_bytes
     if frames == 0:
         raise _no_frames("WAV")
-    validated = replace(facts, frames=frames, duration_ms=_ms(frames, facts.sample_rate_hz))
+    return replace(facts, frames=frames, duration_ms=_ms(frames, facts.sample_rate_hz))
+
+
+def validate_byte_exact(facts: AudioFacts, data: WavData, size: int) -> AudioFacts:
+    """The complete-file check of `validate` for a file `byte_exact_wav` accepted, `size` bytes long:
+    what libsndfile would decode is the declared data, and the file must hold all of it."""
+    validated = byte_exact_facts(facts, data, size)
     logger.info("validated <%d bytes, %s data checked by size>: %s", size, facts.codec, validated)
     return validated
 

@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from callscribe.ingest.archive import Archiver
 from callscribe.ingest.jobs import DeadLetters, RedisJobQueue
@@ -63,6 +63,13 @@ def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcSe
         settings.s3_part_size_mb * 1024 * 1024,
         settings.s3_parallel_parts,
         settings.s3_max_part_uploads,
+        max_streamed_puts=settings.max_concurrent_uploads,
+        stream_min_bytes=settings.s3_stream_min_mb * 1024 * 1024,
+        streamed_puts=Gauge(
+            "callscribe_ingest_s3_streamed_puts_in_flight",
+            "single S3 PUTs being sent while their upload is still arriving",
+            registry=registry,
+        ),
     )
     queue = RedisJobQueue(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
     limits = UploadLimits(settings.spool_dir, settings.max_upload_bytes, settings.memory_upload_mb * 1024 * 1024)

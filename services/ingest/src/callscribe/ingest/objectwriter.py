@@ -4,6 +4,12 @@ Objects smaller than two parts are sent as one PUT at commit: a multipart upload
 more requests and an assembly, which dominates for the typical few-MiB call recording. Larger
 ones become a multipart upload as soon as two parts' bytes have arrived.
 
+An object whose final size and headers are known early (`stream`) goes as one PUT that starts
+at once, fed with the bytes as they arrive: nothing is held beyond a few chunks, and S3 writes while
+the rest is still coming. Its last chunk is held back until `commit`, so S3 cannot complete it
+before the caller has validated everything; on `abort` the request is cut short and S3 stores
+nothing.
+
 Nothing becomes visible until `commit()`: a refused or interrupted upload is aborted and leaves
 no object version. Memory is bounded by `part_size * (parallel + 1)` plus one chunk, whatever the
 object's size (minio's own put_object keeps more parts in memory and cannot be fed incrementally).
@@ -15,20 +21,26 @@ minio 7.2 has no public API for the individual multipart calls; this adapter use
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 
 import urllib3
 from minio.datatypes import Part
 from minio.error import S3Error
 
-from callscribe.kit.errors import Unavailable
-from callscribe.kit.s3 import PAYLOAD_SHA256_HEADER, Body, S3Client
+from callscribe.kit.errors import InvalidArgument, Unavailable
+from callscribe.kit.s3 import PAYLOAD_SHA256_HEADER, Body, BodyAborted, FedBody, S3Client
 
 log = logging.getLogger(__name__)
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
+MAX_PUT_BYTES = 5 * 1024**3  # S3's maximum for one PUT
+# A streamed PUT's bytes waiting between the receiving thread and the one sending to S3.
+STREAM_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class ObjectExists(Exception):
@@ -45,6 +57,8 @@ class ObjectWriter:
         part_size: int,
         parallel: int,
         pool: ThreadPoolExecutor,
+        put_pool: ThreadPoolExecutor | None = None,
+        put_tracker: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> None:
         if part_size < MIN_PART_BYTES:
             raise ValueError(f"part size must be at least {MIN_PART_BYTES} bytes")
@@ -58,8 +72,18 @@ class ObjectWriter:
         self._closed = False
         self._headers = headers
         self._upload_id = ""  # created once the object is known to need more than one PUT
+        self._put_pool = put_pool  # runs streamed PUTs (each for as long as its upload lasts)
+        self._put_tracker = put_tracker  # held while a streamed PUT is being sent
+        self._body: FedBody | None = None  # set while streaming
+        self._put: Future[str] | None = None
+        self._put_headers: dict = {}
 
     def write(self, chunk: bytes | memoryview) -> None:
+        if not chunk:
+            return
+        if self._body is not None:
+            self._feed(memoryview(chunk))
+            return
         self._pending.append(memoryview(chunk))
         self._pending_bytes += len(chunk)
         if not self._upload_id:
@@ -111,7 +135,72 @@ class ObjectWriter:
     @property
     def single_put(self) -> bool:
         """True while the object can still go as one PUT (then `commit` may add metadata)."""
-        return not self._upload_id
+        return not self._upload_id and self._body is None
+
+    @property
+    def streaming(self) -> bool:
+        """True once `stream` started the PUT (its headers are final)."""
+        return self._body is not None
+
+    def can_stream(self, size: int) -> bool:
+        """Whether `stream` may start a PUT of `size` bytes now."""
+        return (
+            self.single_put
+            and self._put_pool is not None
+            and not self._client.is_https  # its Content-MD5 would have to come first
+            and self._pending_bytes < size <= MAX_PUT_BYTES
+        )
+
+    def stream(self, extra_headers: dict[str, str], size: int, sha256: str) -> None:
+        """Start the object as one PUT of exactly `size` bytes whose SHA-256 is `sha256`, with its
+        final headers: what was written so far is sent now, later writes as they come."""
+        if not self.can_stream(size) or self._put_pool is None:
+            raise ValueError(f"cannot stream a PUT of {size} bytes after {self._pending_bytes} were written")
+        headers = {**self._headers, **extra_headers, PAYLOAD_SHA256_HEADER: sha256}
+        body = FedBody(size, STREAM_BUFFER_BYTES)
+        self._put = self._put_pool.submit(self._send_put, body, headers)
+        self._body, self._put_headers = body, headers
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        for view in pending:
+            self._feed(view)
+
+    def _feed(self, view: memoryview) -> None:
+        """Send the chunk held back so far and hold `view` instead: the last byte goes only at commit."""
+        assert self._body is not None and self._put is not None  # streaming
+        if self._put.done():
+            self._raise_unless_exists()  # S3 refused or failed already: say so now, not after every byte
+        held = self._pending[0] if self._pending else None
+        if self._body.fed + (len(held) if held is not None else 0) + len(view) > len(self._body):
+            raise InvalidArgument(f"received more than the declared {len(self._body)} bytes; nothing stored")
+        if held is not None:
+            self._body.feed(held)
+        self._pending, self._pending_bytes = [view], len(view)
+
+    def _raise_unless_exists(self) -> None:
+        """Raise the finished PUT's error, unless it is the 412 that `commit` reports as ObjectExists
+        (a duplicate is answered once all its bytes arrived and were checked)."""
+        assert self._put is not None
+        try:
+            _created(self._put.result, self._put_headers, self._key)
+        except ObjectExists:
+            return
+
+    def _send_put(self, body: FedBody, headers: dict) -> str:
+        try:
+            if body.aborted:
+                raise BodyAborted("aborted before the PUT started")
+            with self._put_tracker():
+                result = _s3(lambda: self._client._put_object(self._bucket, self._key, body, headers), "write")
+        except BodyAborted as exc:
+            if body.aborted:
+                raise  # abort() cut it short
+            # The connection broke mid-body and urllib3 tried again: a fed body cannot be replayed.
+            raise Unavailable(
+                f"S3 write failed, nothing was acknowledged; retry the upload: the connection to S3 broke: {exc}"
+            ) from exc
+        finally:
+            body.release()
+        return result.version_id or ""
 
     def commit(self, extra_headers: dict[str, str] | None = None, sha256: str | None = None) -> str:
         """Send the rest, wait for every part, complete; returns the new version id.
@@ -119,6 +208,10 @@ class ObjectWriter:
         `extra_headers` (metadata known only now) are only possible for a single PUT. `sha256`, the
         digest of every byte written, lets a single PUT be signed without hashing them again.
         """
+        if self._body is not None:
+            if extra_headers:
+                raise ValueError("a streamed PUT's headers were fixed when it started")
+            return self._finish_stream()
         if not self._upload_id:
             return self._put_whole(extra_headers or {}, sha256)
         if extra_headers:
@@ -133,16 +226,26 @@ class ObjectWriter:
         self._closed = True
         return result.version_id or ""
 
+    def _finish_stream(self) -> str:
+        assert self._body is not None and self._put is not None  # streaming
+        for view in self._pending:
+            self._body.feed(view)
+        self._pending, self._pending_bytes = [], 0
+        self._body.end()
+        try:
+            version_id = _created(self._put.result, self._put_headers, self._key)
+        finally:
+            self._closed = True
+        return version_id
+
     def _put_whole(self, extra_headers: dict[str, str], sha256: str | None) -> str:
         data = self._take(self._pending_bytes)
         headers = {**self._headers, **extra_headers, PAYLOAD_SHA256_HEADER: sha256 or data.sha256()}
-        try:
-            result = _s3(lambda: self._client._put_object(self._bucket, self._key, data, headers), "write")
-        except Unavailable as exc:
-            refused = exc.__cause__
-            if isinstance(refused, S3Error) and refused.code == "PreconditionFailed" and "If-None-Match" in headers:
-                raise ObjectExists(self._key) from refused
-            raise
+        result = _created(
+            lambda: _s3(lambda: self._client._put_object(self._bucket, self._key, data, headers), "write"),
+            headers,
+            self._key,
+        )
         self._closed = True
         return result.version_id or ""
 
@@ -152,6 +255,13 @@ class ObjectWriter:
             return
         self._closed = True
         self._pending, self._pending_bytes = [], 0
+        if self._body is not None and self._put is not None:
+            ended_before = self._put.done()  # then its outcome is what the caller is handling now
+            self._body.abort()
+            error = self._put.exception()  # wait: the request must be over before the caller goes on
+            if not ended_before and not isinstance(error, BodyAborted):
+                log.warning("streamed PUT of %s ended with %r while it was being aborted", self._key, error)
+            return
         if not self._upload_id:
             return
         for future in self._futures:
@@ -163,6 +273,17 @@ class ObjectWriter:
             self._client._abort_multipart_upload(self._bucket, self._key, self._upload_id)
         except (S3Error, urllib3.exceptions.HTTPError) as exc:
             log.error("could not abort multipart upload %s of %s: %s", self._upload_id, self._key, exc)
+
+
+def _created(put, headers: dict, key: str):  # type: ignore[no-untyped-def]
+    """`put()`'s result; a 412 to a PUT sent with `If-None-Match: *` is ObjectExists."""
+    try:
+        return put()
+    except Unavailable as exc:
+        refused = exc.__cause__
+        if isinstance(refused, S3Error) and refused.code == "PreconditionFailed" and "If-None-Match" in headers:
+            raise ObjectExists(key) from refused
+        raise
 
 
 def _s3(call, what: str):  # type: ignore[no-untyped-def]

@@ -3,7 +3,8 @@
 Layout per recording, under `recordings/<tenant>/<recording_id>/`:
 - `audio`: the bytes, with the SHA-256 and key facts as object metadata; for a recording sent in
   one PUT whose full record fits in the metadata (~2 KB of headers), the record rides along in
-  `x-amz-meta-record` and nothing else is written;
+  `x-amz-meta-record` and nothing else is written. Such a PUT starts while the bytes are still
+  arriving when the record is known from the first bytes (`stream_audio`);
 - `metadata.json`: otherwise, the full record (what the call-center system said plus the audio
   facts), written before the audio is committed.
 Every version carries the tenant's retention from the moment it exists.
@@ -11,6 +12,7 @@ Every version carries the tenant's retention from the moment it exists.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -25,6 +27,7 @@ from minio.commonconfig import COMPLIANCE, GOVERNANCE
 from minio.error import S3Error
 from minio.helpers import genheaders
 from minio.retention import Retention
+from prometheus_client import Gauge
 
 from callscribe.ingest.archive import AlreadyArchived, AudioWriter
 from callscribe.ingest.audio import AudioFacts
@@ -55,7 +58,15 @@ PROBE_BODY = b"callscribe: S3 conditional-write probe (If-None-Match), written o
 
 class S3RecordingStore:
     def __init__(
-        self, client: S3Client, bucket: str, part_size: int, parallel_parts: int, max_part_uploads: int
+        self,
+        client: S3Client,
+        bucket: str,
+        part_size: int,
+        parallel_parts: int,
+        max_part_uploads: int,
+        max_streamed_puts: int = 64,
+        streamed_puts: Gauge | None = None,
+        stream_min_bytes: int = 0,
     ) -> None:
         self._client = client
         self._bucket = bucket
@@ -63,6 +74,11 @@ class S3RecordingStore:
         self._parallel_parts = parallel_parts
         # One pool for the parts of every upload: S3 sees at most this many part uploads at once.
         self._pool = ThreadPoolExecutor(max_workers=max_part_uploads, thread_name_prefix="s3-part")
+        # A streamed PUT lasts as long as its upload: one thread each (as many as uploads in flight),
+        # never queued behind other uploads' parts or PUTs.
+        self._put_pool = ThreadPoolExecutor(max_workers=max_streamed_puts, thread_name_prefix="s3-put")
+        self._streamed_puts = streamed_puts
+        self._stream_min_bytes = stream_min_bytes
         self.conditional_writes = False  # until `ping` finds that S3 honours If-None-Match
 
     def ping(self) -> None:
@@ -140,7 +156,12 @@ class S3RecordingStore:
         receive the same bytes at once from writing two locked versions. Before a sidecar (its own
         locked object) the recording is looked up unless `looked_up` says the caller just did.
         """
-        inline = json.dumps(_to_document(record), ensure_ascii=True, separators=(",", ":"))
+        if writer.streaming:
+            try:
+                return writer.commit()
+            except ObjectExists:
+                raise AlreadyArchived(record.recording_id) from None
+        inline = _inline(record)
         if writer.single_put and len(inline) <= MAX_INLINE_RECORD:
             try:
                 return writer.commit({RECORD_META: inline, "If-None-Match": "*"}, sha256=record.sha256)
@@ -151,12 +172,35 @@ class S3RecordingStore:
         self.put_sidecar(record, policy)
         return writer.commit(sha256=record.sha256)
 
+    def stream_audio(self, writer: AudioWriter, record: ArchivedRecording) -> bool:
+        """Start the audio as one PUT now, `record` inline, if its record is final and fits and the
+        writer can (http, one PUT's size); False: it goes at commit as before. The PUT completes
+        only at `commit_audio`, written only if absent like any single PUT."""
+        inline = _inline(record)
+        if record.size_bytes < self._stream_min_bytes:
+            return False
+        if len(inline) > MAX_INLINE_RECORD or not writer.can_stream(record.size_bytes):
+            return False
+        writer.stream({RECORD_META: inline, "If-None-Match": "*"}, record.size_bytes, record.sha256)
+        return True
+
     def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> ObjectWriter:
         """Start the locked audio object; bytes are fed as they arrive and it appears only on commit."""
         headers = genheaders(_audio_metadata(tenant, rec_id, sha256, call_id), None, None, _retention(policy), False)
         headers["Content-Type"] = "application/octet-stream"
         key = recording_prefix(tenant, rec_id) + AUDIO
-        return ObjectWriter(self._client, self._bucket, key, headers, self._part_size, self._parallel_parts, self._pool)
+        tracker = self._streamed_puts.track_inprogress if self._streamed_puts is not None else contextlib.nullcontext
+        return ObjectWriter(
+            self._client,
+            self._bucket,
+            key,
+            headers,
+            self._part_size,
+            self._parallel_parts,
+            self._pool,
+            self._put_pool,
+            tracker,
+        )
 
     def put_sidecar(self, record: ArchivedRecording, policy: LockPolicy) -> None:
         """The full record, locked like the audio; written before the audio is committed."""
@@ -220,6 +264,10 @@ class S3RecordingStore:
                     yield parts[1], parts[2]
         except (S3Error, urllib3.exceptions.HTTPError) as exc:
             raise Unavailable(f"S3 listing failed: {exc}") from exc
+
+
+def _inline(record: ArchivedRecording) -> str:
+    return json.dumps(_to_document(record), ensure_ascii=True, separators=(",", ":"))
 
 
 def _retention(policy: LockPolicy) -> Retention:

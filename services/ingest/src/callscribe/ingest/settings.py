@@ -31,6 +31,13 @@ class IngestSettings(ServiceSettings):
     s3_part_size_mb: int = Field(8, ge=5, le=512, description="multipart part size")
     s3_parallel_parts: int = Field(2, ge=1, le=16, description="parts of one upload in flight to S3 at once")
     s3_max_part_uploads: int = Field(16, ge=1, description="part uploads in flight to S3 at once, all uploads")
+    s3_stream_min_mb: int = Field(
+        0,
+        ge=0,
+        description="a byte-exact WAV upload declaring its size and SHA-256 and at least this big goes as one PUT "
+        "that starts while it arrives, at the client's pace (http S3 only); raise it for an S3 or proxy that drops "
+        "requests whose body pauses",
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
     job_stream: str = "callscribe:jobs"
     redis_timeout_seconds: float = Field(2.0, gt=0)

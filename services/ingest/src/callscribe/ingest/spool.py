@@ -96,6 +96,17 @@ class UploadSpool:
         assert self.path is not None  # set together with _file
         return self.path
 
+    def final_facts(self, size: int) -> audio.AudioFacts | None:
+        """The facts `finish` will return if the upload ends after exactly `size` bytes, once its
+        first bytes tell them (a byte-exact WAV with only its head kept); None otherwise, or if such
+        an upload would be refused (`finish` says why)."""
+        if self._wav is None or self._facts is None:
+            return None
+        try:
+            return audio.byte_exact_facts(self._facts, self._wav, size)
+        except audio.InvalidAudio:
+            return None
+
     def finish(self) -> tuple[str, audio.AudioFacts]:
         """Stop receiving and validate the whole recording; returns (sha256 hex, facts)."""
         if self.size == 0:
