@@ -204,7 +204,8 @@ def test_s3_dying_under_a_streamed_put_is_unavailable_and_not_acknowledged(
         yield pb.UploadRecordingRequest(
             metadata=make_metadata(), sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
         )
-        yield pb.UploadRecordingRequest(chunk=data[: len(data) // 2])
+        for at in range(0, len(data) // 2, 128 * 1024):  # several chunks: all but the last go to S3
+            yield pb.UploadRecordingRequest(chunk=data[at : min(at + 128 * 1024, len(data) // 2)])
         release.wait(60)
         yield pb.UploadRecordingRequest(chunk=data[len(data) // 2 :])
 

@@ -4,16 +4,20 @@ the object writer's streamed PUT."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from callscribe.ingest.audio import AudioFacts
+from callscribe.ingest.model import ArchivedRecording, LockPolicy, RecordingInfo, recording_id
 from callscribe.ingest.objectwriter import MAX_PUT_BYTES, ObjectExists, ObjectWriter
-from callscribe.ingest.s3store import PROBE_BODY, PROBE_KEY, S3RecordingStore
-from callscribe.kit.errors import InvalidArgument
+from callscribe.ingest.s3store import PROBE_BODY, PROBE_KEY, RECORD_META, S3RecordingStore, _to_document
+from callscribe.kit.errors import DataLoss, InvalidArgument
 from callscribe.kit.s3 import S3Client, make_client
 from callscribe.stack import servers
 
@@ -167,3 +171,25 @@ def test_what_can_be_streamed(s3_server) -> None:  # type: ignore[no-untyped-def
     without_pool = ObjectWriter(https, "hot", "k", {}, 5 * MIB, 1, pool)
     assert not without_pool.can_stream(MIB)
     writer.abort()
+
+
+def test_an_object_shorter_than_its_record_is_data_loss_never_a_duplicate(s3_server) -> None:  # type: ignore[no-untyped-def]
+    """What a PUT cut before its first body byte leaves on SeaweedFS: the headers (record, SHA-256)
+    on an empty object. `find` must not take it for the recording (a duplicate ack would lose it)."""
+    store = _store(s3_server, s3_server.hot_bucket)
+    data = os.urandom(4096)
+    sha = hashlib.sha256(data).hexdigest()
+    rec_id = recording_id("acme", sha)
+    facts = AudioFacts("WAV", "PCM_16", 16000, 1, 2026, 127)
+    record = ArchivedRecording(
+        rec_id, "acme", RecordingInfo("acme", "call-1", "agent-1"), facts, "mono", len(data), sha,
+        datetime.now(UTC).replace(microsecond=0),
+    )  # fmt: skip
+    policy = LockPolicy("GOVERNANCE", datetime.now(UTC) + timedelta(days=1))
+    writer = store.open_audio("acme", rec_id, sha, "call-1", policy)  # its key and headers, on an empty body:
+    empty = ObjectWriter(writer._client, s3_server.hot_bucket, writer._key, writer._headers, 5 * MIB, 1,
+                         ThreadPoolExecutor(1))  # fmt: skip
+    empty.write(b"")
+    empty.commit({RECORD_META: json.dumps(_to_document(record))}, sha256=hashlib.sha256(b"").hexdigest())
+    with pytest.raises(DataLoss, match="has 0 bytes, its record says 4096"):
+        store.find("acme", rec_id)

@@ -156,25 +156,32 @@ class ObjectWriter:
         final headers: what was written so far is sent now, later writes as they come."""
         if not self.can_stream(size) or self._put_pool is None:
             raise ValueError(f"cannot stream a PUT of {size} bytes after {self._pending_bytes} were written")
-        headers = {**self._headers, **extra_headers, PAYLOAD_SHA256_HEADER: sha256}
-        body = FedBody(size, STREAM_BUFFER_BYTES)
-        self._put = self._put_pool.submit(self._send_put, body, headers)
-        self._body, self._put_headers = body, headers
+        self._body = FedBody(size, STREAM_BUFFER_BYTES)
+        self._put_headers = {**self._headers, **extra_headers, PAYLOAD_SHA256_HEADER: sha256}
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         for view in pending:
             self._feed(view)
 
     def _feed(self, view: memoryview) -> None:
         """Send the chunk held back so far and hold `view` instead: the last byte goes only at commit."""
-        assert self._body is not None and self._put is not None  # streaming
-        if self._put.done():
+        assert self._body is not None  # streaming
+        if self._put is not None and self._put.done():
             self._raise_unless_exists()  # S3 refused or failed already: say so now, not after every byte
         held = self._pending[0] if self._pending else None
         if self._body.fed + (len(held) if held is not None else 0) + len(view) > len(self._body):
             raise InvalidArgument(f"received more than the declared {len(self._body)} bytes; nothing stored")
         if held is not None:
-            self._body.feed(held)
+            self._send_body(held)
         self._pending, self._pending_bytes = [view], len(view)
+
+    def _send_body(self, view: memoryview) -> None:
+        """Feed `view` to the PUT; the PUT itself starts with its first bytes ready, so its headers are
+        never on the wire long before its body (SeaweedFS stores an empty object for a PUT whose
+        connection drops before the first body byte: a process killed in that gap would leave one)."""
+        assert self._body is not None and self._put_pool is not None  # streaming
+        self._body.feed(view)  # the first feed never waits: nothing is buffered yet
+        if self._put is None:
+            self._put = self._put_pool.submit(self._send_put, self._body, self._put_headers)
 
     def _raise_unless_exists(self) -> None:
         """Raise the finished PUT's error, unless it is the 412 that `commit` reports as ObjectExists
@@ -227,11 +234,12 @@ class ObjectWriter:
         return result.version_id or ""
 
     def _finish_stream(self) -> str:
-        assert self._body is not None and self._put is not None  # streaming
+        assert self._body is not None  # streaming
         for view in self._pending:
-            self._body.feed(view)
+            self._send_body(view)
         self._pending, self._pending_bytes = [], 0
         self._body.end()
+        assert self._put is not None  # started by the first bytes sent
         try:
             version_id = _created(self._put.result, self._put_headers, self._key)
         finally:
@@ -255,7 +263,9 @@ class ObjectWriter:
             return
         self._closed = True
         self._pending, self._pending_bytes = [], 0
-        if self._body is not None and self._put is not None:
+        if self._body is not None:
+            if self._put is None:
+                return  # no byte was sent: no request was started
             ended_before = self._put.done()  # then its outcome is what the caller is handling now
             self._body.abort()
             error = self._put.exception()  # wait: the request must be over before the caller goes on

@@ -129,6 +129,12 @@ class S3RecordingStore:
         stored_sha = stat.metadata.get(SHA_META, "") if stat.metadata else ""
         if stored_sha.lower() != record.sha256:
             raise DataLoss(f"recording {rec_id}: object SHA-256 {stored_sha!r} differs from its record {record.sha256}")
+        if stat.size is not None and stat.size != record.size_bytes:
+            # Never answer a duplicate with it: an S3 that stored a request cut short (SeaweedFS keeps an
+            # empty object when a PUT's connection drops before its first body byte) would lose the call.
+            raise DataLoss(
+                f"recording {rec_id}: the stored object has {stat.size} bytes, its record says {record.size_bytes}"
+            )
         obj = StoredObject(self._bucket, prefix + AUDIO, stat.version_id or "", record.sha256)
         # archived_at is when the locked version became durable: the same clock ListRecordings filters on.
         archived_at = stat.last_modified or record.archived_at
