@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeAlias
 
 import grpc
 
@@ -25,7 +26,7 @@ WHOLE_FILE_BYTES = 64 * 1024 * 1024
 _CHUNK_TAG = pb.UploadRecordingRequest(chunk=b"").SerializeToString()[:-1]
 _METHOD = pb.DESCRIPTOR.services_by_name["IngestService"].methods_by_name["UploadRecording"]
 
-UploadMessage = pb.UploadRecordingRequest | bytes
+UploadMessage: TypeAlias = pb.UploadRecordingRequest | bytes
 Upload = Callable[..., pb.UploadRecordingResponse]
 
 

@@ -11,7 +11,7 @@ what a message means never depends on which path read it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -19,7 +19,7 @@ from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
 
 # What UploadRecording's requests are read as: a chunk-only message is a view of its audio bytes.
-UploadMessage = pb.UploadRecordingRequest | memoryview
+UploadMessage: TypeAlias = pb.UploadRecordingRequest | memoryview
 
 # The chunk field's tag, as protobuf writes it: an empty chunk is the tag and a zero length.
 CHUNK_TAG = pb.UploadRecordingRequest(chunk=b"").SerializeToString()[:-1]
