@@ -163,6 +163,33 @@ def test_wav_whose_header_claims_more_data_is_invalid(ingest, new_wav, make_requ
     nothing_stored()
 
 
+def test_declared_truncated_wav_is_refused_after_its_first_chunk(ingest, new_wav, make_metadata, nothing_stored):
+    """Its size and SHA-256 declared, the header alone shows the data chunk cannot fit: refused at
+    once, not after the rest has been sent (the stream below would wait 30 s for it)."""
+    data = new_wav(seconds_of_noise=20)
+    cut = data[: len(data) * 6 // 10]
+    more = threading.Event()
+    rest_sent = []
+
+    def gen():  # type: ignore[no-untyped-def]
+        yield pb.UploadRecordingRequest(
+            metadata=make_metadata(), sha256=hashlib.sha256(cut).hexdigest(), size_bytes=len(cut)
+        )
+        yield pb.UploadRecordingRequest(chunk=cut[: 128 * 1024])
+        more.wait(30)
+        rest_sent.append(True)
+        yield pb.UploadRecordingRequest(chunk=cut[128 * 1024 :])
+
+    try:
+        err = _refused(ingest, gen())
+        assert rest_sent == [], "refused only after the client sent everything"
+    finally:
+        more.set()
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "truncated" in err.details()
+    nothing_stored()
+
+
 def test_truncated_flac_is_invalid(ingest, clips, make_requests, make_metadata, nothing_stored):
     data = clips.files["flac"]
     err = _refused(ingest, make_requests(make_metadata(), data[: len(data) // 2]))

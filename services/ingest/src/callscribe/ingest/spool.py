@@ -98,14 +98,12 @@ class UploadSpool:
 
     def final_facts(self, size: int) -> audio.AudioFacts | None:
         """The facts `finish` will return if the upload ends after exactly `size` bytes, once its
-        first bytes tell them (a byte-exact WAV with only its head kept); None otherwise, or if such
-        an upload would be refused (`finish` says why)."""
+        first bytes tell them (a byte-exact WAV with only its head kept); None otherwise. Raises
+        what `finish` would raise for such an upload (a WAV whose data chunk needs more than `size`
+        bytes is refused after its first chunk, not after every byte has arrived)."""
         if self._wav is None or self._facts is None:
             return None
-        try:
-            return audio.byte_exact_facts(self._facts, self._wav, size)
-        except audio.InvalidAudio:
-            return None
+        return audio.byte_exact_facts(self._facts, self._wav, size)
 
     def finish(self) -> tuple[str, audio.AudioFacts]:
         """Stop receiving and validate the whole recording; returns (sha256 hex, facts)."""
