@@ -10,6 +10,7 @@ import hashlib
 import os
 import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -142,6 +143,48 @@ def test_kill_9_mid_upload_loses_no_acknowledged_recording(start_ingest, new_wav
         again = restarted.upload("acme", data)
         assert again.duplicate is True
         assert again.object == ack.object
+
+
+def test_kill_9_during_a_streamed_put_leaves_no_object_and_the_retry_archives(
+    start_ingest, new_wav, archive, poll, make_metadata
+):
+    """Size and SHA-256 declared: the PUT to S3 is under way when the process dies. S3 must store
+    nothing of the cut request (no version, not even an empty one), so the retry is not a duplicate."""
+    inst = start_ingest("crash-streamed", max_upload_mb="64")
+    big = new_wav(seconds_of_noise=600)  # ~19 MiB
+    digest = hashlib.sha256(big).hexdigest()
+    before = archive.versions()
+    half, chunk = len(big) // 2, 256 * 1024
+    release = threading.Event()
+
+    def gen():  # type: ignore[no-untyped-def]
+        yield pb.UploadRecordingRequest(
+            metadata=make_metadata(call_id="streamed-call"), sha256=digest, size_bytes=len(big)
+        )
+        for at in range(0, half, chunk):
+            yield pb.UploadRecordingRequest(chunk=big[at : min(at + chunk, half)])
+        release.wait(30)  # the process is killed while the client is here
+        for at in range(half, len(big), chunk):
+            yield pb.UploadRecordingRequest(chunk=big[at : at + chunk])
+
+    future = inst.stub.UploadRecording.future(gen(), metadata=inst.auth("acme"), timeout=60)
+    try:
+        poll(lambda: inst.metric("callscribe_ingest_s3_streamed_puts_in_flight") == 1, 10, "the PUT to start")
+        poll(lambda: inst.metric("callscribe_ingest_received_bytes_total") >= half, 30, "the first half to arrive")
+        os.kill(inst.process.pid, signal.SIGKILL)
+        poll(lambda: not inst.process.is_alive(), 10, "the killed ingest process to be gone")
+    finally:
+        release.set()
+    error = future.exception(timeout=30)
+    assert isinstance(error, grpc.RpcError)
+    assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), error
+    time.sleep(1)  # S3 has seen the connection drop
+    assert archive.versions() == before, "a PUT cut by the crash left an object version"
+
+    restarted = start_ingest("crash-streamed", env=inst.env)
+    retry = restarted.upload("acme", big, chunk=1024 * 1024, call_id="streamed-call")
+    assert retry.duplicate is False
+    assert _stored_sha(archive, retry) == retry.sha256 == digest
 
 
 @pytest.fixture
