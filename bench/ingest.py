@@ -1,6 +1,6 @@
 """Ingest benchmark: UploadRecording throughput vs a raw S3 put_object, and server memory on a big upload.
 
-    python bench/ingest.py [--quick] [--big-mb 1024] [--json OUT]
+    python bench/ingest.py [--quick] [--big-mb 1024] [--rounds 1] [--json OUT]
 
 Starts SeaweedFS, Redis and the real ingest service (the stack launcher code) in a temp dir, then:
 1. uploads 10 MiB WAV files through ingest with 1, 8 and 32 concurrent streams, and the same sizes
@@ -568,14 +568,48 @@ def print_setup(info: dict[str, Any], stack: Stack) -> None:
 # --- main ------------------------------------------------------------------------------------
 
 
-def check_disk(directory: Path, big_mib: int) -> None:
+def check_disk(directory: Path, big_mib: int, rounds: int = 1) -> None:
+    need = (2 + 4 * rounds) * big_mib
     free_mib = shutil.disk_usage(directory).free / MIB
-    if free_mib < 6 * big_mib:
+    if free_mib < need:
         raise BenchError(
             f"not enough disk in {directory}: {free_mib:.0f} MiB free, the {big_mib} MiB uploads need "
-            f"{6 * big_mib} MiB (two source files, their S3 copies through ingest and raw); lower --big-mb "
-            "or set TMPDIR"
+            f"{need} MiB (two source files, and per round their S3 copies through ingest and raw); lower "
+            "--big-mb or --rounds, or set TMPDIR"
         )
+
+
+def measure_round(
+    args: argparse.Namespace, stack: Stack, workdir: Path, rng: np.random.Generator
+) -> tuple[list[Level], BigUpload]:
+    big = measure_big(stack, workdir, args.big_mb, rng)
+    print(f"  measured the {args.big_mb} MiB upload", flush=True)
+    levels = []
+    for streams, uploads in QUICK_LEVELS if args.quick else FULL_LEVELS:
+        levels.append(measure_level(stack, workdir, streams, uploads, rng))
+        print(f"  measured {streams} stream(s)", flush=True)
+    return levels, big
+
+
+def medians(rounds: list[tuple[list[Level], BigUpload]]) -> dict[str, Any]:
+    """The median of each figure over the rounds: what the verdict of a multi-round run rests on."""
+    levels = {str(lv.streams): statistics.median(r[0][i].ratio for r in rounds) for i, lv in enumerate(rounds[0][0])}
+    return {
+        "ratio_by_streams": levels,
+        "big_ratio": statistics.median(r[1].ratio for r in rounds),
+        "big_rss_growth_mib": statistics.median(r[1].growth_mib for r in rounds),
+    }
+
+
+def print_medians(summary: dict[str, Any], count: int) -> None:
+    print(f"median over {count} rounds:")
+    for streams, ratio in summary["ratio_by_streams"].items():
+        passed = verdict(ratio >= RATIO_TARGET)
+        print(f"  {streams:>2} stream(s): ratio {ratio:.2f} (target >= {RATIO_TARGET}) {passed}")
+    big = summary["big_ratio"]
+    print(f"  big upload: ratio {big:.2f} (target >= {RATIO_TARGET}) {verdict(big >= RATIO_TARGET)}")
+    growth = summary["big_rss_growth_mib"]
+    print(f"  RSS growth {growth:.1f} MiB (target <= {RSS_TARGET_MIB:.0f} MiB) {verdict(growth <= RSS_TARGET_MIB)}")
 
 
 def run(args: argparse.Namespace, workdir: Path, cleanup: contextlib.ExitStack) -> dict[str, Any]:
@@ -584,24 +618,32 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: contextlib.ExitStack) 
     info = machine()
     print_setup(info, stack)
     warm_up(stack, workdir, rng)
-    big = measure_big(stack, workdir, args.big_mb, rng)
-    print(f"  measured the {args.big_mb} MiB upload", flush=True)
-    levels = []
-    for streams, uploads in QUICK_LEVELS if args.quick else FULL_LEVELS:
-        levels.append(measure_level(stack, workdir, streams, uploads, rng))
-        print(f"  measured {streams} stream(s)", flush=True)
-    print()
-    print_levels(levels)
-    print_big(big)
-    print_cpu(levels, big)
-    return {
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f"round {number} of {args.rounds}", flush=True)
+        rounds.append(measure_round(args, stack, workdir, rng))
+    for number, (levels, big) in enumerate(rounds, start=1):
+        print()
+        if args.rounds > 1:
+            print(f"round {number}:")
+        print_levels(levels)
+        print_big(big)
+        print_cpu(levels, big)
+    result: dict[str, Any] = {
         "machine": info,
         "s3_endpoint": stack.s3.endpoint,
         "ingest_s3_endpoint": stack.ingest_s3_endpoint,
         "quick": args.quick,
-        "levels": [lv.to_dict() for lv in levels],
-        "big": big.to_dict(),
+        "levels": [lv.to_dict() for lv in rounds[0][0]],
+        "big": rounds[0][1].to_dict(),
     }
+    if args.rounds > 1:
+        result["rounds"] = [{"levels": [lv.to_dict() for lv in levels], "big": big.to_dict()} for levels, big in rounds]
+        result["median"] = medians(rounds)
+        print()
+        print_medians(result["median"], args.rounds)
+    return result
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -609,9 +651,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="fewer uploads per level")
     parser.add_argument("--big-mb", type=int, default=1024, help="size of the big upload in MiB (default 1024)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the figures as JSON")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure everything this many times in one run; verdicts on the medians"
+    )
     args = parser.parse_args(argv)
     if args.big_mb < 1:
         parser.error("--big-mb must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     return args
 
 
@@ -620,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="callscribe-bench-ingest-"))
     try:
         with contextlib.ExitStack() as cleanup:
-            check_disk(workdir, args.big_mb)
+            check_disk(workdir, args.big_mb, args.rounds)
             result = run(args, workdir, cleanup)
     except (BenchError, StackError, grpc.RpcError, MinioException, OSError) as exc:
         print(f"bench/ingest.py: error: {exc}", file=sys.stderr)
