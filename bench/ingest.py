@@ -592,12 +592,15 @@ def measure_round(
 
 
 def medians(rounds: list[tuple[list[Level], BigUpload]]) -> dict[str, Any]:
-    """The median of each figure over the rounds: what the verdict of a multi-round run rests on."""
+    """The median of each ratio over the rounds (what the verdict of a multi-round run rests on) and the
+    largest RSS growth."""
     levels = {str(lv.streams): statistics.median(r[0][i].ratio for r in rounds) for i, lv in enumerate(rounds[0][0])}
     return {
         "ratio_by_streams": levels,
         "big_ratio": statistics.median(r[1].ratio for r in rounds),
-        "big_rss_growth_mib": statistics.median(r[1].growth_mib for r in rounds),
+        # The largest, not the median: a later round starts from the RSS the earlier ones left (its
+        # 32-stream level grows the server to a few hundred MiB), so its growth says less.
+        "big_rss_growth_mib": max(r[1].growth_mib for r in rounds),
     }
 
 
@@ -609,7 +612,10 @@ def print_medians(summary: dict[str, Any], count: int) -> None:
     big = summary["big_ratio"]
     print(f"  big upload: ratio {big:.2f} (target >= {RATIO_TARGET}) {verdict(big >= RATIO_TARGET)}")
     growth = summary["big_rss_growth_mib"]
-    print(f"  RSS growth {growth:.1f} MiB (target <= {RSS_TARGET_MIB:.0f} MiB) {verdict(growth <= RSS_TARGET_MIB)}")
+    print(
+        f"  RSS growth, the largest of the rounds: {growth:.1f} MiB (target <= {RSS_TARGET_MIB:.0f} MiB) "
+        f"{verdict(growth <= RSS_TARGET_MIB)}"
+    )
 
 
 def run(args: argparse.Namespace, workdir: Path, cleanup: contextlib.ExitStack) -> dict[str, Any]:
