@@ -87,6 +87,18 @@ def test_redis_down_upload_still_archived_and_state_recovers(
             stop(proc)
 
 
+def _held_at_half(first: pb.UploadRecordingRequest, data: bytes, chunk: int, release: threading.Event):  # type: ignore[no-untyped-def]
+    """An upload's messages: `first`, the first half of `data` in `chunk`s, then (once `release` is set,
+    at most 30 s later) the rest. The process is killed while the client waits there."""
+    half = len(data) // 2
+    yield first
+    for at in range(0, half, chunk):
+        yield pb.UploadRecordingRequest(chunk=data[at : min(at + chunk, half)])
+    release.wait(30)
+    for at in range(half, len(data), chunk):
+        yield pb.UploadRecordingRequest(chunk=data[at : at + chunk])
+
+
 def test_kill_9_mid_upload_loses_no_acknowledged_recording(start_ingest, new_wav, archive, poll, make_metadata):
     # Always spooled to disk (memory_upload_mb=0): the crash must leave a spool file for the restart to clear.
     inst = start_ingest("crash", max_upload_mb="64", memory_upload_mb="0")
@@ -100,15 +112,10 @@ def test_kill_9_mid_upload_loses_no_acknowledged_recording(start_ingest, new_wav
     chunk = 256 * 1024
     release = threading.Event()
 
-    def gen():  # type: ignore[no-untyped-def]
-        yield pb.UploadRecordingRequest(metadata=make_metadata(call_id="big-call"))
-        for at in range(0, half, chunk):
-            yield pb.UploadRecordingRequest(chunk=big[at : min(at + chunk, half)])
-        release.wait(30)  # the process is killed while the client is here
-        for at in range(half, len(big), chunk):
-            yield pb.UploadRecordingRequest(chunk=big[at : at + chunk])
-
-    future = inst.stub.UploadRecording.future(gen(), metadata=inst.auth("acme"), timeout=60)
+    first = pb.UploadRecordingRequest(metadata=make_metadata(call_id="big-call"))
+    future = inst.stub.UploadRecording.future(
+        _held_at_half(first, big, chunk, release), metadata=inst.auth("acme"), timeout=60
+    )
     try:
         poll(
             lambda: any(p.stat().st_size >= half * 3 // 4 for p in inst.spool_dir.glob("*.upload")),
@@ -157,17 +164,12 @@ def test_kill_9_during_a_streamed_put_leaves_no_object_and_the_retry_archives(
     half, chunk = len(big) // 2, 256 * 1024
     release = threading.Event()
 
-    def gen():  # type: ignore[no-untyped-def]
-        yield pb.UploadRecordingRequest(
-            metadata=make_metadata(call_id="streamed-call"), sha256=digest, size_bytes=len(big)
-        )
-        for at in range(0, half, chunk):
-            yield pb.UploadRecordingRequest(chunk=big[at : min(at + chunk, half)])
-        release.wait(30)  # the process is killed while the client is here
-        for at in range(half, len(big), chunk):
-            yield pb.UploadRecordingRequest(chunk=big[at : at + chunk])
-
-    future = inst.stub.UploadRecording.future(gen(), metadata=inst.auth("acme"), timeout=60)
+    first = pb.UploadRecordingRequest(
+        metadata=make_metadata(call_id="streamed-call"), sha256=digest, size_bytes=len(big)
+    )
+    future = inst.stub.UploadRecording.future(
+        _held_at_half(first, big, chunk, release), metadata=inst.auth("acme"), timeout=60
+    )
     try:
         poll(lambda: inst.metric("callscribe_ingest_s3_streamed_puts_in_flight") == 1, 10, "the PUT to start")
         poll(lambda: inst.metric("callscribe_ingest_received_bytes_total") >= half, 30, "the first half to arrive")
