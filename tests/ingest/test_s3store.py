@@ -3,10 +3,12 @@ the object writer's streamed PUT."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -116,6 +118,32 @@ def test_a_streamed_put_is_written_whole_at_commit_and_only_then(s3_server, mini
     finally:
         response.close()
         response.release_conn()
+
+
+def test_a_streamed_put_starts_with_its_first_bytes_and_holds_only_the_last_chunk(s3_server, minio_client) -> None:  # type: ignore[no-untyped-def]
+    """S3 gets each chunk as it arrives (the PUT starts with the first, not when a second one comes);
+    only the chunk that completes the declared size waits for commit."""
+    key = f"objectwriter/{secrets.token_hex(4)}/audio"
+    data = os.urandom(MIB + 100)
+    s3 = s3_server.server
+    client = make_client(f"http://{s3.host}", s3.access_key, s3.secret_key, "us-east-1", pool_size=4)
+    started = threading.Event()
+
+    @contextlib.contextmanager
+    def tracker():  # type: ignore[no-untyped-def]
+        started.set()
+        yield
+
+    pool = ThreadPoolExecutor(2)
+    writer = ObjectWriter(client, s3_server.hot_bucket, key, {}, 5 * MIB, 1, pool, pool, put_tracker=tracker)
+    writer.write(data[:MIB])
+    writer.stream({"If-None-Match": "*"}, len(data), hashlib.sha256(data).hexdigest())
+    assert started.wait(10), "the PUT did not start with the first chunk"
+    writer.write(data[MIB:])  # completes the size: held back
+    time.sleep(0.5)
+    assert list(minio_client.list_objects(s3_server.hot_bucket, prefix=key, include_version=True)) == []
+    version = writer.commit()
+    assert minio_client.stat_object(s3_server.hot_bucket, key, version_id=version).size == len(data)
 
 
 def test_a_streamed_put_of_a_key_already_there_is_object_exists_at_commit(s3_server) -> None:  # type: ignore[no-untyped-def]

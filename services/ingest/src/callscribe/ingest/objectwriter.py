@@ -163,16 +163,19 @@ class ObjectWriter:
             self._feed(view)
 
     def _feed(self, view: memoryview) -> None:
-        """Send the chunk held back so far and hold `view` instead: the last byte goes only at commit."""
+        """Send `view` now, unless it completes the declared size: that chunk is held until commit, so
+        S3 cannot complete the object before the caller has checked everything (every earlier byte is
+        with S3 as soon as it arrived)."""
         assert self._body is not None  # streaming
         if self._put is not None and self._put.done():
             self._raise_unless_exists()  # S3 refused or failed already: say so now, not after every byte
-        held = self._pending[0] if self._pending else None
-        if self._body.fed + (len(held) if held is not None else 0) + len(view) > len(self._body):
+        total = self._body.fed + self._pending_bytes + len(view)
+        if total > len(self._body):
             raise InvalidArgument(f"received more than the declared {len(self._body)} bytes; nothing stored")
-        if held is not None:
-            self._send_body(held)
-        self._pending, self._pending_bytes = [view], len(view)
+        if total < len(self._body):
+            self._send_body(view)  # nothing is held yet: only the chunk that completes the size is
+        else:
+            self._pending, self._pending_bytes = [view], len(view)
 
     def _send_body(self, view: memoryview) -> None:
         """Feed `view` to the PUT; the PUT itself starts with its first bytes ready, so its headers are
