@@ -79,6 +79,7 @@ class BenchError(RuntimeError):
 class Stack:
     s3: servers.S3Server
     ingest: ManagedProcess
+    redis: ManagedProcess
     ingest_s3_endpoint: str
     address: str
     token: str
@@ -234,7 +235,7 @@ def start_stack(workdir: Path, big_mib: int, cleanup: contextlib.ExitStack) -> S
     env = ingest_env(workdir, s3, redis.url, big_mib)
     proc = start_service("ingest", env, workdir / "ingest.log")
     cleanup.callback(stop, proc)
-    return Stack(s3, proc, env["INGEST_S3_ENDPOINT"], grpc_address("ingest", env), tokens[TENANT])
+    return Stack(s3, proc, redis.process, env["INGEST_S3_ENDPOINT"], grpc_address("ingest", env), tokens[TENANT])
 
 
 # --- clients ---------------------------------------------------------------------------------
@@ -355,6 +356,43 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
                 total += times.user + times.system
         totals[name] = total
     return totals
+
+
+def parse_cpus(text: str) -> frozenset[int]:
+    """'1' or '2,3' or '4-7' -> the CPU numbers."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise argparse.ArgumentTypeError(f"not a CPU list: {text!r} (e.g. 1 or 2,3 or 4-7)")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return frozenset(cpus)
+
+
+def pin_process(pid: int, cpus: frozenset[int]) -> None:
+    """Every thread of `pid` and of its descendants onto `cpus` (threads started later inherit it)."""
+    proc = psutil.Process(pid)
+    for member in [proc, *proc.children(recursive=True)]:
+        for thread in member.threads():
+            with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+                os.sched_setaffinity(thread.id, cpus)
+
+
+def pin_stack(stack: Stack, s3_cpus: frozenset[int]) -> frozenset[int]:
+    """SeaweedFS onto `s3_cpus`; this client, the ingest server and Redis onto the other CPUs, which are
+    returned. As in a deployment, where S3 runs on its own hosts: the ingest path's extra work then
+    competes with the client's, not with S3's."""
+    available = frozenset(os.sched_getaffinity(0))
+    rest = available - s3_cpus
+    if not s3_cpus <= available or not rest:
+        raise BenchError(
+            f"--s3-cpus {sorted(s3_cpus)}: needs CPUs among {sorted(available)} and at least one left for "
+            "the client and ingest"
+        )
+    pin_process(stack.s3.process.pid, s3_cpus)
+    for pid in (stack.ingest.pid, stack.redis.pid, os.getpid()):
+        pin_process(pid, rest)
+    return rest
 
 
 def settle() -> None:
@@ -540,6 +578,32 @@ def print_cpu(levels: list[Level], big: BigUpload) -> None:
         print(f"  {name:<14} {'   '.join(cells)}")
 
 
+def cpu_per_gib(phase: Phase) -> dict[str, float]:
+    """CPU seconds per GiB moved, for each process and in total."""
+    gib = phase.nbytes / 2**30
+    per = {name: seconds / gib for name, seconds in phase.cpu_s.items()}
+    per["total"] = sum(per.values())
+    return per
+
+
+def print_cpu_per_gib(levels: list[Level], big: BigUpload) -> None:
+    """The same batches as CPU seconds per GiB. Where the batch keeps every core busy (8 and 32 streams
+    on a small box) the throughput ratio follows the CPU ratio, raw total / ingest total. What the ingest
+    path adds is its server plus its client's extra (the gRPC send); the S3 column is the same work on
+    both paths, so its spread between batches is SeaweedFS's own."""
+    print("CPU seconds per GiB (ingest server / SeaweedFS / bench client = total):")
+    rows = [(f"{lv.streams} stream(s)", lv.ingest, lv.raw) for lv in levels]
+    rows.append((f"big {big.mib:.0f} MiB", big.ingest, big.raw))
+    for name, ingest, raw in rows:
+        i, r = cpu_per_gib(ingest), cpu_per_gib(raw)
+        added = i["ingest"] + i["client"] - r["client"]
+        print(
+            f"  {name:<14} ingest path {i['ingest']:5.2f} / {i['s3']:5.2f} / {i['client']:5.2f} = {i['total']:5.2f}"
+            f"   raw path {r['s3']:5.2f} / {r['client']:5.2f} = {r['total']:5.2f}"
+            f"   added by ingest {added:5.2f}, CPU ratio {r['total'] / i['total']:.2f}"
+        )
+
+
 def print_big(big: BigUpload) -> None:
     print(
         f"big upload {big.mib:.0f} MiB x 2 per path, 1 stream: "
@@ -623,6 +687,9 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: contextlib.ExitStack) 
     stack = start_stack(workdir, args.big_mb, cleanup)
     info = machine()
     print_setup(info, stack)
+    if args.s3_cpus is not None:
+        rest = pin_stack(stack, args.s3_cpus)
+        print(f"pinned: SeaweedFS on CPU(s) {sorted(args.s3_cpus)}; the client, ingest and Redis on {sorted(rest)}")
     warm_up(stack, workdir, rng)
     rounds = []
     for number in range(1, args.rounds + 1):
@@ -636,11 +703,13 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: contextlib.ExitStack) 
         print_levels(levels)
         print_big(big)
         print_cpu(levels, big)
+        print_cpu_per_gib(levels, big)
     result: dict[str, Any] = {
         "machine": info,
         "s3_endpoint": stack.s3.endpoint,
         "ingest_s3_endpoint": stack.ingest_s3_endpoint,
         "quick": args.quick,
+        "s3_cpus": sorted(args.s3_cpus) if args.s3_cpus is not None else None,
         "levels": [lv.to_dict() for lv in rounds[0][0]],
         "big": rounds[0][1].to_dict(),
     }
@@ -659,6 +728,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the figures as JSON")
     parser.add_argument(
         "--rounds", type=int, default=1, help="measure everything this many times in one run; verdicts on the medians"
+    )
+    parser.add_argument(
+        "--s3-cpus",
+        type=parse_cpus,
+        default=None,
+        metavar="LIST",
+        help="pin SeaweedFS to these CPUs (e.g. 1) and the client, ingest and Redis to the others: S3 on "
+        "its own cores, as in a deployment (default: all share every CPU)",
     )
     args = parser.parse_args(argv)
     if args.big_mb < 1:
