@@ -46,7 +46,7 @@ from minio.retention import Retention
 from callscribe.cli.uploads import CHUNK_BYTES, UploadMessage, upload_method
 from callscribe.cli.uploads import upload_messages as cli_upload_messages
 from callscribe.stack import servers
-from callscribe.stack.procs import ManagedProcess, StackError, log_tail, stop
+from callscribe.stack.procs import SERVER_STOP_S, ManagedProcess, StackError, log_tail, stop
 from callscribe.stack.services import grpc_address, service_env, start_service
 from callscribe.stack.stack import COLD_BUCKET, HOT_BUCKET
 from callscribe.stack.tenants import TenantSpec, write_tenants_file
@@ -227,10 +227,10 @@ def ingest_env(workdir: Path, s3: servers.S3Server, redis_url: str, big_mib: int
 def start_stack(workdir: Path, big_mib: int, cleanup: contextlib.ExitStack) -> Stack:
     """SeaweedFS + Redis + ingest; each is stopped by ``cleanup`` (last started, first stopped)."""
     s3 = servers.start_seaweedfs(workdir / "s3")
-    cleanup.callback(stop, s3.process)
+    cleanup.callback(stop, s3.process, SERVER_STOP_S)
     servers.create_locked_buckets(s3, (HOT_BUCKET, COLD_BUCKET, RAW_BUCKET))
     redis = servers.start_redis(workdir / "redis")
-    cleanup.callback(stop, redis.process)
+    cleanup.callback(stop, redis.process, SERVER_STOP_S)
     tokens = write_tenants_file(workdir / "tenants.json", {TENANT: TenantSpec("GOVERNANCE", RETENTION_DAYS)})
     env = ingest_env(workdir, s3, redis.url, big_mib)
     proc = start_service("ingest", env, workdir / "ingest.log")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from callscribe.stack import servers
-from callscribe.stack.procs import ManagedProcess, StackError, stop_all
+from callscribe.stack.procs import SERVER_STOP_S, ManagedProcess, StackError, stop_all
 from callscribe.stack.services import (
     SERVICES,
     available_services,
@@ -190,7 +190,7 @@ def _stop_recorded(state: dict[str, Any]) -> list[str]:
     procs = _processes(state)
     first = [p for p in procs if p.name in SERVICES]
     rest = [p for p in procs if p.name not in SERVICES]
-    return stop_all(reversed(first)) + stop_all(reversed(rest))
+    return stop_all(reversed(first)) + stop_all(reversed(rest), timeout=SERVER_STOP_S)
 
 
 def down(home: Path | str | None = None) -> list[str]:
