@@ -70,5 +70,5 @@ proto-check: ## fail when the generated code is stale
 	@tmp=$$(mktemp -d); mkdir -p $$tmp/out; \
 	$(PY) -m grpc_tools.protoc -I $(PROTO_SRC) --python_out=$$tmp/out --pyi_out=$$tmp/out \
 	  --grpc_python_out=$$tmp/out $(PROTO_SRC)/callscribe/v1/*.proto && touch $$tmp/out/callscribe/v1/__init__.py; \
-	if diff -r $$tmp/out/callscribe $(PROTO_OUT)/callscribe >/dev/null; then echo "generated code is up to date"; rm -rf $$tmp; \
-	else diff -r $$tmp/out/callscribe $(PROTO_OUT)/callscribe | head -20; rm -rf $$tmp; echo "generated code is stale: run 'make proto' and commit"; exit 1; fi
+	if diff -r -x __pycache__ $$tmp/out/callscribe $(PROTO_OUT)/callscribe >/dev/null; then echo "generated code is up to date"; rm -rf $$tmp; \
+	else diff -r -x __pycache__ $$tmp/out/callscribe $(PROTO_OUT)/callscribe | head -20; rm -rf $$tmp; echo "generated code is stale: run 'make proto' and commit"; exit 1; fi
