@@ -175,6 +175,21 @@ def test_an_aborted_streamed_put_leaves_no_object_version(s3_server, minio_clien
     assert list(minio_client.list_objects(s3_server.hot_bucket, prefix=key, include_version=True)) == []
 
 
+def test_a_streamed_put_aborted_one_byte_short_leaves_no_object_version(s3_server, minio_client) -> None:  # type: ignore[no-untyped-def]
+    """An upload that ends short of its declared size has sent S3 every byte it received: the request
+    is cut one byte before its Content-Length, and S3 must store nothing."""
+    key = f"objectwriter/{secrets.token_hex(4)}/audio"
+    data = os.urandom(2 * MIB)
+    writer = _writer(s3_server, key)
+    writer.write(data[:MIB])
+    writer.stream({}, len(data) + 1, hashlib.sha256(data + b"!").hexdigest())
+    writer.write(data[MIB:])  # everything but the declared last byte, sent at once
+    time.sleep(0.5)  # S3 has read all of it by now: the cut comes one byte short, not earlier
+    writer.abort()
+    time.sleep(0.5)
+    assert list(minio_client.list_objects(s3_server.hot_bucket, prefix=key, include_version=True)) == []
+
+
 def test_a_streamed_put_refuses_bytes_beyond_its_size(s3_server) -> None:  # type: ignore[no-untyped-def]
     key = f"objectwriter/{secrets.token_hex(4)}/audio"
     writer = _writer(s3_server, key)
