@@ -632,14 +632,23 @@ def print_setup(info: dict[str, Any], stack: Stack) -> None:
 # --- main ------------------------------------------------------------------------------------
 
 
-def check_disk(directory: Path, big_mib: int, rounds: int = 1) -> None:
-    need = (2 + 4 * rounds) * big_mib
+def levels(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """(streams, uploads per path) of each level, with --scale applied."""
+    return [(streams, uploads * args.scale) for streams, uploads in (QUICK_LEVELS if args.quick else FULL_LEVELS)]
+
+
+def check_disk(directory: Path, big_mib: int, rounds: int = 1, level_uploads: tuple[int, ...] = ()) -> None:
+    """The big files and their S3 copies, and the levels' files (one level's at a time) and S3 copies
+    (kept until the end, like the big ones): both paths, every round."""
+    big_need = (2 + 4 * rounds) * big_mib
+    level_need = 2 * FILE_MIB * (max(level_uploads, default=0) + rounds * sum(level_uploads))
+    need = big_need + level_need
     free_mib = shutil.disk_usage(directory).free / MIB
     if free_mib < need:
         raise BenchError(
-            f"not enough disk in {directory}: {free_mib:.0f} MiB free, the {big_mib} MiB uploads need "
-            f"{need} MiB (two source files, and per round their S3 copies through ingest and raw); lower "
-            "--big-mb or --rounds, or set TMPDIR"
+            f"not enough disk in {directory}: {free_mib:.0f} MiB free, the run needs {need} MiB (the "
+            f"{big_mib} MiB uploads {big_need}: two source files and per round their S3 copies; the "
+            f"levels {level_need}); lower --big-mb, --rounds or --scale, or set TMPDIR"
         )
 
 
@@ -648,11 +657,11 @@ def measure_round(
 ) -> tuple[list[Level], BigUpload]:
     big = measure_big(stack, workdir, args.big_mb, rng)
     print(f"  measured the {args.big_mb} MiB upload", flush=True)
-    levels = []
-    for streams, uploads in QUICK_LEVELS if args.quick else FULL_LEVELS:
-        levels.append(measure_level(stack, workdir, streams, uploads, rng))
+    measured = []
+    for streams, uploads in levels(args):
+        measured.append(measure_level(stack, workdir, streams, uploads, rng))
         print(f"  measured {streams} stream(s)", flush=True)
-    return levels, big
+    return measured, big
 
 
 def medians(rounds: list[tuple[list[Level], BigUpload]]) -> dict[str, Any]:
@@ -709,6 +718,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: contextlib.ExitStack) 
         "s3_endpoint": stack.s3.endpoint,
         "ingest_s3_endpoint": stack.ingest_s3_endpoint,
         "quick": args.quick,
+        "scale": args.scale,
         "s3_cpus": sorted(args.s3_cpus) if args.s3_cpus is not None else None,
         "levels": [lv.to_dict() for lv in rounds[0][0]],
         "big": rounds[0][1].to_dict(),
@@ -737,7 +747,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="pin SeaweedFS to these CPUs (e.g. 1) and the client, ingest and Redis to the others: S3 on "
         "its own cores, as in a deployment (default: all share every CPU)",
     )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="this many times the uploads per level (steadier figures: the 32-stream level is 3 uploads per "
+        "stream, whose ramp-up and tail weigh more where S3 has its own cores)",
+    )
     args = parser.parse_args(argv)
+    if args.scale < 1:
+        parser.error("--scale must be at least 1")
     if args.big_mb < 1:
         parser.error("--big-mb must be at least 1")
     if args.rounds < 1:
@@ -750,7 +769,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="callscribe-bench-ingest-"))
     try:
         with contextlib.ExitStack() as cleanup:
-            check_disk(workdir, args.big_mb, args.rounds)
+            check_disk(workdir, args.big_mb, args.rounds, tuple(uploads for _, uploads in levels(args)))
             result = run(args, workdir, cleanup)
     except (BenchError, StackError, grpc.RpcError, MinioException, OSError) as exc:
         print(f"bench/ingest.py: error: {exc}", file=sys.stderr)
