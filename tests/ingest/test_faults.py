@@ -99,6 +99,24 @@ def _held_at_half(first: pb.UploadRecordingRequest, data: bytes, chunk: int, rel
         yield pb.UploadRecordingRequest(chunk=data[at : at + chunk])
 
 
+def _kill_9_at_half(inst, first: pb.UploadRecordingRequest, data: bytes, poll, ready) -> None:  # type: ignore[no-untyped-def]
+    """Upload `data` in 256 KiB chunks after `first`, held at half; once `ready()` returns, kill -9 the
+    server. The client's call must then fail as UNAVAILABLE or CANCELLED, not be acknowledged."""
+    release = threading.Event()
+    future = inst.stub.UploadRecording.future(
+        _held_at_half(first, data, 256 * 1024, release), metadata=inst.auth("acme"), timeout=60
+    )
+    try:
+        ready()
+        os.kill(inst.process.pid, signal.SIGKILL)
+        poll(lambda: not inst.process.is_alive(), 10, "the killed ingest process to be gone")
+    finally:
+        release.set()
+    error = future.exception(timeout=30)
+    assert isinstance(error, grpc.RpcError)
+    assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), error
+
+
 def test_kill_9_mid_upload_loses_no_acknowledged_recording(start_ingest, new_wav, archive, poll, make_metadata):
     # Always spooled to disk (memory_upload_mb=0): the crash must leave a spool file for the restart to clear.
     inst = start_ingest("crash", max_upload_mb="64", memory_upload_mb="0")
@@ -109,26 +127,16 @@ def test_kill_9_mid_upload_loses_no_acknowledged_recording(start_ingest, new_wav
     big = new_wav(seconds_of_noise=600)  # ~19 MiB
     before = archive.versions()
     half = len(big) // 2
-    chunk = 256 * 1024
-    release = threading.Event()
 
-    first = pb.UploadRecordingRequest(metadata=make_metadata(call_id="big-call"))
-    future = inst.stub.UploadRecording.future(
-        _held_at_half(first, big, chunk, release), metadata=inst.auth("acme"), timeout=60
-    )
-    try:
+    def most_of_the_first_half_spooled() -> None:
         poll(
             lambda: any(p.stat().st_size >= half * 3 // 4 for p in inst.spool_dir.glob("*.upload")),
             30,
             "the server to spool most of the first half",
         )
-        os.kill(inst.process.pid, signal.SIGKILL)
-        poll(lambda: not inst.process.is_alive(), 10, "the killed ingest process to be gone")
-    finally:
-        release.set()
-    error = future.exception(timeout=30)
-    assert isinstance(error, grpc.RpcError)
-    assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), error
+
+    first = pb.UploadRecordingRequest(metadata=make_metadata(call_id="big-call"))
+    _kill_9_at_half(inst, first, big, poll, most_of_the_first_half_spooled)
 
     # Killed mid-upload: its spool file is still there, and nothing of it reached S3.
     assert list(inst.spool_dir.glob("*.upload"))
@@ -161,25 +169,16 @@ def test_kill_9_during_a_streamed_put_leaves_no_object_and_the_retry_archives(
     big = new_wav(seconds_of_noise=600)  # ~19 MiB
     digest = hashlib.sha256(big).hexdigest()
     before = archive.versions()
-    half, chunk = len(big) // 2, 256 * 1024
-    release = threading.Event()
+    half = len(big) // 2
+
+    def put_under_way_with_the_first_half() -> None:
+        poll(lambda: inst.metric("callscribe_ingest_s3_streamed_puts_in_flight") == 1, 10, "the PUT to start")
+        poll(lambda: inst.metric("callscribe_ingest_received_bytes_total") >= half, 30, "the first half to arrive")
 
     first = pb.UploadRecordingRequest(
         metadata=make_metadata(call_id="streamed-call"), sha256=digest, size_bytes=len(big)
     )
-    future = inst.stub.UploadRecording.future(
-        _held_at_half(first, big, chunk, release), metadata=inst.auth("acme"), timeout=60
-    )
-    try:
-        poll(lambda: inst.metric("callscribe_ingest_s3_streamed_puts_in_flight") == 1, 10, "the PUT to start")
-        poll(lambda: inst.metric("callscribe_ingest_received_bytes_total") >= half, 30, "the first half to arrive")
-        os.kill(inst.process.pid, signal.SIGKILL)
-        poll(lambda: not inst.process.is_alive(), 10, "the killed ingest process to be gone")
-    finally:
-        release.set()
-    error = future.exception(timeout=30)
-    assert isinstance(error, grpc.RpcError)
-    assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), error
+    _kill_9_at_half(inst, first, big, poll, put_under_way_with_the_first_half)
     time.sleep(1)  # S3 has seen the connection drop
     assert archive.versions() == before, "a PUT cut by the crash left an object version"
 
