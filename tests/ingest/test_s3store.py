@@ -86,12 +86,12 @@ def test_the_probe_lives_outside_the_recordings(s3_server, minio_client, archive
 # --- a streamed PUT: one PUT that starts before the upload's last byte has arrived -------------------
 
 
-def _writer(s3_server, key: str, pool_size: int = 4):  # type: ignore[no-untyped-def]
+def _writer(s3_server, key: str, pool_size: int = 4, put_tracker=contextlib.nullcontext):  # type: ignore[no-untyped-def]
     s3 = s3_server.server
     client = make_client(f"http://{s3.host}", s3.access_key, s3.secret_key, "us-east-1", pool_size=pool_size)
     headers = {"Content-Type": "application/octet-stream", "x-amz-meta-sha256": "set-by-test"}
     parts, puts = ThreadPoolExecutor(1), ThreadPoolExecutor(2)
-    return ObjectWriter(client, s3_server.hot_bucket, key, headers, 5 * MIB, 1, parts, puts)
+    return ObjectWriter(client, s3_server.hot_bucket, key, headers, 5 * MIB, 1, parts, puts, put_tracker)
 
 
 def _chunks(data: bytes, size: int = 256 * 1024) -> list[bytes]:
@@ -125,8 +125,6 @@ def test_a_streamed_put_starts_with_its_first_bytes_and_holds_only_the_last_chun
     only the chunk that completes the declared size waits for commit."""
     key = f"objectwriter/{secrets.token_hex(4)}/audio"
     data = os.urandom(MIB + 100)
-    s3 = s3_server.server
-    client = make_client(f"http://{s3.host}", s3.access_key, s3.secret_key, "us-east-1", pool_size=4)
     started = threading.Event()
 
     @contextlib.contextmanager
@@ -134,8 +132,7 @@ def test_a_streamed_put_starts_with_its_first_bytes_and_holds_only_the_last_chun
         started.set()
         yield
 
-    pool = ThreadPoolExecutor(2)
-    writer = ObjectWriter(client, s3_server.hot_bucket, key, {}, 5 * MIB, 1, pool, pool, put_tracker=tracker)
+    writer = _writer(s3_server, key, put_tracker=tracker)
     writer.write(data[:MIB])
     writer.stream({"If-None-Match": "*"}, len(data), hashlib.sha256(data).hexdigest())
     assert started.wait(10), "the PUT did not start with the first chunk"
