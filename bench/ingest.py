@@ -1,6 +1,6 @@
 """Ingest benchmark: UploadRecording throughput vs a raw S3 put_object, and server memory on a big upload.
 
-    python bench/ingest.py [--quick] [--big-mb 1024] [--rounds 1] [--json OUT]
+    python bench/ingest.py [--quick] [--big-mb 1024] [--rounds 1] [--scale 1] [--s3-cpus LIST] [--json OUT]
 
 Starts SeaweedFS, Redis and the real ingest service (the stack launcher code) in a temp dir, then:
 1. uploads 10 MiB WAV files through ingest with 1, 8 and 32 concurrent streams, and the same sizes
@@ -563,12 +563,17 @@ def print_levels(levels: list[Level]) -> None:
         )
 
 
+def batches(levels: list[Level], big: BigUpload) -> list[tuple[str, Phase, Phase]]:
+    """(name, ingest phase, raw phase) of every timed batch of a round."""
+    return [(f"{lv.streams} stream(s)", lv.ingest, lv.raw) for lv in levels] + [
+        (f"big {big.mib:.0f} MiB", big.ingest, big.raw)
+    ]
+
+
 def print_cpu(levels: list[Level], big: BigUpload) -> None:
     """Where the CPU went: seconds used by each process during each timed batch."""
     print("CPU seconds during each batch (ingest server / SeaweedFS / bench client):")
-    rows = [(f"{lv.streams} stream(s)", lv.ingest, lv.raw) for lv in levels]
-    rows.append((f"big {big.mib:.0f} MiB", big.ingest, big.raw))
-    for name, ingest, raw in rows:
+    for name, ingest, raw in batches(levels, big):
         cells = []
         for label, phase in (("ingest path", ingest), ("raw path", raw)):
             cpu = phase.cpu_s
@@ -592,9 +597,7 @@ def print_cpu_per_gib(levels: list[Level], big: BigUpload) -> None:
     path adds is its server plus its client's extra (the gRPC send); the S3 column is the same work on
     both paths, so its spread between batches is SeaweedFS's own."""
     print("CPU seconds per GiB (ingest server / SeaweedFS / bench client = total):")
-    rows = [(f"{lv.streams} stream(s)", lv.ingest, lv.raw) for lv in levels]
-    rows.append((f"big {big.mib:.0f} MiB", big.ingest, big.raw))
-    for name, ingest, raw in rows:
+    for name, ingest, raw in batches(levels, big):
         i, r = cpu_per_gib(ingest), cpu_per_gib(raw)
         added = i["ingest"] + i["client"] - r["client"]
         print(
@@ -632,7 +635,7 @@ def print_setup(info: dict[str, Any], stack: Stack) -> None:
 # --- main ------------------------------------------------------------------------------------
 
 
-def levels(args: argparse.Namespace) -> list[tuple[int, int]]:
+def level_plan(args: argparse.Namespace) -> list[tuple[int, int]]:
     """(streams, uploads per path) of each level, with --scale applied."""
     return [(streams, uploads * args.scale) for streams, uploads in (QUICK_LEVELS if args.quick else FULL_LEVELS)]
 
@@ -658,7 +661,7 @@ def measure_round(
     big = measure_big(stack, workdir, args.big_mb, rng)
     print(f"  measured the {args.big_mb} MiB upload", flush=True)
     measured = []
-    for streams, uploads in levels(args):
+    for streams, uploads in level_plan(args):
         measured.append(measure_level(stack, workdir, streams, uploads, rng))
         print(f"  measured {streams} stream(s)", flush=True)
     return measured, big
@@ -769,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="callscribe-bench-ingest-"))
     try:
         with contextlib.ExitStack() as cleanup:
-            check_disk(workdir, args.big_mb, args.rounds, tuple(uploads for _, uploads in levels(args)))
+            check_disk(workdir, args.big_mb, args.rounds, tuple(uploads for _, uploads in level_plan(args)))
             result = run(args, workdir, cleanup)
     except (BenchError, StackError, grpc.RpcError, MinioException, OSError) as exc:
         print(f"bench/ingest.py: error: {exc}", file=sys.stderr)
