@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from callscribe.asr.batching import Batcher
-from callscribe.asr.engines.registry import batch_cost
+from callscribe.asr.engines.registry import batch_cost, load_engine
 from callscribe.asr.pool import PoolConfig, ReplicaPool, resolve_devices
 from callscribe.asr.servicer import AsrMetrics, AsrServicer
 from callscribe.asr.settings import AsrSettings
@@ -45,7 +46,8 @@ def build(settings: AsrSettings, registry: CollectorRegistry, devices: list[str]
         settings.threads_per_replica,
         settings.model_cache_dir,
     )
-    pool = ReplicaPool(config, batcher)
+    loader = functools.partial(load_engine, batch_size=settings.max_batch_size, precision=settings.precision)
+    pool = ReplicaPool(config, batcher, loader)
     source = None
     if settings.s3_endpoint is not None:
         client = make_client(
@@ -128,9 +130,10 @@ def main() -> int:
         pool.shutdown(timeout=1)
         return 1
     log.info(
-        "serving: %s %s, %d replica(s) on %s, batches of up to %d (wait %.0f ms), queue %d segments",
+        "serving: %s %s (%s), %d replica(s) on %s, batches of up to %d (wait %.0f ms), queue %d segments",
         settings.engine,
         pool.engine.model,
+        settings.precision,
         len(pool.replicas),
         ", ".join(devices),
         settings.max_batch_size,

@@ -37,10 +37,15 @@ class AsrSettings(ServiceSettings):
     threads_per_replica: int = Field(
         0, ge=0, description="CPU threads of each replica (0: the cores shared out over CPU replicas, 1 on a GPU)"
     )
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto",
+        description="auto: whisper int8 on the CPU and float16 on CUDA, funasr fp32; fp16/bf16: whisper's compute "
+        "type, funasr's autocast on the batched Paraformer path",
+    )
     max_batch_size: int = Field(
         16,
         ge=1,
-        le=256,
+        le=1024,
         description="batch slots per inference call: segments (funasr), or 30 s windows for whisper (it packs "
         "a call channel's segments into windows)",
     )

@@ -1,7 +1,10 @@
 """FunASR models (Paraformer, SeACo-Paraformer, SenseVoice) loaded from a local directory.
 
-One ``AutoModel.generate`` call per batch. Results are mapped back by position: FunASR returns them in
-input order, but every item of a list input may carry the same ``key``. SeACo-Paraformer and
+A plain Paraformer runs on the batched path (`paraformer_batch`: features for the whole batch on the
+model's device, FunASR's own model, tokenizer and post-processing), optionally under bf16 / fp16
+autocast; every other model (SeACo hotwords, SenseVoice, a BPE tokenizer, beam search) gets one
+``AutoModel.generate`` call per batch, which computes features item by item on the CPU. Results are
+mapped back by position: FunASR returns them in input order, but every item of a list input may carry the same ``key``. SeACo-Paraformer and
 Contextual Paraformer take hotwords; other models ignore them (the text-level corrector still runs).
 Paraformer gives no decoding score, so ``confidence`` and ``avg_logprob`` are reported as 0.0 ("not
 available"), not as a measurement.
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from callscribe.asr.engines.base import AsrInput, AsrOutput, EngineError, InferOptions, TokenTime, as_mono_float32
+from callscribe.asr.engines.paraformer_batch import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,11 @@ class FunasrEngine:
         threads: int = 2,
         batch_size: int = 16,
         allow_hub: bool = False,
+        precision: str = "fp32",
+        batched: bool = True,
     ) -> None:
+        if precision not in PRECISIONS:
+            raise EngineError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         source = _resolve(model_dir, allow_hub)
         from funasr import AutoModel  # heavy: imported only when an engine is built
 
@@ -55,10 +63,30 @@ class FunasrEngine:
         self.model = Path(source).name
         self.device = device
         self.batch_size = max(1, batch_size)
+        self.precision = precision
         self.kind = str(self._auto.kwargs.get("model", type(self._auto.model).__name__))
         self.takes_hotwords = self.kind in HOTWORD_MODELS
         self.is_sensevoice = self.kind in SENSEVOICE_MODELS
-        log.info("funasr %s from %s on %s (%d threads)", self.kind, source, device, threads)
+        self._batched = self._batched_runner(device, precision) if batched else None
+        if self._batched is None and precision != "fp32":
+            raise EngineError(
+                f"precision {precision} needs the batched Paraformer path, which {self.kind} cannot take: "
+                "set ASR_PRECISION=fp32 (or auto) for this model"
+            )
+        path = "batched Paraformer path" if self._batched is not None else "AutoModel.generate"
+        log.info(
+            "funasr %s from %s on %s (%d threads, batches of up to %d, %s, %s)",
+            self.kind, source, device, threads, self.batch_size, path, precision,
+        )  # fmt: skip
+
+    def _batched_runner(self, device: str, precision: str) -> Any:
+        from callscribe.asr.engines.paraformer_batch import ParaformerBatch, unsupported_reason
+
+        reason = unsupported_reason(self._auto)
+        if reason is not None:
+            log.info("funasr %s runs through AutoModel.generate: %s", self.kind, reason)
+            return None
+        return ParaformerBatch(self._auto, device, precision)
 
     def warm_up(self) -> None:
         import numpy as np
@@ -69,10 +97,36 @@ class FunasrEngine:
         if not batch:
             return []
         arrays = [as_mono_float32(item.samples) for item in batch]
+        if self._batched is not None:
+            results = self._infer_batched(arrays, options)
+        else:
+            results = self._generate(arrays, options)
+        return [self._output(result, options) for result in results]
+
+    def _generate(self, arrays: list[Any], options: InferOptions) -> list[dict[str, Any]]:
         results = self._auto.generate(input=arrays, **self._generate_kwargs(len(arrays), options))
         if len(results) != len(arrays):
             raise RuntimeError(f"FunASR returned {len(results)} results for {len(arrays)} inputs")
-        return [self._output(result, options) for result in results]
+        return list(results)
+
+    def _infer_batched(self, arrays: list[Any], options: InferOptions) -> list[dict[str, Any]]:
+        """Chunks of `batch_size` on the batched path. An input shorter than one fbank frame (25 ms) holds
+        no word: it gets an empty text (FunASR's own frontend fails on it with kaldi-native-fbank)."""
+        runner = self._batched
+        assert runner is not None
+        results: list[dict[str, Any] | None] = [None] * len(arrays)
+        for i, array in enumerate(arrays):
+            if len(array) < runner.fbank.min_samples():
+                results[i] = {"text": "", "timestamp": []} if options.word_timestamps else {"text": ""}
+        rest = [i for i in range(len(arrays)) if results[i] is None]
+        for start in range(0, len(rest), self.batch_size):
+            chunk = rest[start : start + self.batch_size]
+            decoded = runner([arrays[i] for i in chunk], timestamps=options.word_timestamps)
+            if len(decoded) != len(chunk):
+                raise RuntimeError(f"the batched Paraformer returned {len(decoded)} results for {len(chunk)} inputs")
+            for i, item in zip(chunk, decoded, strict=True):
+                results[i] = item.as_result()
+        return [r for r in results if r is not None]
 
     def _generate_kwargs(self, count: int, options: InferOptions) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"batch_size": min(count, self.batch_size), "disable_pbar": True}
