@@ -4,10 +4,10 @@ A plain Paraformer runs on the batched path (`paraformer_batch`: features for th
 model's device, FunASR's own model, tokenizer and post-processing), optionally under bf16 / fp16
 autocast; every other model (SeACo hotwords, SenseVoice, a BPE tokenizer, beam search) gets one
 ``AutoModel.generate`` call per batch, which computes features item by item on the CPU. Results are
-mapped back by position: FunASR returns them in input order, but every item of a list input may carry the same ``key``. SeACo-Paraformer and
-Contextual Paraformer take hotwords; other models ignore them (the text-level corrector still runs).
-Paraformer gives no decoding score, so ``confidence`` and ``avg_logprob`` are reported as 0.0 ("not
-available"), not as a measurement.
+mapped back by position: FunASR returns them in input order, but every item of a list input may
+carry the same ``key``. SeACo-Paraformer and Contextual Paraformer take hotwords; other models
+ignore them (the text-level corrector still runs). Paraformer gives no decoding score, so
+``confidence`` and ``avg_logprob`` are reported as 0.0 ("not available"), not as a measurement.
 """
 
 from __future__ import annotations
