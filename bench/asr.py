@@ -13,8 +13,8 @@ On synthetic two-channel English calls (espeak-ng + sox, known turns; cached und
 Throughput = call audio seconds / wall second; WER over the whole corpus, per channel (hypotheses
 in time order vs the channel's planted turns; lowercased, punctuation removed, digits spelled out).
 Targets: callscribe / peer throughput >= 1.2, WER difference <= +1 point.
-3. On a CUDA device: a Paraformer-large-shaped random-weight FunASR model, audio hours per GPU hour
-   at batch sizes 1..64 through callscribe's FunASR engine vs AutoModel.generate.
+The GPU measurement (FunASR Paraformer-large shape and Whisper through the service on a GPU) is
+bench/asr_gpu.py.
 Exit 0 on a MISS (it is a measurement); 1 on errors. Everything started is stopped, the temp dir removed.
 """
 
@@ -27,22 +27,20 @@ import json
 import os
 import platform
 import random
-import re
 import shutil
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 import psutil
 import soundfile as sf
+import wer
 
 from callscribe.cli.samples import Turn, synthesize_call
 from callscribe.stack import servers
@@ -206,63 +204,6 @@ def load_corpus(root: Path, minutes: float) -> list[Call]:
     return calls
 
 
-# --------------------------------------------------------------------------- scoring
-
-ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-ONES += "seventeen eighteen nineteen"
-SMALL = ONES.split()
-TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-
-def _cardinal(n: int) -> str:
-    if n < 20:
-        return SMALL[n]
-    if n < 100:
-        return TENS[n // 10] + ("" if n % 10 == 0 else " " + SMALL[n % 10])
-    rest = n % 100
-    return f"{SMALL[n // 100]} hundred" + ("" if rest == 0 else " " + _cardinal(rest))
-
-
-def _spell(match: re.Match[str]) -> str:
-    digits = match.group()
-    if len(digits) > 3 or (len(digits) > 1 and digits[0] == "0"):
-        return " " + " ".join(SMALL[int(d)] for d in digits) + " "  # an order or card number, read digit by digit
-    return " " + _cardinal(int(digits)) + " "
-
-
-def normalize(text: str) -> str:
-    """Lowercase, digits spelled out, punctuation removed, whitespace collapsed."""
-    text = text.lower().replace("%", " percent ")
-    text = re.sub(r"(?<=\d)[,-](?=\d)", "", text)
-    text = re.sub(r"\d+", _spell, text)
-    text = text.replace("'", "")
-    return " ".join(re.sub(r"[^a-z]+", " ", text).split())
-
-
-def corpus_wer(calls: list[Call], hypotheses: dict[tuple[int, int], str]) -> float:
-    """Word error rate over every channel of every call (jiwer, one global alignment count)."""
-    import jiwer
-
-    refs, hyps = [], []
-    for i, call in enumerate(calls):
-        for channel in (0, 1):
-            refs.append(normalize(call.references[channel]))
-            hyps.append(normalize(hypotheses.get((i, channel), "")))
-    return float(jiwer.wer(refs, hyps))
-
-
-def channel_details(calls: list[Call], hypotheses: dict[tuple[int, int], str]) -> list[dict[str, Any]]:
-    """Each channel's WER and hypothesis (for the JSON: where the errors are)."""
-    import jiwer
-
-    out = []
-    for (i, channel), text in sorted(hypotheses.items()):
-        ref = normalize(calls[i].references[channel])
-        wer = 100 * float(jiwer.wer(ref, normalize(text)))
-        out.append({"call": calls[i].path.name, "channel": channel, "wer_percent": wer, "hypothesis": text})
-    return out
-
-
 # --------------------------------------------------------------------------- runs
 
 
@@ -280,11 +221,13 @@ class PathRun:
         return {
             "wall_s": self.wall_s,
             "audio_s_per_wall_s": audio / self.wall_s,
-            "wer_percent": 100 * corpus_wer(calls, self.hypotheses),
+            "wer_percent": 100 * wer.corpus_wer([c.references for c in calls], self.hypotheses),
             "cpu_s": self.cpu_s,
             "cpu_s_total": sum(self.cpu_s.values()),
             **self.stages,
-            "channels": channel_details(calls, self.hypotheses),
+            "channels": wer.channel_details(
+                [c.path.name for c in calls], [c.references for c in calls], self.hypotheses
+            ),
         }
 
 
@@ -500,76 +443,6 @@ def run_callscribe(stack: Stack, calls: list[Call], in_flight: int) -> PathRun:
     return PathRun(wall, cpu, hypotheses, stages)
 
 
-# --------------------------------------------------------------------------- GPU: FunASR engine vs AutoModel
-
-GPU_BATCHES = (1, 2, 4, 8, 16, 32, 64)
-GPU_CLIPS = 256
-
-
-def speech_clips(calls: list[Call], count: int) -> list[np.ndarray]:
-    """Up to `count` single-channel speech clips at 16 kHz (each call cut at every 8 s of each channel)."""
-    from faster_whisper.audio import decode_audio
-
-    clips: list[np.ndarray] = []
-    step = 8 * SAMPLE_RATE
-    for call in calls:
-        for channel in decode_audio(str(call.path), sampling_rate=SAMPLE_RATE, split_stereo=True):
-            clips += [channel[i : i + step] for i in range(0, len(channel) - step, step)]
-            if len(clips) >= count:
-                return clips[:count]
-    return clips
-
-
-def _throughput(
-    run: Callable[[list[np.ndarray]], Any], clips: list[np.ndarray], batch: int, sync: Callable[[], None]
-) -> float:
-    """Audio hours per device hour over `clips` in batches of `batch`, after one warm-up batch."""
-    run(clips[:batch])
-    sync()
-    started = time.perf_counter()
-    for i in range(0, len(clips), batch):
-        run(clips[i : i + batch])
-    sync()
-    wall = time.perf_counter() - started
-    return sum(len(x) for x in clips) / SAMPLE_RATE / wall
-
-
-def bench_gpu(calls: list[Call], work: Path, device: str, size: str, batches: tuple[int, ...]) -> dict[str, Any]:
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        return {"skipped": "no CUDA device"}
-    from funasr import AutoModel
-
-    from callscribe.asr.engines.base import AsrInput, InferOptions
-    from callscribe.asr.engines.funasr_engine import FunasrEngine
-    from callscribe.asr.engines.funasr_testmodel import build_random_paraformer
-
-    model_dir = build_random_paraformer(work / f"paraformer-{size}", size=size)
-    clips = speech_clips(calls, GPU_CLIPS)
-    engine = FunasrEngine(model_dir, device=device, threads=1, batch_size=max(batches))
-    auto = AutoModel(model=str(model_dir), device=device, disable_update=True, disable_pbar=True, disable_log=True)
-    options = InferOptions(language="zh")
-
-    def sync() -> None:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    def through_engine(xs: list[np.ndarray]) -> Any:
-        return engine.infer([AsrInput(x) for x in xs], options)
-
-    def through_automodel(xs: list[np.ndarray]) -> Any:
-        return auto.generate(input=xs, batch_size=len(xs), disable_pbar=True)
-
-    rows = []
-    for batch in batches:
-        ours = _throughput(through_engine, clips, batch, sync)
-        peer = _throughput(through_automodel, clips, batch, sync)
-        rows.append({"batch": batch, "engine_h_per_h": ours, "automodel_h_per_h": peer, "ratio": ours / peer})
-    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else device
-    return {"device": name, "model": f"random Paraformer ({size})", "clips": len(clips), "rows": rows}
-
-
 # --------------------------------------------------------------------------- report
 
 
@@ -608,16 +481,6 @@ def _print_paths(result: dict[str, Any]) -> None:
         )
 
 
-def _print_gpu(gpu: dict[str, Any]) -> None:
-    if "skipped" in gpu:
-        print(f"\nGPU part: skipped ({gpu['skipped']})")
-        return
-    print(f"\nGPU part: {gpu['model']} on {gpu['device']}, {gpu['clips']} clips of 8 s, audio hours per device hour")
-    print(f"{'batch':>6s} {'engine':>10s} {'AutoModel':>10s} {'ratio':>7s}")
-    for row in gpu["rows"]:
-        print(f"{row['batch']:6d} {row['engine_h_per_h']:10.0f} {row['automodel_h_per_h']:10.0f} {row['ratio']:7.2f}")
-
-
 def report(result: dict[str, Any]) -> None:
     corpus, s = result["corpus"], result["settings"]
     print(
@@ -642,7 +505,6 @@ def report(result: dict[str, Any]) -> None:
         f"WER difference: {v['wer_diff_points']:+.2f} points (target <= +{WER_TARGET_POINTS:g}: "
         f"{'PASS' if v['wer_ok'] else 'MISS'})"
     )
-    _print_gpu(result["gpu"])
 
 
 # --------------------------------------------------------------------------- main
@@ -659,7 +521,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--beam-size", type=int, default=1, help="peer beam (the service decodes greedily)")
     parser.add_argument("--corpus-dir", type=Path, default=Path.home() / ".cache" / "callscribe" / "bench-asr")
     parser.add_argument("--model-cache", type=Path, default=Path.home() / ".cache" / "callscribe" / "models")
-    parser.add_argument("--gpu-smoke", action="store_true", help="run the GPU part on the CPU (tiny model, batch 1-4)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     if args.quick:
@@ -691,10 +552,6 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     peer = run_peer(calls, model_dir, args.threads, args.batch_size, args.beam_size)
     result["peer"] = peer.figures(calls)
     result["verdict"] = verdict(result)
-    if args.gpu_smoke:
-        result["gpu"] = bench_gpu(calls, work, "cpu", "tiny", (1, 2, 4))
-    else:
-        result["gpu"] = bench_gpu(calls, work, "cuda", "large", GPU_BATCHES)
     result["host"]["load_avg_end"] = os.getloadavg()
     return result
 
