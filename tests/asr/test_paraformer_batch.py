@@ -136,3 +136,53 @@ def test_registry_passes_the_batch_size_to_funasr(paraformer_dir: Path, tmp_path
     assert engine.batch_size == 48  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="precision must be one of"):
         load_engine("funasr", str(paraformer_dir), "cpu", 1, tmp_path, precision="fp8")
+
+
+def _funasr_times(first: np.ndarray, second: np.ndarray, tokens: int) -> list[list[int]]:
+    import torch
+    from funasr.utils.timestamp_tools import ts_prediction_lfr6_standard
+
+    chars = [f"t{i}" for i in range(tokens)]
+    first_t, second_t = torch.from_numpy(first.copy()), torch.from_numpy(second.copy())
+    _, times = ts_prediction_lfr6_standard(first_t, second_t, chars, upsample_rate=1)  # as Paraformer calls it
+    return times
+
+
+def test_batch_token_times_equal_funasr_per_item_on_random_predictor_outputs() -> None:
+    from callscribe.asr.engines.paraformer_times import batch_token_times
+
+    rng = np.random.default_rng(21)
+    first, second, counts = [], [], []
+    for case in range(120):
+        frames = int(rng.integers(8, 400))
+        weights = rng.uniform(0, 1, frames).astype(np.float32) * rng.uniform(0.2, 1.0)
+        looked_at = rng.uniform(0, 0.9, frames).astype(np.float32)
+        tokens = max(1, int(weights.sum()) - int(rng.integers(0, 3)))
+        if case % 4 == 0:  # FunASR's first branch: exactly tokens + 1 frames at or above the threshold
+            looked_at[rng.choice(frames, size=min(frames, tokens + 1), replace=False)] = 1.0
+            tokens = int((looked_at >= np.float32(1 - 1e-4)).sum()) - 1
+            if tokens < 1:
+                continue
+        first.append(weights)
+        second.append(looked_at)
+        counts.append(tokens)
+    ours = batch_token_times(first, second, counts)
+    theirs = [_funasr_times(f, s, n) for f, s, n in zip(first, second, counts, strict=True)]
+    assert ours == theirs
+    assert sum(1 for t in ours if t) > 100
+
+
+def test_batch_token_times_is_much_cheaper_than_per_item() -> None:
+    """Not a timing test of the service: a guard that the batch path does not fall back to FunASR's
+    per-item torch loop (counted in torch operator calls, not seconds)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from callscribe.asr.engines.paraformer_times import batch_token_times
+
+    rng = np.random.default_rng(3)
+    first = [rng.uniform(0, 0.6, 300).astype(np.float32) for _ in range(16)]
+    second = [rng.uniform(0, 0.5, 300).astype(np.float32) for _ in range(16)]
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        batch_token_times(first, second, [40] * 16)
+    torch_ops = sum(e.count for e in prof.key_averages())
+    assert torch_ops < 16 * 30, torch_ops  # a rescale per item (FunASR: 4 per frame, ~1,200 per item)

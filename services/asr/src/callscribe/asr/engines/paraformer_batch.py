@@ -17,7 +17,6 @@ removed, pre-emphasis 0.97, power spectrum, log mel energies floored at float32 
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from collections.abc import Sequence
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from callscribe.asr.engines.paraformer_times import batch_token_times
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ class ParaformerBatch:
     def decode_features(self, feats: Any, feat_lengths: Any, timestamps: bool = False) -> list[Decoded]:
         """The model part of FunASR's ``Paraformer.inference`` (greedy), on features already made."""
         import torch
+        from funasr.utils import postprocess_utils
 
         model = self.model
         with torch.inference_mode():
@@ -268,11 +270,15 @@ class ParaformerBatch:
             ids = decoder_out.argmax(dim=-1)
         ids_host = ids.cpu().numpy()
         counts_host = token_counts.cpu().numpy()
-        stamps = None
-        if timestamps:
-            # numpy, not inference tensors: FunASR's timestamp function updates them in place
-            stamps = (peaks.float().cpu().numpy(), alphas.float().cpu().numpy(), encoder_lengths.cpu().numpy())
-        return [self._item(i, ids_host[i, : counts_host[i]], stamps) for i in range(len(counts_host))]
+        tokens = [self._tokens(ids_host[i, : counts_host[i]]) for i in range(len(counts_host))]
+        if not timestamps:
+            return [Decoded(postprocess_utils.sentence_postprocess(t)[0]) for t in tokens]
+        spans = self._token_times(peaks, alphas, encoder_lengths, tokens)
+        out = []
+        for item_tokens, item_spans in zip(tokens, spans, strict=True):
+            text, times, _ = postprocess_utils.sentence_postprocess(item_tokens, item_spans)
+            out.append(Decoded(text, times))
+        return out
 
     def _autocast(self) -> Any:
         import contextlib
@@ -283,27 +289,24 @@ class ParaformerBatch:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
-    def _item(self, i: int, ids: np.ndarray, stamps: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> Decoded:
-        import torch
-        from funasr.utils import postprocess_utils
-
+    def _tokens(self, ids: np.ndarray) -> list[str]:
         model = self.model
         drop = {model.eos, model.sos, model.blank_id}
-        token_ids = [int(t) for t in ids if int(t) not in drop]
-        tokens = self.tokenizer.ids2tokens(token_ids)
-        if stamps is None:
-            text, _ = postprocess_utils.sentence_postprocess(tokens)
-            return Decoded(text)
-        from funasr.utils.timestamp_tools import ts_prediction_lfr6_standard
+        return list(self.tokenizer.ids2tokens([int(t) for t in ids if int(t) not in drop]))
 
-        peaks, alphas, encoder_lengths = stamps
-        item_peaks, item_alphas = torch.from_numpy(peaks[i].copy()), torch.from_numpy(alphas[i].copy())
-        predictor = getattr(model, "predictor", None)
-        if getattr(predictor, "tail_mask", None) is True:  # as FunASR's Paraformer.inference trims them
-            length = int(encoder_lengths[i]) + (1 if float(getattr(predictor, "tail_threshold", 0.0)) > 0.0 else 0)
-            length = min(length, item_peaks.shape[-1], item_alphas.shape[-1])
-            item_peaks, item_alphas = item_peaks[:length], item_alphas[:length]
-        # FunASR passes (peaks, alphas) in this order to a function whose parameters read (alphas, peaks).
-        _, timestamp = ts_prediction_lfr6_standard(item_peaks, item_alphas, copy.copy(tokens), upsample_rate=1)
-        text, timestamp_out, _ = postprocess_utils.sentence_postprocess(tokens, timestamp)
-        return Decoded(text, timestamp_out)
+    def _token_times(self, peaks: Any, alphas: Any, encoder_lengths: Any, tokens: list[list[str]]) -> list[Any]:
+        """FunASR trims both predictor outputs to the encoder length (+1 with a tail threshold), then times
+        the tokens from (peaks, alphas), in that order."""
+        peaks_host = peaks.float().cpu().numpy()
+        alphas_host = alphas.float().cpu().numpy()
+        lengths = encoder_lengths.cpu().numpy()
+        predictor = getattr(self.model, "predictor", None)
+        tail = getattr(predictor, "tail_mask", None) is True
+        extra = 1 if tail and float(getattr(predictor, "tail_threshold", 0.0)) > 0.0 else 0
+        first, second, counts = [], [], []
+        for i, item_tokens in enumerate(tokens):
+            length = min(int(lengths[i]) + extra, peaks_host.shape[-1]) if tail else peaks_host.shape[-1]
+            first.append(peaks_host[i, :length])
+            second.append(alphas_host[i, :length])
+            counts.append(len(item_tokens) - (1 if item_tokens and item_tokens[-1] == "</s>" else 0))
+        return batch_token_times(first, second, counts)
