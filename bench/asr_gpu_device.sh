@@ -28,8 +28,9 @@ case "${1:-}" in
     du -sh "$STAGE"/* ;;
   install)
     mkdir -p "$STAGE/site" "$STAGE/cublas"
-    wheels=("$STAGE"/wheels/*.whl)
-    [ -d "$STAGE/ct2" ] && wheels+=("$STAGE"/ct2/*.whl)
+    shopt -s nullglob
+    wheels=("$STAGE"/wheels/*.whl "$STAGE"/ct2/*.whl)
+    shopt -u nullglob
     "$PY" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$STAGE/site" "${wheels[@]}"
     # PyAV (40 MB) is not carried: faster-whisper imports it at import time but uses it only to decode files,
     # and the bench hands it decoded arrays. An empty module that says so stands in for it.
