@@ -9,7 +9,7 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed
 PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml libs/audio/pyproject.toml services/ingest/pyproject.toml services/vad/pyproject.toml services/asr/pyproject.toml services/indexer/pyproject.toml cli/pyproject.toml
 
-.PHONY: help install system venv test lint demo demo-down proto proto-check bench-ingest bench-vad bench-asr bench-itn bench-pipeline
+.PHONY: help install system venv test lint demo demo-down proto proto-check bench-ingest bench-vad bench-asr bench-asr-gpu-prepare bench-itn bench-pipeline
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +53,9 @@ bench-vad: venv ## VAD service RTF against FunASR AutoModel and Silero
 
 bench-asr: venv ## VAD + ASR services against faster-whisper's BatchedInferencePipeline
 	$(PY) bench/asr.py
+
+bench-asr-gpu-prepare: venv ## what bench/asr_gpu.py needs on the GPU machine, into .gpu/ (then bench/README.md)
+	$(PY) bench/asr_gpu.py prepare --out .gpu
 
 bench-itn: venv ## ITN against wetext on the public peer suites: make bench-itn CASES=DIR
 	@test -n "$(CASES)" || { echo "set CASES=DIR (WeTextProcessing / NeMo test-case TSVs)"; exit 2; }

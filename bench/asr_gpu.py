@@ -81,6 +81,7 @@ GPU_WHEELS_COMPILED = (
     "soundfile==0.14.0",
     "argon2-cffi-bindings==26.2.0",
     "pycryptodome==4.5.0",
+    "cffi==2.1.1",  # soundfile's; not on the GPU image (found by the first run)
 )
 GPU_WHEELS_PURE = (
     "funasr==1.4.16",
@@ -108,6 +109,7 @@ GPU_WHEELS_PURE = (
     "minio==7.2.20",
     "argon2-cffi==25.1.0",
     "typing-extensions==4.16.0",
+    "pycparser==3.12",
 )
 DEVICE_PLATFORMS = (
     "manylinux_2_28_x86_64",

@@ -327,3 +327,30 @@ def test_metrics(asr: Asr) -> None:
     for family in ("callscribe_asr_batch_size_bucket", "callscribe_asr_inference_seconds_bucket",
                    "callscribe_asr_grpc_requests_total"):  # fmt: skip
         assert family in body, family
+
+
+# --------------------------------------------------------------------------- FunASR through the service
+
+
+def test_funasr_service_runs_the_batched_path_with_its_batch_size_and_precision(
+    start_asr: StartAsr, speech_audio: Speech, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """ASR_MAX_BATCH_SIZE and ASR_PRECISION reach the FunASR engine (it used to keep FunASR's own 16)."""
+    from callscribe.asr.engines.funasr_testmodel import build_random_paraformer
+
+    model = build_random_paraformer(tmp_path_factory.mktemp("svc-paraformer"), size="tiny", seed=5)
+    funasr = start_asr(
+        "funasr-bf16", engine="funasr", model=str(model), precision="bf16", max_batch_size="48", log_level="INFO"
+    )
+    segments = [pcm_segment(speech_audio.pcm[i], f"s{i}") for i in range(3)]
+    response = funasr.stub.Transcribe(
+        pb.TranscribeRequest(segments=segments, language=c.LANGUAGE_ZH, word_timestamps=True),
+        metadata=funasr.auth("acme"),
+        timeout=120,
+    )
+    results = list(response.results)
+    assert [r.segment_id for r in results] == ["s0", "s1", "s2"]
+    assert all(r.engine == "funasr" and r.text for r in results)
+    assert all(r.tokens for r in results), "word timestamps were asked for"
+    text = Path(funasr.process.log_path).read_text()
+    assert "batches of up to 48, batched Paraformer path, bf16" in text, text[-2000:]
