@@ -64,9 +64,9 @@ def batch_token_times(
         for row, i in enumerate(again):
             fires[i] = np.flatnonzero(integrated[row, : len(rescaled[row])] >= FIRE_THRESHOLD)
     out = []
-    for i, found in enumerate(fires):
-        assert found is not None
-        out.append(token_times(found, len(second[i]), token_counts[i]))
+    for i, item_fires in enumerate(fires):
+        assert item_fires is not None
+        out.append(token_times(item_fires, len(second[i]), token_counts[i]))
     return out
 
 
