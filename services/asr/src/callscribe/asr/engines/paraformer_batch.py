@@ -224,12 +224,6 @@ class ParaformerBatch:
         self.fbank = BatchFbank(conf, frontend.cmvn, self.device)
         self.precision = precision
         self.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
-        if self.autocast_dtype is not None:
-            # The encoder (50 of Paraformer-large's 66 blocks) runs in bf16 / fp16 weights, converted once:
-            # autocast alone casts every weight on every call (on an H200, bf16 by autocast alone was slower
-            # than fp32). The decoder stays fp32 under autocast (its layer norms and masks want fp32
-            # parameters); the CIF predictor stays fp32, outside autocast.
-            self.model.encoder.to(self.autocast_dtype)
         self.pin = self.device.type == "cuda"
         self._host: Any = None  # the pinned staging buffer, reused (grown when a batch needs more)
 
@@ -267,9 +261,8 @@ class ParaformerBatch:
 
         model = self.model
         with torch.inference_mode():
-            if self.autocast_dtype is not None:
-                feats = feats.to(self.autocast_dtype)
-            encoder_out, encoder_lengths = model.encode(feats, feat_lengths)
+            with self._autocast():
+                encoder_out, encoder_lengths = model.encode(feats, feat_lengths)
             if isinstance(encoder_out, tuple):
                 encoder_out = encoder_out[0]
             # The CIF predictor integrates weights to thresholds and scatters into fp32 buffers: fp32 always.
