@@ -312,3 +312,38 @@ def test_other_formats_are_kept_and_decoded(audio: dict[str, Path], tmp_path: Pa
         assert outcome == _spooled(audio[name], tmp_path, keep_bytes=True)[0]
         assert not isinstance(outcome, str), outcome
         spool.discard()
+
+
+# --------------------------------------------------------------------------- one policy for ingest and the services
+
+
+def _decoded_by_the_services(path: Path) -> tuple[int, str]:
+    """What VAD (AudioStream, every block) and ASR (AudioClips, opened) make of a stored file:
+    (16 kHz frames, "") when it decodes, (0, message) when it is refused."""
+    from callscribe.audio.decode import AudioClips, AudioStream
+    from callscribe.kit.errors import InvalidArgument
+
+    try:
+        with AudioStream(path) as stream:
+            frames = sum(len(block) for block in stream.blocks())
+        with AudioClips(path):
+            pass
+    except InvalidArgument as exc:
+        return 0, exc.message
+    return frames, ""
+
+
+@pytest.mark.parametrize("name", [row[0] for row in ACCEPTED] + [row[0] for row in REJECTED])
+def test_ingest_and_the_services_give_every_file_the_same_verdict(audio: dict[str, Path], name: str) -> None:
+    """Invariant 5 downstream: what ingest stores decodes in VAD and ASR; what it refuses, they refuse
+    with the same message (one policy, callscribe.audio.policy)."""
+    try:
+        facts = validate(audio[name])
+    except InvalidAudio as exc:
+        frames, message = _decoded_by_the_services(audio[name])
+        assert frames == 0, f"ingest refused {name} ({exc.message}) but the services decode it"
+        assert message == exc.message
+        return
+    frames, message = _decoded_by_the_services(audio[name])
+    assert message == "", f"ingest accepted {name} but the services refuse it: {message}"
+    assert abs(frames - facts.duration_ms * 16) <= 16 * 20  # the same audio, at 16 kHz, within 20 ms

@@ -4,16 +4,15 @@ libsndfile (through soundfile) decodes; soxr resamples. `AudioStream` reads a fi
 blocks (bounded memory whatever its length), one resampler stream per channel with its state carried
 across blocks (no seams at block edges). `AudioClips` seeks to spans `[start_ms, end_ms)` of one
 channel (the ASR cuts a recording's speech segments out of it). `pcm16_to_float32` takes raw 16 kHz
-PCM. The services do not depend on the ingest package: this is a small decoder of their own that
-accepts what ingest accepts and refuses the rest with INVALID_ARGUMENT, including truncated files
-(libsndfile hides a short WAV data chunk).
+PCM. What is accepted, and the completeness checks libsndfile does not make, are `policy`, the one
+acceptance policy ingest validates uploads with: a recording ingest stored decodes here, and anything
+else is refused with the same INVALID_ARGUMENT message, truncated files included.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -22,23 +21,11 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from callscribe.audio import policy
 from callscribe.kit.errors import InvalidArgument
 
 TARGET_RATE_HZ = 16000
-MIN_RATE_HZ = 8000
-MAX_RATE_HZ = 48000
 BLOCK_SECONDS = 10
-_UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's "length not in the header"
-_STREAMED_WAV_SIZE = 0xFFFFFFFF
-_ACCEPTED_HINT = "send 16-bit PCM, mu-law or A-law WAV, MP3, FLAC or Ogg (Opus or Vorbis)"
-_CONTAINERS = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "MP3": "MP3", "FLAC": "FLAC", "OGG": "OGG"}
-# None: every subtype libsndfile decodes for that container.
-_CODECS: dict[str, frozenset[str] | None] = {
-    "WAV": frozenset({"PCM_16", "ULAW", "ALAW"}),
-    "MP3": frozenset({"MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III"}),
-    "FLAC": None,
-    "OGG": frozenset({"OPUS", "VORBIS"}),
-}
 
 
 @dataclass(frozen=True)
@@ -81,7 +68,7 @@ class AudioStream:
         (the caller has then consumed the blocks before it: nothing it returns should be kept).
         """
         if self._missing:
-            raise _truncated(self.info, f"its data chunk declares {self._missing} more bytes than the file holds")
+            raise policy.truncated(self.info.container, self._missing)
         info = self.info
         resamplers = (
             [soxr.ResampleStream(info.sample_rate_hz, TARGET_RATE_HZ, 1, dtype="float32") for _ in range(info.channels)]
@@ -94,10 +81,7 @@ class AudioStream:
             try:
                 got = len(self._file.read(self._block_frames, dtype="float32", always_2d=True, out=buf))
             except sf.SoundFileError as exc:
-                raise InvalidArgument(
-                    f"the {info.container} audio is corrupt or truncated ({_reason(exc)}): "
-                    "send the complete, undamaged file"
-                ) from exc
+                raise policy.corrupt(info.container, exc) from exc
             last = got < self._block_frames
             self.decoded_frames += got
             block = buf[:got]
@@ -114,18 +98,20 @@ class AudioStream:
             if last:
                 break
         if self.decoded_frames == 0:
-            raise _no_frames(info)
-        if info.container == "FLAC" and self.decoded_frames < info.frames:
-            raise _truncated(info, f"only {self.decoded_frames} of the {info.frames} frames its header declares decode")
+            raise policy.no_frames(info.container)
+        missing = policy.missing_after_decoding(info.container, info.frames, self.decoded_frames)
+        if missing:
+            raise policy.truncated(info.container, missing)
 
 
 class AudioClips:
     """Random access to spans of one channel of an audio file, each resampled to 16 kHz float32.
 
-    Opening checks what `AudioStream` checks (format, codec, rate, channels, a WAV data chunk
-    shorter than declared); a span the file cannot deliver (corrupt or missing frames) raises
-    INVALID_ARGUMENT for that span only. Spans are read with a little context on both sides so the
-    resampler has no edge transient inside the span. Not thread-safe: one reader per thread.
+    Opening checks what `AudioStream` checks before decoding (the policy's format, codec, rate and
+    channels, a WAV data chunk shorter than declared, an Ogg stream without its final page); a span the
+    file cannot deliver (corrupt or missing frames) raises INVALID_ARGUMENT for that span only. Spans are
+    read with a little context on both sides so the resampler has no edge transient inside the span.
+    Not thread-safe: one reader per thread.
     """
 
     MARGIN_S = 0.05
@@ -135,7 +121,7 @@ class AudioClips:
         self._file, self.info, missing = _open_checked(path)
         if missing:
             self._file.close()
-            raise _truncated(self.info, f"its data chunk declares {missing} more bytes than the file holds")
+            raise policy.truncated(self.info.container, missing)
 
     def __enter__(self) -> AudioClips:
         return self
@@ -185,9 +171,8 @@ class AudioClips:
                 "the file is corrupt or truncated; send the complete, undamaged file"
             ) from exc
         if lo + len(data) < end:
-            raise _truncated(
-                info,
-                f"span [{start_ms}, {end_ms}) ms needs frames up to {end}, only {lo + len(data)} decode",
+            raise policy.truncated(
+                info.container, f"span [{start_ms}, {end_ms}) ms needs frames up to {end}, only {lo + len(data)} decode"
             )
         samples = np.ascontiguousarray(data[:, channel])
         if rate != TARGET_RATE_HZ:
@@ -226,76 +211,24 @@ class _Aligner:
         return np.stack([j[:n] for j in joined], axis=1)
 
 
-def _open_checked(path: str | os.PathLike[str]) -> tuple[sf.SoundFile, AudioInfo, int]:
-    """The open file, its header facts (accepted formats only), and the bytes a WAV data chunk lacks."""
+def _open_checked(path: str | os.PathLike[str]) -> tuple[sf.SoundFile, AudioInfo, str]:
+    """The open file, its header facts (accepted audio only), and what it lacks that can be seen without
+    decoding ("" when nothing: `policy.missing_at_open`)."""
     size = os.stat(path).st_size
     if size == 0:
-        raise InvalidArgument("the audio is empty (0 bytes): send a recording with audio in it")
+        raise policy.empty()
     try:
         file = sf.SoundFile(path)
     except sf.SoundFileError as exc:
-        raise InvalidArgument(f"not a recognised audio file ({_reason(exc)}): {_ACCEPTED_HINT}") from exc
+        raise policy.unrecognised(exc) from exc
     try:
-        info = _header(file, size)
-        _check_accepted(info)
+        container = policy.container_of(file.format)
+        policy.check_accepted(container, file.subtype, file.samplerate, file.channels, file.frames)
+        info = AudioInfo(container, file.subtype, file.samplerate, file.channels, file.frames, size)
         if file.frames == 0:
-            raise _no_frames(info)
-        missing = _wav_missing_bytes(path) if info.container == "WAV" else 0
+            raise policy.no_frames(container)
+        missing = policy.missing_at_open(container, path)
     except BaseException:
         file.close()
         raise
     return file, info, missing
-
-
-def _header(f: sf.SoundFile, size: int) -> AudioInfo:
-    frames = f.frames if f.frames < _UNKNOWN_FRAMES else 0
-    return AudioInfo(_CONTAINERS.get(f.format, f.format), f.subtype, f.samplerate, f.channels, frames, size)
-
-
-def _check_accepted(info: AudioInfo) -> None:
-    if info.container not in _CODECS:
-        raise InvalidArgument(f"unsupported audio format {info.container}: {_ACCEPTED_HINT}")
-    codecs = _CODECS[info.container]
-    if codecs is not None and info.codec not in codecs:
-        raise InvalidArgument(f"unsupported {info.container} codec {info.codec}: {_ACCEPTED_HINT}")
-    if not MIN_RATE_HZ <= info.sample_rate_hz <= MAX_RATE_HZ:
-        raise InvalidArgument(
-            f"unsupported sample rate {info.sample_rate_hz} Hz: resample to between "
-            f"{MIN_RATE_HZ} and {MAX_RATE_HZ} Hz (e.g. 16000 Hz)"
-        )
-    if info.channels not in (1, 2):
-        raise InvalidArgument(f"unsupported channel count {info.channels}: send mono or stereo audio")
-
-
-def _wav_missing_bytes(path: str | os.PathLike[str]) -> int:
-    """Declared minus present bytes of a RIFF/WAVE data chunk; 0 when not RIFF or length unknown."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
-            return 0
-        pos = 12
-        while pos + 8 <= size:
-            fh.seek(pos)
-            chunk_id, chunk_len = struct.unpack("<4sI", fh.read(8))
-            if chunk_id == b"data":
-                if chunk_len == _STREAMED_WAV_SIZE:
-                    return 0
-                return max(0, chunk_len - (size - pos - 8))
-            pos += 8 + chunk_len + (chunk_len & 1)
-    return 0
-
-
-def _no_frames(info: AudioInfo) -> InvalidArgument:
-    return InvalidArgument(
-        f"the {info.container} file contains no audio frames (a header only?): send a recording with sound"
-    )
-
-
-def _truncated(info: AudioInfo, detail: str) -> InvalidArgument:
-    return InvalidArgument(f"the {info.container} file is truncated ({detail}): send the complete file")
-
-
-def _reason(exc: sf.SoundFileError) -> str:
-    text = str(getattr(exc, "error_string", exc)).strip().rstrip(".")
-    return text.removeprefix("Error : ")
