@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from minio import Minio
+from support import Recordings
 
 from callscribe.stack import servers
 from callscribe.stack.procs import BinaryMissingError, stop
@@ -60,6 +61,12 @@ def s3_server(stack_tmp: Path) -> Iterator[LockedS3]:
 @pytest.fixture(scope="session")
 def minio_client(s3_server: LockedS3) -> Minio:
     return servers.minio_client(s3_server.server)
+
+
+@pytest.fixture(scope="session")
+def recordings(minio_client: Minio, s3_server: LockedS3) -> Recordings:
+    """Puts audio in the hot bucket where ingest would (for the services that read recordings)."""
+    return Recordings(minio_client, s3_server.hot_bucket)
 
 
 @pytest.fixture(scope="session")

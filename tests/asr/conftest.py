@@ -8,13 +8,9 @@ start their own with `start_asr`.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import re
-import secrets
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from minio import Minio
+from support import Recordings, wait_for  # noqa: F401 - re-exported to the folder's tests
 
 from callscribe.cli.samples import PlacedTurn, Turn, synthesize_call
 from callscribe.stack.procs import ManagedProcess, spawn, stop, wait_until
@@ -33,7 +29,6 @@ from callscribe.stack.services import grpc_address, metrics_url, service_env
 from callscribe.stack.tenants import TenantsFile, TenantSpec
 from callscribe.v1 import asr_pb2 as pb
 from callscribe.v1 import asr_pb2_grpc
-from callscribe.v1 import common_pb2 as c
 
 TENANTS = ("acme", "globex")
 CALL_TIMEOUT_S = 240.0  # Whisper base on a shared 2-core CI box: ~2 s per segment, far slower when loaded
@@ -244,34 +239,3 @@ def asr(start_asr: StartAsr) -> Asr:
 
 
 # --------------------------------------------------------------------------- S3
-
-
-@dataclass
-class Recordings:
-    """Puts audio where ingest would: `recordings/<tenant>/<id>/audio` in the hot bucket."""
-
-    client: Minio
-    bucket: str
-
-    def put(self, tenant: str, data: bytes) -> c.ObjectRef:
-        key = f"recordings/{tenant}/{secrets.token_hex(16)}/audio"
-        result = self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
-        return c.ObjectRef(
-            bucket=self.bucket, key=key, version_id=result.version_id or "", sha256=hashlib.sha256(data).hexdigest()
-        )
-
-
-@pytest.fixture(scope="session")
-def recordings(minio_client: Minio, s3_server) -> Recordings:  # type: ignore[no-untyped-def]
-    return Recordings(minio_client, s3_server.hot_bucket)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)

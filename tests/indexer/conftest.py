@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, generate_latest
+from support import wait_for  # noqa: F401 - re-exported to the folder's tests
 
 from callscribe.indexer.main import build, start_connecting
 from callscribe.indexer.settings import IndexerSettings
@@ -367,14 +367,3 @@ def own_noida(tmp_path: Path) -> Iterator[Noida]:
     noida = Noida(tmp_path / "noida", free_port())
     yield noida
     noida.stop()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)

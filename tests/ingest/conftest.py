@@ -14,7 +14,6 @@ import secrets
 import shutil
 import struct
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import grpc
 import pytest
 from minio import Minio
+from support import wait_for  # noqa: F401 - re-exported to the folder's tests
 
 from callscribe.stack.procs import ManagedProcess, stop
 from callscribe.stack.services import grpc_address, metrics_url, service_env, start_service
@@ -40,22 +40,9 @@ TENANTS = {
 MAX_UPLOAD_MB = 8
 CHUNK = 256 * 1024
 RECORDINGS_PREFIX = "recordings/"
-POLL_S = 0.05
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(POLL_S)
 
 
 def metadata(**fields: Any) -> c.RecordingMetadata:

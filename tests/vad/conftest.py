@@ -7,12 +7,8 @@ and sox (`callscribe.cli.samples.synthesize_call`).
 
 from __future__ import annotations
 
-import hashlib
-import io
-import secrets
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +17,7 @@ from typing import Any
 import grpc
 import psutil
 import pytest
-from minio import Minio
+from support import Recordings, wait_for  # noqa: F401 - re-exported to the folder's tests
 
 from callscribe.cli.samples import HOURS_CALL_EN, REFUND_CALL_EN, PlacedTurn, Turn, synthesize_call
 from callscribe.stack.procs import ManagedProcess, stop
@@ -264,46 +260,6 @@ def vad(start_vad: StartVad) -> Vad:
 
 
 # --------------------------------------------------------------------------- S3
-
-
-@dataclass
-class Recordings:
-    """Puts audio where ingest would: `recordings/<tenant>/<id>/audio` in the hot bucket."""
-
-    client: Minio
-    bucket: str
-
-    def put(self, tenant: str, data: bytes) -> c.ObjectRef:
-        key = f"recordings/{tenant}/{secrets.token_hex(16)}/audio"
-        result = self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
-        return c.ObjectRef(
-            bucket=self.bucket, key=key, version_id=result.version_id or "", sha256=hashlib.sha256(data).hexdigest()
-        )
-
-    def put_file(self, tenant: str, path: Path) -> c.ObjectRef:
-        key = f"recordings/{tenant}/{secrets.token_hex(16)}/audio"
-        sha = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                sha.update(chunk)
-        result = self.client.fput_object(self.bucket, key, str(path), part_size=16 * 1024 * 1024)
-        return c.ObjectRef(bucket=self.bucket, key=key, version_id=result.version_id or "", sha256=sha.hexdigest())
-
-
-@pytest.fixture(scope="session")
-def recordings(minio_client: Minio, s3_server) -> Recordings:  # type: ignore[no-untyped-def]
-    return Recordings(minio_client, s3_server.hot_bucket)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

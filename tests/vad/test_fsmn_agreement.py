@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_engines import Recording, corpus_or_skip, run_detector
 
 from callscribe.vad.engines import FsmnVadModel, VadParams
 from callscribe.vad.fsmn_model import default_model_dir
+
+from .test_engines import Recording, corpus_or_skip, run_detector
 
 TOLERANCE_MS = 20
 MIN_AGREEMENT = 0.95
