@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support import wait_for
 
 from callscribe.ingest.audio import AudioFacts
 from callscribe.ingest.model import ArchivedRecording, LockPolicy, RecordingInfo, recording_id
@@ -109,7 +110,7 @@ def test_a_streamed_put_is_written_whole_at_commit_and_only_then(s3_server, mini
     assert writer.streaming and not writer.single_put and not writer.can_stream(len(data))
     for chunk in chunks[1:]:
         writer.write(chunk)
-    time.sleep(0.5)  # everything but the last chunk is with S3 by now; the object must not exist yet
+    wait_for(lambda: writer.stream_backlog == 0, 10, "every chunk but the last to be on its way to S3")
     assert list(minio_client.list_objects(s3_server.hot_bucket, prefix=key, include_version=True)) == []
     version = writer.commit()
     response = minio_client.get_object(s3_server.hot_bucket, key, version_id=version)
@@ -137,7 +138,7 @@ def test_a_streamed_put_starts_with_its_first_bytes_and_holds_only_the_last_chun
     writer.stream({"If-None-Match": "*"}, len(data), hashlib.sha256(data).hexdigest())
     assert started.wait(10), "the PUT did not start with the first chunk"
     writer.write(data[MIB:])  # completes the size: held back
-    time.sleep(0.5)
+    wait_for(lambda: writer.stream_backlog == 0, 10, "the first chunk to be on its way to S3")
     assert list(minio_client.list_objects(s3_server.hot_bucket, prefix=key, include_version=True)) == []
     version = writer.commit()
     assert minio_client.stat_object(s3_server.hot_bucket, key, version_id=version).size == len(data)
@@ -168,7 +169,7 @@ def test_an_aborted_streamed_put_leaves_no_object_version(s3_server, minio_clien
     writer.write(data[MIB : 3 * MIB])
     writer.abort()  # returns once the request is over
     writer.abort()
-    time.sleep(0.5)
+    time.sleep(0.5)  # nothing to await: the time in which SeaweedFS stored a cut PUT before the guard
     assert list(minio_client.list_objects(s3_server.hot_bucket, prefix=key, include_version=True)) == []
 
 
@@ -181,9 +182,9 @@ def test_a_streamed_put_aborted_one_byte_short_leaves_no_object_version(s3_serve
     writer.write(data[:MIB])
     writer.stream({}, len(data) + 1, hashlib.sha256(data + b"!").hexdigest())
     writer.write(data[MIB:])  # everything but the declared last byte, sent at once
-    time.sleep(0.5)  # S3 has read all of it by now: the cut comes one byte short, not earlier
-    writer.abort()
-    time.sleep(0.5)
+    wait_for(lambda: writer.stream_backlog == 0, 10, "every fed byte to be on its way to S3")
+    writer.abort()  # so the cut comes one byte short, not earlier
+    time.sleep(0.5)  # nothing to await: the time in which SeaweedFS stored a cut PUT before the guard
     assert list(minio_client.list_objects(s3_server.hot_bucket, prefix=key, include_version=True)) == []
 
 

@@ -100,6 +100,16 @@ class FedBody:
     def aborted(self) -> bool:
         return self._aborted
 
+    @property
+    def sending(self) -> bool:
+        """The request has started reading the body (its headers are sent)."""
+        return self._iterated
+
+    @property
+    def buffered(self) -> int:
+        """Bytes fed and not yet taken by the request (0: everything fed is on its way to S3)."""
+        return self._buffered
+
     def feed(self, buffer: bytes | memoryview) -> None:
         """Queue `buffer` for sending; blocks while `max_buffered` bytes are waiting. After `release`
         the buffer is dropped (the request is over; its outcome tells the caller what happened)."""

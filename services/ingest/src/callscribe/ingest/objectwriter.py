@@ -142,6 +142,12 @@ class ObjectWriter:
         """True once `stream` started the PUT (its headers are final)."""
         return self._body is not None
 
+    @property
+    def stream_backlog(self) -> int:
+        """Streaming: bytes received and not yet handed to the PUT's connection (the held-back last chunk
+        not counted); 0 when not streaming."""
+        return 0 if self._body is None else self._body.buffered
+
     def can_stream(self, size: int) -> bool:
         """Whether `stream` may start a PUT of `size` bytes now."""
         return (
