@@ -1,18 +1,34 @@
-"""Domain errors shared by every service, and their one mapping to gRPC status codes.
+"""Domain errors shared by every service: a kind and a message, no transport.
 
-Core code raises these; only the server kit turns them into gRPC statuses. Each message is
-written for the person on the other end: what was wrong and what to do about it.
+Core code raises these; only the server kit turns a kind into a gRPC status (`kit.status`), so a core
+module imports no gRPC. Each message is written for the person on the other end: what was wrong and what
+to do about it.
 """
 
 from __future__ import annotations
 
-import grpc
+import enum
+
+
+class ErrorKind(enum.Enum):
+    """What went wrong, in the caller's terms (named as the gRPC codes the kit maps them to)."""
+
+    INVALID_ARGUMENT = enum.auto()
+    RESOURCE_EXHAUSTED = enum.auto()
+    NOT_FOUND = enum.auto()
+    PERMISSION_DENIED = enum.auto()
+    UNAUTHENTICATED = enum.auto()
+    FAILED_PRECONDITION = enum.auto()
+    DATA_LOSS = enum.auto()
+    UNAVAILABLE = enum.auto()
+    CANCELLED = enum.auto()
+    INTERNAL = enum.auto()
 
 
 class DomainError(Exception):
-    """Base class; `code` is the gRPC status the caller sees."""
+    """Base class; `kind` says what the caller sees (the kit maps it to a gRPC status)."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    kind: ErrorKind = ErrorKind.INTERNAL
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -20,40 +36,40 @@ class DomainError(Exception):
 
 
 class InvalidArgument(DomainError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    kind = ErrorKind.INVALID_ARGUMENT
 
 
 class ResourceExhausted(DomainError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    kind = ErrorKind.RESOURCE_EXHAUSTED
 
 
 class NotFound(DomainError):
-    code = grpc.StatusCode.NOT_FOUND
+    kind = ErrorKind.NOT_FOUND
 
 
 class PermissionDenied(DomainError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    kind = ErrorKind.PERMISSION_DENIED
 
 
 class Unauthenticated(DomainError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    kind = ErrorKind.UNAUTHENTICATED
 
 
 class FailedPrecondition(DomainError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    kind = ErrorKind.FAILED_PRECONDITION
 
 
 class DataLoss(DomainError):
     """Stored bytes do not match their fingerprint: an alarm, never silently repaired."""
 
-    code = grpc.StatusCode.DATA_LOSS
+    kind = ErrorKind.DATA_LOSS
 
 
 class Unavailable(DomainError):
     """A backing server (S3, Redis, Elasticsearch, a model) cannot be reached; retry later."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    kind = ErrorKind.UNAVAILABLE
 
 
 class Cancelled(DomainError):
-    code = grpc.StatusCode.CANCELLED
+    kind = ErrorKind.CANCELLED

@@ -20,6 +20,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from callscribe.kit.errors import DomainError, PermissionDenied, Unauthenticated
+from callscribe.kit.status import status_of
 from callscribe.kit.tenants import Tenant, TenantRegistry
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,9 @@ class ErrorMappingInterceptor(_WrappingInterceptor):
         try:
             yield
         except DomainError as exc:
-            log.info("%s -> %s: %s", method, exc.code.name, exc.message)
-            context.abort(exc.code, exc.message)
+            code = status_of(exc)
+            log.info("%s -> %s: %s", method, code.name, exc.message)
+            context.abort(code, exc.message)
         except Exception as exc:
             if context.code() is not None:  # context.abort() already chose the status
                 raise

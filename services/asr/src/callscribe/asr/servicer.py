@@ -28,7 +28,7 @@ from callscribe.asr.hotwords import HotwordCorrector
 from callscribe.asr.pool import ReplicaPool
 from callscribe.audio.decode import AudioClips, pcm16_to_float32
 from callscribe.audio.source import AudioSource, ObjectRef, check_ref
-from callscribe.kit.errors import Cancelled, DomainError, InvalidArgument, Unavailable
+from callscribe.kit.errors import Cancelled, DomainError, ErrorKind, InvalidArgument, Unavailable
 from callscribe.kit.interceptors import caller_tenant
 from callscribe.v1 import asr_pb2 as pb
 from callscribe.v1 import asr_pb2_grpc
@@ -47,7 +47,7 @@ _ENGINES = {pb.ASR_ENGINE_FUNASR: "funasr", pb.ASR_ENGINE_WHISPER: "whisper"}
 class InferenceFailed(DomainError):
     """The engine failed on this segment alone (after the batch was split down to it)."""
 
-    code = grpc.StatusCode.INTERNAL
+    kind = ErrorKind.INTERNAL
 
 
 class AsrMetrics:
@@ -156,7 +156,7 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
         try:
             yield
         except DomainError as exc:
-            self._metrics.errors.labels(exc.code.name.lower()).inc()
+            self._metrics.errors.labels(exc.kind.name.lower()).inc()
             raise
         except Exception:
             self._metrics.errors.labels("internal").inc()

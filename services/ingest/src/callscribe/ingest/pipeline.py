@@ -15,7 +15,7 @@ import grpc
 from callscribe.ingest.model import ArchivedRecording, Job
 from callscribe.ingest.s3store import S3RecordingStore
 from callscribe.ingest.servicer import audio_pb, metadata_pb, object_pb
-from callscribe.kit.errors import DomainError
+from callscribe.kit.errors import DomainError, ErrorKind
 from callscribe.kit.interceptors import ACTING_TENANT_HEADER
 from callscribe.v1 import asr_pb2, asr_pb2_grpc, common_pb2, indexer_pb2, indexer_pb2_grpc, vad_pb2, vad_pb2_grpc
 
@@ -123,7 +123,7 @@ class Pipeline:
         try:
             record = self._store.find(job.tenant, job.recording_id)
         except DomainError as exc:
-            raise StageError("verify", exc.message, retryable=exc.code == grpc.StatusCode.UNAVAILABLE) from exc
+            raise StageError("verify", exc.message, retryable=exc.kind is ErrorKind.UNAVAILABLE) from exc
         if record is None or record.object is None:
             raise StageError("verify", f"recording {job.recording_id} is not in the archive", retryable=False)
         if record.sha256 != job.sha256 or record.object.sha256 != job.sha256:

@@ -81,7 +81,7 @@ class VadServicer(vad_pb2_grpc.VadServiceServicer):
         try:
             return self._detect(request)
         except DomainError as exc:
-            self._metrics.errors.labels(exc.code.name.lower()).inc()
+            self._metrics.errors.labels(exc.kind.name.lower()).inc()
             raise
         except Exception:
             self._metrics.errors.labels("internal").inc()
