@@ -30,6 +30,7 @@ from callscribe.audio.decode import AudioClips, pcm16_to_float32
 from callscribe.audio.source import AudioSource, ObjectRef, check_ref
 from callscribe.kit.errors import Cancelled, DomainError, ErrorKind, InvalidArgument, Unavailable
 from callscribe.kit.interceptors import caller_tenant
+from callscribe.kit.limits import MAX_HOTWORD_CHARS, MAX_HOTWORDS
 from callscribe.v1 import asr_pb2 as pb
 from callscribe.v1 import asr_pb2_grpc
 from callscribe.v1 import common_pb2 as c
@@ -37,8 +38,6 @@ from callscribe.v1 import common_pb2 as c
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-MAX_HOTWORDS = 200
-MAX_HOTWORD_CHARS = 100
 _LANGUAGES = {c.LANGUAGE_AUTO: "auto", c.LANGUAGE_ZH: "zh", c.LANGUAGE_EN: "en"}
 _LANGUAGE_ENUM = {"auto": c.LANGUAGE_AUTO, "zh": c.LANGUAGE_ZH, "en": c.LANGUAGE_EN}
 _ENGINES = {pb.ASR_ENGINE_FUNASR: "funasr", pb.ASR_ENGINE_WHISPER: "whisper"}

@@ -10,13 +10,11 @@ from pathlib import Path
 
 from callscribe.ingest.audio import AudioFacts
 from callscribe.kit.errors import InvalidArgument, ResourceExhausted
+from callscribe.kit.limits import MAX_HOTWORD_CHARS, MAX_HOTWORDS
 
 CHANNEL_LAYOUTS = ("MONO", "STEREO_AGENT_LEFT", "STEREO_AGENT_RIGHT")
 LANGUAGES = ("auto", "zh", "en")
 MAX_ID_CHARS = 256
-# The ASR service's limits: a recording it would refuse is refused here, before it is archived.
-MAX_HOTWORDS = 200
-MAX_HOTWORD_CHARS = 100
 MAX_LABELS = 64
 
 

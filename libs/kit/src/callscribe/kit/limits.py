@@ -1,0 +1,10 @@
+"""Limits of the contracts that more than one service enforces (defined once, so they cannot drift).
+
+Hotwords: the ASR refuses a request with more, and ingest refuses an upload whose metadata the ASR would
+refuse later, before anything is archived.
+"""
+
+from __future__ import annotations
+
+MAX_HOTWORDS = 200
+MAX_HOTWORD_CHARS = 100
