@@ -21,12 +21,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
 from callscribe.cli.connect import CliError, Target, add_connection_args, auth_metadata, channel, resolve
+from callscribe.kit.names import ROLES, SPOKEN_LANGUAGES
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
 
-_LANGUAGES = {"zh": c.LANGUAGE_ZH, "en": c.LANGUAGE_EN}
-_ROLES = {"agent": c.SPEAKER_ROLE_AGENT, "customer": c.SPEAKER_ROLE_CUSTOMER}
+_ROLES = {name: value for name, value in ROLES.items() if name != "mixed"}  # a side of a stereo call
 _OTHER_SIDE = {c.SPEAKER_ROLE_AGENT: c.SPEAKER_ROLE_CUSTOMER, c.SPEAKER_ROLE_CUSTOMER: c.SPEAKER_ROLE_AGENT}
 _SENTIMENTS = ("negative", "neutral", "positive")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -101,7 +101,7 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
         metavar="DATE",
         help="started before (a date alone: up to the end of that day)",
     )
-    parser.add_argument("--language", choices=sorted(_LANGUAGES), default=None)
+    parser.add_argument("--language", choices=sorted(SPOKEN_LANGUAGES), default=None)
     parser.add_argument("--min-duration", default=None, metavar="S", help="seconds")
     parser.add_argument("--max-duration", default=None, metavar="S", help="seconds")
     parser.add_argument("--role", choices=sorted(_ROLES), default=None, help="only this side's words match QUERY")
@@ -198,7 +198,7 @@ def build_filter(args: argparse.Namespace, query: str) -> pb.SearchRequest:
     if end:
         request.started_to.CopyFrom(_timestamp(end))
     if args.language:
-        request.language = _LANGUAGES[args.language]
+        request.language = SPOKEN_LANGUAGES[args.language]
     if args.role:
         request.role = _ROLES[args.role]
     shortest = _seconds_ms(args.min_duration, "--min-duration")

@@ -18,6 +18,7 @@ from callscribe.cli.connect import CliError, Target, auth_metadata, channel
 from callscribe.cli.recordings import send_file
 from callscribe.cli.samples import HOURS_CALL_EN, REFUND_CALL_EN, REFUND_CALL_ZH, ToolMissing, synthesize_call
 from callscribe.cli.uploads import Upload, upload_method
+from callscribe.kit.names import SPOKEN_LANGUAGES
 from callscribe.stack import stack
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as indexer_pb
@@ -36,7 +37,6 @@ _LAYOUT = {
     "right": c.CHANNEL_LAYOUT_STEREO_AGENT_RIGHT,
     "mono": c.CHANNEL_LAYOUT_MONO,
 }
-_LANG = {"en": c.LANGUAGE_EN, "zh": c.LANGUAGE_ZH}
 
 
 def add_demo_parser(subparsers: Any) -> None:
@@ -95,7 +95,7 @@ def _upload(upload: Upload, target: Target, path: Path, spec: tuple) -> Any:
         call_id=Path(name).stem,
         agent_id="agent-dana",
         channel_layout=_LAYOUT[side],
-        language=_LANG[language],
+        language=SPOKEN_LANGUAGES[language],
         hotwords=[c.Hotword(text="refund policy"), c.Hotword(text="退费政策")],
         filename=name,
         labels={"source": "demo"},

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from callscribe.cli.connect import CliError, Target, add_connection_args, auth_metadata, channel, resolve
 from callscribe.cli.uploads import Upload, upload_messages, upload_method
+from callscribe.kit.names import LANGUAGES
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc, vad_pb2_grpc
@@ -25,7 +26,6 @@ _LAYOUTS = {
     "left": c.CHANNEL_LAYOUT_STEREO_AGENT_LEFT,
     "right": c.CHANNEL_LAYOUT_STEREO_AGENT_RIGHT,
 }
-_LANGUAGES = {"auto": c.LANGUAGE_AUTO, "zh": c.LANGUAGE_ZH, "en": c.LANGUAGE_EN}
 
 
 def add_recording_parsers(subparsers: Any) -> None:
@@ -40,7 +40,7 @@ def add_recording_parsers(subparsers: Any) -> None:
         default=None,
         help="which channel is the agent (stereo files need left or right)",
     )
-    up.add_argument("--language", choices=sorted(_LANGUAGES), default="auto")
+    up.add_argument("--language", choices=sorted(LANGUAGES), default="auto")
     up.add_argument("--hotword", action="append", default=[], metavar="W", help="domain term (repeatable)")
     up.add_argument("--label", action="append", default=[], metavar="K=V", help="free label (repeatable)")
     add_connection_args(up)
@@ -89,7 +89,7 @@ def _metadata(args: argparse.Namespace, path: Path) -> c.RecordingMetadata:
         agent_id=args.agent,
         customer_id=args.customer,
         channel_layout=_LAYOUTS[args.agent_channel],
-        language=_LANGUAGES[args.language],
+        language=LANGUAGES[args.language],
         hotwords=[c.Hotword(text=w) for w in args.hotword],
         labels=labels,
         filename=path.name,

@@ -31,6 +31,7 @@ from callscribe.audio.source import AudioSource, ObjectRef, check_ref
 from callscribe.kit.errors import Cancelled, DomainError, ErrorKind, InvalidArgument, Unavailable
 from callscribe.kit.interceptors import caller_tenant
 from callscribe.kit.limits import MAX_HOTWORD_CHARS, MAX_HOTWORDS
+from callscribe.kit.names import LANGUAGE_NAMES, LANGUAGES
 from callscribe.v1 import asr_pb2 as pb
 from callscribe.v1 import asr_pb2_grpc
 from callscribe.v1 import common_pb2 as c
@@ -38,8 +39,6 @@ from callscribe.v1 import common_pb2 as c
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-_LANGUAGES = {c.LANGUAGE_AUTO: "auto", c.LANGUAGE_ZH: "zh", c.LANGUAGE_EN: "en"}
-_LANGUAGE_ENUM = {"auto": c.LANGUAGE_AUTO, "zh": c.LANGUAGE_ZH, "en": c.LANGUAGE_EN}
 _ENGINES = {pb.ASR_ENGINE_FUNASR: "funasr", pb.ASR_ENGINE_WHISPER: "whisper"}
 
 
@@ -208,7 +207,7 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
             segment_id=segment_id,
             index=index,
             text=text,
-            language=_LANGUAGE_ENUM.get(output.language, c.LANGUAGE_UNSPECIFIED),
+            language=LANGUAGES.get(output.language, c.LANGUAGE_UNSPECIFIED),
             confidence=output.confidence,
             avg_logprob=output.avg_logprob,
             tokens=[
@@ -322,8 +321,8 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
             )
         if request.language == c.LANGUAGE_UNSPECIFIED:
             language = self._default_language
-        elif request.language in _LANGUAGES:
-            language = _LANGUAGES[request.language]
+        elif request.language in LANGUAGE_NAMES:
+            language = LANGUAGE_NAMES[request.language]
         else:
             raise InvalidArgument(f"language {request.language} is not a known Language value (AUTO, ZH or EN)")
         hotwords = []

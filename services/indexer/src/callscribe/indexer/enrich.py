@@ -16,13 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 from callscribe.indexer.settings import IndexerSettings
+from callscribe.kit.names import SPOKEN_LANGUAGES
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 Enricher = Callable[[pb.Call], None]
-_LANGUAGE_CODES = {c.LANGUAGE_ZH: "zh", c.LANGUAGE_EN: "en"}
+_LANGUAGE_CODES = {value: name for name, value in SPOKEN_LANGUAGES.items()}  # auto falls through to the call's
 
 
 def _optional_module(name: str, attributes: tuple[str, ...]) -> Any | None:

@@ -17,21 +17,16 @@ from callscribe.ingest.model import ArchivedRecording, Declared, RecordingInfo
 from callscribe.ingest.wire import UploadMessage
 from callscribe.kit.errors import Cancelled, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from callscribe.kit.interceptors import resolve_tenant
+from callscribe.kit.names import LANGUAGE_NAMES, LANGUAGES, LAYOUT_NAMES
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-_LAYOUTS = {
-    c.CHANNEL_LAYOUT_UNSPECIFIED: "",
-    c.CHANNEL_LAYOUT_MONO: "MONO",
-    c.CHANNEL_LAYOUT_STEREO_AGENT_LEFT: "STEREO_AGENT_LEFT",
-    c.CHANNEL_LAYOUT_STEREO_AGENT_RIGHT: "STEREO_AGENT_RIGHT",
-}
+_LAYOUTS = {c.CHANNEL_LAYOUT_UNSPECIFIED: "", **LAYOUT_NAMES}  # unspecified: stored as "" (not said)
 _LAYOUT_ENUM = {name: value for value, name in _LAYOUTS.items()}
-_LANGUAGES = {c.LANGUAGE_UNSPECIFIED: "auto", c.LANGUAGE_AUTO: "auto", c.LANGUAGE_ZH: "zh", c.LANGUAGE_EN: "en"}
-_LANGUAGE_ENUM = {"auto": c.LANGUAGE_AUTO, "zh": c.LANGUAGE_ZH, "en": c.LANGUAGE_EN}
+_LANGUAGES = {c.LANGUAGE_UNSPECIFIED: "auto", **LANGUAGE_NAMES}  # unspecified: recognise the language
 _STATES = {
     "": c.PIPELINE_STATE_UNSPECIFIED,
     "archived": c.PIPELINE_STATE_ARCHIVED,
@@ -233,7 +228,7 @@ def _metadata(record: ArchivedRecording) -> c.RecordingMetadata:
         customer_id=info.customer_id,
         started_at=_timestamp(info.started_at),
         channel_layout=_LAYOUT_ENUM[record.channel_layout],
-        language=_LANGUAGE_ENUM[info.language],
+        language=LANGUAGES[info.language],
         hotwords=[c.Hotword(text=t, weight=w) for t, w in info.hotwords],
         labels=info.labels,
         filename=info.filename,
