@@ -84,7 +84,7 @@ def token_times(fire_frames: np.ndarray, num_frames: int, tokens: int) -> list[l
     if tokens == 0:
         return []
     if len(fire_frames) == 0:
-        return [[0, int(num_frames * FRAME_S * 1000)]] * tokens
+        return [[0, int(num_frames * FRAME_S * 1000)] for _ in range(tokens)]  # one list each: callers may edit
     fire = fire_frames.astype(np.float64) + TIME_SHIFT_FRAMES
     spans: list[list[float]] = []
     is_token: list[bool] = []
