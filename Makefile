@@ -7,7 +7,7 @@ PROTO_OUT := proto/python
 
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
-PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml libs/audio/pyproject.toml services/ingest/pyproject.toml services/vad/pyproject.toml services/asr/pyproject.toml services/indexer/pyproject.toml cli/pyproject.toml
+PROJECTS := proto/python/pyproject.toml libs/kit/pyproject.toml libs/storage/pyproject.toml libs/audio/pyproject.toml services/ingest/pyproject.toml services/vad/pyproject.toml services/asr/pyproject.toml services/indexer/pyproject.toml cli/pyproject.toml
 
 .PHONY: help install system venv test lint demo demo-down proto proto-check bench-ingest bench-vad bench-asr bench-asr-gpu-prepare bench-itn bench-pipeline
 
@@ -35,7 +35,7 @@ test: install ## run the test suite (real servers started by fixtures)
 
 lint: venv ## ruff, mypy, and the generated-code check
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy libs/kit/src libs/audio/src services/ingest/src services/vad/src services/asr/src services/indexer/src cli/src
+	$(VENV)/bin/mypy libs/kit/src libs/storage/src libs/audio/src services/ingest/src services/vad/src services/asr/src services/indexer/src cli/src
 	$(MAKE) proto-check
 
 demo: install ## start the local stack, upload sample calls, show WORM at work

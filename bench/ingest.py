@@ -292,7 +292,7 @@ class IngestClients:
 
 
 def raw_client(s3: servers.S3Server, streams: int) -> Minio:
-    """Pooled like the service's client (callscribe.kit.s3.make_client): streams * parts + 8 connections."""
+    """Pooled like the service's client (callscribe.storage.client.make_client): streams * parts + 8 connections."""
     http = urllib3.PoolManager(
         maxsize=streams * PARALLEL_PARTS + 8,
         timeout=urllib3.Timeout(connect=5, read=120),

@@ -12,17 +12,21 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from support import wait_for
 
 from callscribe.ingest.audio import AudioFacts
 from callscribe.ingest.model import ArchivedRecording, LockPolicy, RecordingInfo, recording_id
-from callscribe.ingest.objectwriter import MAX_PUT_BYTES, ObjectExists, ObjectWriter
-from callscribe.ingest.s3store import PROBE_BODY, PROBE_KEY, RECORD_META, S3RecordingStore, _to_document
+from callscribe.ingest.s3store import RECORD_META, S3RecordingStore, _to_document
 from callscribe.kit.errors import DataLoss, InvalidArgument
-from callscribe.kit.s3 import S3Client, make_client
 from callscribe.stack import servers
+from callscribe.storage.bucket import PROBE_BODY, PROBE_KEY
+from callscribe.storage.client import make_client
+from callscribe.storage.errors import ObjectExists
+from callscribe.storage.minio_ext import S3Client
+from callscribe.storage.writer import MAX_PUT_BYTES, ObjectWriter
 
 MIB = 1024 * 1024
 
@@ -61,8 +65,9 @@ class _IgnoresConditions:
     def get_object_lock_config(self, bucket: str) -> object:
         return object()
 
-    def _put_object(self, bucket: str, key: str, data: bytes, headers: dict) -> None:
+    def put_raw(self, bucket: str, key: str, data: bytes, headers: dict) -> object:
         self.puts.append((key, dict(headers)))
+        return SimpleNamespace(version_id=f"v{len(self.puts)}")  # minio's ObjectWriteResult, as far as read
 
 
 def test_an_s3_that_ignores_if_none_match_gets_every_upload_looked_up_first() -> None:

@@ -1,44 +1,32 @@
 """Where the audio of a request comes from: a stored S3 object version, or inline bytes.
 
 Either way it lands in a temp file in the spool directory, which is always removed when the
-request ends. An object is streamed to disk while its SHA-256 is computed (bounded memory);
-bytes that do not match the fingerprint are never processed. Shared by the services that read
-archived recordings (VAD, ASR); `service` names the reader in messages and env hints.
+request ends. An object is streamed to disk while its SHA-256 is computed (bounded memory: the
+storage layer's verified read); bytes that do not match the fingerprint are never processed.
+Shared by the services that read archived recordings (VAD, ASR); `service` names the reader in
+messages and env hints.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import urllib3
-from minio import Minio
-from minio.error import S3Error
-
-from callscribe.kit.errors import DataLoss, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from callscribe.kit.errors import InvalidArgument, PermissionDenied, Unavailable
+from callscribe.storage.location import ObjectRef
+from callscribe.storage.minio_ext import S3Client
+from callscribe.storage.reader import read_verified
 
 log = logging.getLogger(__name__)
 
 SPOOL_SUFFIX = ".audio"  # default; each service passes its own
-READ_CHUNK = 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_MISSING = {"NoSuchKey", "NoSuchVersion", "NoSuchObject", "NoSuchBucket", "ResourceNotFound"}
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    bucket: str
-    key: str
-    version_id: str
-    sha256: str
 
 
 def check_ref(ref: ObjectRef, tenant: str, buckets: tuple[str, ...]) -> None:
@@ -62,7 +50,7 @@ class AudioSource:
 
     def __init__(
         self,
-        client: Minio | None,
+        client: S3Client | None,
         spool_dir: Path,
         max_inline_bytes: int,
         *,
@@ -96,39 +84,9 @@ class AudioSource:
                 f"this {self._service} has no S3 configured: send the audio inline, or set {self._service}_S3_ENDPOINT"
             )
         with self._spooled() as (path, fh):
-            digest = self._download(ref, fh)
+            read_verified(self._client, ref, fh.write, reader=f"the {self._service}")
             fh.close()
-            if digest != ref.sha256:
-                raise DataLoss(
-                    f"s3://{ref.bucket}/{ref.key} version {ref.version_id}: the stored bytes hash to SHA-256 {digest}, "
-                    f"not {ref.sha256} as referenced; the audio was not processed (alert the operator)"
-                )
             yield path
-
-    def _download(self, ref: ObjectRef, fh: BinaryIO) -> str:
-        assert self._client is not None
-        sha = hashlib.sha256()
-        where = f"s3://{ref.bucket}/{ref.key} version {ref.version_id}"
-        try:
-            response = self._client.get_object(ref.bucket, ref.key, version_id=ref.version_id)
-            try:
-                for chunk in response.stream(READ_CHUNK):
-                    sha.update(chunk)
-                    fh.write(chunk)
-            finally:
-                response.close()
-                response.release_conn()
-        except S3Error as exc:
-            if exc.code in _MISSING or (exc.code == "InvalidArgument" and "version" in str(exc.message).lower()):
-                raise NotFound(f"{where} does not exist ({exc.code})") from exc
-            if exc.code == "AccessDenied":
-                raise Unavailable(
-                    f"S3 refused to read {where} (AccessDenied): check the {self._service}'s S3 credentials"
-                ) from exc
-            raise Unavailable(f"S3 read of {where} failed ({exc.code}); retry later") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise Unavailable(f"S3 unreachable while reading {where}: {exc}; retry later") from exc
-        return sha.hexdigest()
 
     @contextlib.contextmanager
     def _spooled(self) -> Iterator[tuple[Path, BinaryIO]]:

@@ -16,9 +16,9 @@ from callscribe.asr.servicer import AsrMetrics, AsrServicer
 from callscribe.asr.settings import AsrSettings
 from callscribe.audio.source import AudioSource, clear_stale_spool
 from callscribe.kit.logs import configure_logging
-from callscribe.kit.s3 import make_client
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.kit.settings import load_settings
+from callscribe.storage.client import make_client
 from callscribe.v1 import asr_pb2, asr_pb2_grpc
 
 log = logging.getLogger("callscribe.asr")

@@ -27,11 +27,12 @@ from callscribe.asr.engines.base import AsrInput, AsrOutput, Hotword, InferOptio
 from callscribe.asr.hotwords import HotwordCorrector
 from callscribe.asr.pool import ReplicaPool
 from callscribe.audio.decode import AudioClips, pcm16_to_float32
-from callscribe.audio.source import AudioSource, ObjectRef, check_ref
+from callscribe.audio.source import AudioSource, check_ref
 from callscribe.kit.errors import Cancelled, DomainError, ErrorKind, InvalidArgument, Unavailable
 from callscribe.kit.interceptors import caller_tenant
 from callscribe.kit.limits import MAX_HOTWORD_CHARS, MAX_HOTWORDS
 from callscribe.kit.names import LANGUAGE_NAMES, LANGUAGES
+from callscribe.storage.location import ObjectRef
 from callscribe.v1 import asr_pb2 as pb
 from callscribe.v1 import asr_pb2_grpc
 from callscribe.v1 import common_pb2 as c

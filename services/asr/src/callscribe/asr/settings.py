@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from callscribe.kit.settings import ServiceSettings
+from callscribe.storage.client import check_endpoint_url
 
 _DEVICE_LIST = re.compile(r"^cuda:\d+(,cuda:\d+)*$")
 
@@ -66,9 +67,7 @@ class AsrSettings(ServiceSettings):
     def _url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"s3_endpoint must be an http:// or https:// URL, got {value!r}")
-        return value.rstrip("/")
+        return check_endpoint_url(value)
 
     @field_validator("devices")
     @classmethod

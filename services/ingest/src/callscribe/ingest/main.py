@@ -18,9 +18,9 @@ from callscribe.ingest.spool import clear_stale_spool
 from callscribe.ingest.wire import add_ingest_service
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
-from callscribe.kit.s3 import make_client
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.kit.settings import load_settings
+from callscribe.storage.client import make_client
 from callscribe.v1 import ingest_pb2
 
 log = logging.getLogger("callscribe.ingest")

@@ -13,7 +13,6 @@ Every version carries the tenant's retention from the moment it exists.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -22,11 +21,6 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-import urllib3
-from minio.commonconfig import COMPLIANCE, GOVERNANCE
-from minio.error import S3Error
-from minio.helpers import genheaders
-from minio.retention import Retention
 from prometheus_client import Gauge
 
 from callscribe.ingest.archive import AlreadyArchived, AudioWriter
@@ -39,9 +33,11 @@ from callscribe.ingest.model import (
     StoredObject,
     recording_prefix,
 )
-from callscribe.ingest.objectwriter import ObjectExists, ObjectWriter
-from callscribe.kit.errors import DataLoss, NotFound, Unavailable
-from callscribe.kit.s3 import S3Client
+from callscribe.kit.errors import NotFound
+from callscribe.storage.bucket import Lock, LockedBucket
+from callscribe.storage.errors import IntegrityError, ObjectExists, ObjectMissing
+from callscribe.storage.minio_ext import S3Client
+from callscribe.storage.writer import ObjectWriter
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +47,6 @@ SHA_META = "x-amz-meta-sha256"
 RECORD_META = "x-amz-meta-record"
 # S3 allows 2 KB of user metadata in all; leave room for the other fields.
 MAX_INLINE_RECORD = 1600
-# Outside recordings/: what `ping` writes once per bucket to learn whether S3 honours If-None-Match.
-PROBE_KEY = "callscribe/probe/conditional-write"
-PROBE_BODY = b"callscribe: S3 conditional-write probe (If-None-Match), written once per bucket\n"
 
 
 class S3RecordingStore:
@@ -68,8 +61,7 @@ class S3RecordingStore:
         streamed_puts: Gauge | None = None,
         stream_min_bytes: int = 0,
     ) -> None:
-        self._client = client
-        self._bucket = bucket
+        self._bucket = LockedBucket(client, bucket)
         self._part_size = part_size
         self._parallel_parts = parallel_parts
         # One pool for the parts of every upload: S3 sees at most this many part uploads at once.
@@ -84,69 +76,41 @@ class S3RecordingStore:
     def ping(self) -> None:
         """Raise Unavailable unless the bucket exists with Object Lock enabled; learn whether S3
         honours conditional writes (until then every upload is looked up before it is written)."""
-        try:
-            config = self._client.get_object_lock_config(self._bucket)
-        except (S3Error, urllib3.exceptions.HTTPError) as exc:
-            raise Unavailable(f"S3 bucket {self._bucket!r} unusable: {exc}") from exc
-        if config is None:
-            raise Unavailable(f"S3 bucket {self._bucket!r} has no Object Lock; create it with Object Lock enabled")
-        self.conditional_writes = self._probe_conditional_writes()
+        self._bucket.check_object_lock()
+        self.conditional_writes = self._bucket.probe_conditional_writes()
         if not self.conditional_writes:
             log.warning(
                 "S3 ignores If-None-Match on PUT: every upload is looked up before it is written, and two "
                 "replicas given the same bytes at the same moment could each write a version; upgrade S3"
             )
 
-    def _probe_conditional_writes(self) -> bool:
-        """PUT the probe object with `If-None-Match: *` until refused: the first start on a bucket
-        writes it, every later PUT must get 412. Written twice means the header is ignored."""
-        for _ in range(2):
-            try:
-                self._client._put_object(
-                    self._bucket, PROBE_KEY, PROBE_BODY, {"If-None-Match": "*", "Content-Type": "text/plain"}
-                )
-            except S3Error as exc:
-                if exc.code == "PreconditionFailed":
-                    return True
-                raise Unavailable(f"S3 bucket {self._bucket!r} refused a write: {exc}") from exc
-            except urllib3.exceptions.HTTPError as exc:
-                raise Unavailable(f"S3 unreachable: {exc}") from exc
-        return False
-
     def find(self, tenant: str, rec_id: str) -> ArchivedRecording | None:
         prefix = recording_prefix(tenant, rec_id)
+        stat = self._bucket.stat(prefix + AUDIO)
+        if stat is None:
+            return None
+        inline = stat.metadata.get(RECORD_META)
         try:
-            stat = self._client.stat_object(self._bucket, prefix + AUDIO)
-            inline = (stat.metadata or {}).get(RECORD_META)
-            doc = json.loads(inline) if inline else self._read_sidecar(prefix)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchObject"):
-                return None
-            raise Unavailable(f"S3 read failed: {exc}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise Unavailable(f"S3 unreachable: {exc}") from exc
+            doc = json.loads(inline) if inline else json.loads(self._bucket.read_bytes(prefix + SIDECAR))
+        except ObjectMissing:
+            return None
         record = _from_document(doc)
-        stored_sha = stat.metadata.get(SHA_META, "") if stat.metadata else ""
+        stored_sha = stat.metadata.get(SHA_META, "")
         if stored_sha.lower() != record.sha256:
-            raise DataLoss(f"recording {rec_id}: object SHA-256 {stored_sha!r} differs from its record {record.sha256}")
+            raise IntegrityError(
+                f"recording {rec_id}: object SHA-256 {stored_sha!r} differs from its record {record.sha256}"
+            )
         if stat.size is not None and stat.size != record.size_bytes:
             # Never answer a duplicate with it: an S3 that stored a request cut short (SeaweedFS keeps an
             # empty object when a PUT's connection drops before its first body byte) would lose the call.
-            raise DataLoss(
+            raise IntegrityError(
                 f"recording {rec_id}: the stored object has {stat.size} bytes, its record says {record.size_bytes}"
             )
-        obj = StoredObject(self._bucket, prefix + AUDIO, stat.version_id or "", record.sha256)
+        obj = StoredObject(self._bucket.name, prefix + AUDIO, stat.version_id, record.sha256)
         # archived_at is when the locked version became durable: the same clock ListRecordings filters on.
         archived_at = stat.last_modified or record.archived_at
-        return replace(record, object=obj, lock=_lock_from_headers(stat.metadata), archived_at=archived_at)
-
-    def _read_sidecar(self, prefix: str) -> dict:
-        response = self._client.get_object(self._bucket, prefix + SIDECAR)
-        try:
-            return json.loads(response.read())  # type: ignore[no-any-return]
-        finally:
-            response.close()
-            response.release_conn()
+        lock = LockState(stat.lock.mode, stat.lock.retain_until, stat.lock.legal_hold)
+        return replace(record, object=obj, lock=lock, archived_at=archived_at)
 
     def lookup_first(self, size_bytes: int) -> bool:
         """Whether an upload of `size_bytes` (0: unknown) should be looked up before it is written:
@@ -192,41 +156,27 @@ class S3RecordingStore:
 
     def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> ObjectWriter:
         """Start the locked audio object; bytes are fed as they arrive and it appears only on commit."""
-        headers = genheaders(_audio_metadata(tenant, rec_id, sha256, call_id), None, None, _retention(policy), False)
-        headers["Content-Type"] = "application/octet-stream"
-        key = recording_prefix(tenant, rec_id) + AUDIO
         tracker = self._streamed_puts.track_inprogress if self._streamed_puts is not None else contextlib.nullcontext
-        return ObjectWriter(
-            self._client,
-            self._bucket,
-            key,
-            headers,
-            self._part_size,
-            self._parallel_parts,
-            self._pool,
-            self._put_pool,
-            tracker,
+        return self._bucket.writer(
+            recording_prefix(tenant, rec_id) + AUDIO,
+            _audio_metadata(tenant, rec_id, sha256, call_id),
+            _lock(policy),
+            part_size=self._part_size,
+            parallel=self._parallel_parts,
+            pool=self._pool,
+            put_pool=self._put_pool,
+            put_tracker=tracker,
         )
 
     def put_sidecar(self, record: ArchivedRecording, policy: LockPolicy) -> None:
         """The full record, locked like the audio; written before the audio is committed."""
         doc = json.dumps(_to_document(record), ensure_ascii=False).encode("utf-8")
         key = recording_prefix(record.tenant, record.recording_id) + SIDECAR
-        try:
-            self._client.put_object(
-                self._bucket,
-                key,
-                io.BytesIO(doc),
-                len(doc),
-                content_type="application/json",
-                retention=_retention(policy),
-            )
-        except (S3Error, urllib3.exceptions.HTTPError) as exc:
-            raise Unavailable(f"S3 write failed, nothing was acknowledged; retry the upload: {exc}") from exc
+        self._bucket.put_locked(key, doc, "application/json", _lock(policy))
 
     def stored(self, record: ArchivedRecording, version_id: str, policy: LockPolicy) -> ArchivedRecording:
         obj = StoredObject(
-            self._bucket, recording_prefix(record.tenant, record.recording_id) + AUDIO, version_id, record.sha256
+            self._bucket.name, recording_prefix(record.tenant, record.recording_id) + AUDIO, version_id, record.sha256
         )
         log.info(
             "archived %s/%s version %s (%d bytes)", record.tenant, record.recording_id, version_id, record.size_bytes
@@ -237,13 +187,7 @@ class S3RecordingStore:
         record = self.find(tenant, rec_id)
         if record is None or record.object is None:
             raise NotFound(f"recording {rec_id} not found for tenant {tenant}")
-        try:
-            if on:
-                self._client.enable_object_legal_hold(self._bucket, record.object.key, record.object.version_id)
-            else:
-                self._client.disable_object_legal_hold(self._bucket, record.object.key, record.object.version_id)
-        except (S3Error, urllib3.exceptions.HTTPError) as exc:
-            raise Unavailable(f"S3 legal hold change failed: {exc}") from exc
+        self._bucket.set_legal_hold(record.object.key, record.object.version_id, on)
         lock = record.lock or LockState("", None, False)
         return replace(record, lock=replace(lock, legal_hold=on))
 
@@ -251,36 +195,30 @@ class S3RecordingStore:
         """Yield (recording_id, archived_at) in id order, filtered by archive time."""
         base = f"recordings/{tenant}/"
         after = f"{base}{start_after}/{AUDIO}" if start_after else None
-        try:
-            for obj in self._client.list_objects(self._bucket, prefix=base, recursive=True, start_after=after):
-                if not obj.object_name.endswith("/" + AUDIO) or obj.last_modified is None:
-                    continue
-                if (since and obj.last_modified < since) or (until and obj.last_modified >= until):
-                    continue
-                yield obj.object_name[len(base) : -len(AUDIO) - 1], obj.last_modified
-        except (S3Error, urllib3.exceptions.HTTPError) as exc:
-            raise Unavailable(f"S3 listing failed: {exc}") from exc
+        for obj in self._bucket.list(base, start_after=after):
+            if not obj.key.endswith("/" + AUDIO) or obj.last_modified is None:
+                continue
+            if (since and obj.last_modified < since) or (until and obj.last_modified >= until):
+                continue
+            yield obj.key[len(base) : -len(AUDIO) - 1], obj.last_modified
 
     def list_all(self) -> Iterator[tuple[str, str]]:
         """Yield (tenant, recording_id) of every archived recording, all tenants."""
-        try:
-            for obj in self._client.list_objects(self._bucket, prefix="recordings/", recursive=True):
-                parts = obj.object_name.split("/")
-                if len(parts) == 4 and parts[3] == AUDIO:
-                    yield parts[1], parts[2]
-        except (S3Error, urllib3.exceptions.HTTPError) as exc:
-            raise Unavailable(f"S3 listing failed: {exc}") from exc
+        for obj in self._bucket.list("recordings/"):
+            parts = obj.key.split("/")
+            if len(parts) == 4 and parts[3] == AUDIO:
+                yield parts[1], parts[2]
 
 
 def _inline(record: ArchivedRecording) -> str:
     return json.dumps(_to_document(record), ensure_ascii=True, separators=(",", ":"))
 
 
-def _retention(policy: LockPolicy) -> Retention:
-    return Retention(COMPLIANCE if policy.mode == "COMPLIANCE" else GOVERNANCE, policy.retain_until)
+def _lock(policy: LockPolicy) -> Lock:
+    return Lock(policy.mode, policy.retain_until)
 
 
-def _audio_metadata(tenant: str, rec_id: str, sha256: str, call_id: str) -> dict[str, str | list[str] | tuple[str]]:
+def _audio_metadata(tenant: str, rec_id: str, sha256: str, call_id: str) -> dict[str, str]:
     # S3 metadata travels as HTTP headers: ASCII only, ~2 KB in all; it is fixed when the upload
     # starts. The full record, audio facts included, is the sidecar.
     return {
@@ -289,16 +227,6 @@ def _audio_metadata(tenant: str, rec_id: str, sha256: str, call_id: str) -> dict
         "x-amz-meta-recording-id": rec_id,
         "x-amz-meta-call-id": quote(call_id),
     }
-
-
-def _lock_from_headers(headers) -> LockState:  # type: ignore[no-untyped-def]
-    headers = headers or {}
-    until = headers.get("x-amz-object-lock-retain-until-date")
-    return LockState(
-        mode=headers.get("x-amz-object-lock-mode", ""),
-        retain_until=datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None,
-        legal_hold=headers.get("x-amz-object-lock-legal-hold", "OFF") == "ON",
-    )
 
 
 def _to_document(record: ArchivedRecording) -> dict:

@@ -37,9 +37,9 @@ from callscribe.ingest.worker_settings import WorkerSettings
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.interceptors import ACTING_TENANT_HEADER
 from callscribe.kit.logs import configure_logging
-from callscribe.kit.s3 import make_client
 from callscribe.kit.server import start_metrics_server
 from callscribe.kit.settings import load_settings
+from callscribe.storage.client import make_client
 from callscribe.v1 import asr_pb2_grpc, indexer_pb2, indexer_pb2_grpc, vad_pb2_grpc
 
 log = logging.getLogger("callscribe.ingest.worker")

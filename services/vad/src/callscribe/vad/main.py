@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from callscribe.audio.source import AudioSource, clear_stale_spool
 from callscribe.kit.logs import configure_logging
-from callscribe.kit.s3 import make_client
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.kit.settings import load_settings
+from callscribe.storage.client import make_client
 from callscribe.v1 import vad_pb2, vad_pb2_grpc
 from callscribe.vad.pool import ModelConfig, VadPool
 from callscribe.vad.servicer import VadMetrics, VadServicer

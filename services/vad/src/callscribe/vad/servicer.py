@@ -10,9 +10,10 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from callscribe.audio.source import AudioSource, ObjectRef, check_ref
+from callscribe.audio.source import AudioSource, check_ref
 from callscribe.kit.errors import DomainError, InvalidArgument
 from callscribe.kit.interceptors import caller_tenant
+from callscribe.storage.location import ObjectRef
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import vad_pb2 as pb
 from callscribe.v1 import vad_pb2_grpc

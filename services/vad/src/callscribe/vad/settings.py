@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from callscribe.kit.settings import ServiceSettings
+from callscribe.storage.client import check_endpoint_url
 
 
 def _cores() -> int:
@@ -42,9 +43,7 @@ class VadSettings(ServiceSettings):
     @field_validator("s3_endpoint")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"s3_endpoint must be an http:// or https:// URL, got {value!r}")
-        return value.rstrip("/")
+        return check_endpoint_url(value)
 
     @model_validator(mode="after")
     def _model_dir(self) -> VadSettings:

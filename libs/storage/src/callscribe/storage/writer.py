@@ -14,9 +14,10 @@ Nothing becomes visible until `commit()`: a refused or interrupted upload is abo
 no object version. Memory is bounded by `part_size * (parallel + 1)` plus one chunk, whatever the
 object's size (minio's own put_object keeps more parts in memory and cannot be fed incrementally).
 
-minio 7.2 has no public API for the individual multipart calls; this adapter uses its
-`_create_multipart_upload`, `_upload_part`, `_complete_multipart_upload` and
-`_abort_multipart_upload` (signatures checked against the pinned version, minio==7.2.20).
+A `BodyCodec` other than `Plain` (encryption at rest) passes every chunk through its encoder before
+it is stored; such an object is never streamed (its payload digest is known only at the end) and is
+hashed as stored for signing. The individual multipart and PUT calls are minio's private ones, reached
+only through `minio_ext.S3Client`.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 
-import urllib3
 from minio.datatypes import Part
-from minio.error import S3Error
 
-from callscribe.kit.errors import InvalidArgument, Unavailable
-from callscribe.kit.s3 import PAYLOAD_SHA256_HEADER, Body, BodyAborted, FedBody, S3Client
+from callscribe.kit.errors import InvalidArgument
+from callscribe.storage.body import Body, BodyAborted, FedBody
+from callscribe.storage.errors import ObjectExists, StorageUnavailable, s3_errors
+from callscribe.storage.minio_ext import PAYLOAD_SHA256_HEADER, S3Client
+from callscribe.storage.transform import PLAIN, BodyCodec
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,6 @@ MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 MAX_PUT_BYTES = 5 * 1024**3  # S3's maximum for one PUT
 # A streamed PUT's bytes waiting between the receiving thread and the one sending to S3.
 STREAM_BUFFER_BYTES = 4 * 1024 * 1024
-
-
-class ObjectExists(Exception):
-    """A PUT sent with `If-None-Match: *` found the key already there (S3 412 PreconditionFailed)."""
 
 
 class ObjectWriter:
@@ -59,6 +57,7 @@ class ObjectWriter:
         pool: ThreadPoolExecutor,
         put_pool: ThreadPoolExecutor | None = None,
         put_tracker: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+        codec: BodyCodec = PLAIN,
     ) -> None:
         if part_size < MIN_PART_BYTES:
             raise ValueError(f"part size must be at least {MIN_PART_BYTES} bytes")
@@ -77,8 +76,16 @@ class ObjectWriter:
         self._body: FedBody | None = None  # set while streaming
         self._put: Future[str] | None = None
         self._put_headers: dict = {}
+        self._encoder = codec.encoder()
+        self._plain = codec is PLAIN  # stored bytes are the bytes written: their SHA-256 signs a single PUT
 
     def write(self, chunk: bytes | memoryview) -> None:
+        if self._plain:
+            self._write_stored(chunk)
+        else:
+            self._write_stored(self._encoder.update(chunk))
+
+    def _write_stored(self, chunk: bytes | memoryview) -> None:
         if not chunk:
             return
         if self._body is not None:
@@ -90,7 +97,7 @@ class ObjectWriter:
             if self._pending_bytes < 2 * self._part_size:
                 return  # still small enough for a single PUT
             self._upload_id = _s3(
-                lambda: self._client._create_multipart_upload(self._bucket, self._key, self._headers), "start upload"
+                lambda: self._client.create_multipart_upload(self._bucket, self._key, self._headers), "start upload"
             )
         while self._pending_bytes >= self._part_size:
             self._send(self._take(self._part_size))
@@ -122,7 +129,7 @@ class ObjectWriter:
     def _upload_part(self, number: int, data: Body) -> Part:
         headers = {PAYLOAD_SHA256_HEADER: data.sha256()}  # signs the part (http); the client would hash it too
         etag = _s3(
-            lambda: self._client._upload_part(self._bucket, self._key, data, headers, self._upload_id, number),
+            lambda: self._client.upload_part(self._bucket, self._key, data, headers, self._upload_id, number),
             f"upload part {number}",
         )
         return Part(number, etag)
@@ -152,6 +159,7 @@ class ObjectWriter:
         """Whether `stream` may start a PUT of `size` bytes now."""
         return (
             self.single_put
+            and self._plain
             and self._put_pool is not None
             and not self._client.is_https  # its Content-MD5 would have to come first
             and self._pending_bytes < size <= MAX_PUT_BYTES
@@ -206,12 +214,12 @@ class ObjectWriter:
             if body.aborted:
                 raise BodyAborted("aborted before the PUT started")
             with self._put_tracker():
-                result = _s3(lambda: self._client._put_object(self._bucket, self._key, body, headers), "write")
+                result = _s3(lambda: self._client.put_raw(self._bucket, self._key, body, headers), "write")
         except BodyAborted as exc:
             if body.aborted:
                 raise  # abort() cut it short
             # The connection broke mid-body and urllib3 tried again: a fed body cannot be replayed.
-            raise Unavailable(
+            raise StorageUnavailable(
                 f"S3 write failed, nothing was acknowledged; retry the upload: the connection to S3 broke: {exc}"
             ) from exc
         finally:
@@ -224,6 +232,9 @@ class ObjectWriter:
         `extra_headers` (metadata known only now) are only possible for a single PUT. `sha256`, the
         digest of every byte written, lets a single PUT be signed without hashing them again.
         """
+        if not self._plain:
+            self._write_stored(self._encoder.finish())
+            sha256 = None  # the digest of the bytes written is not the digest of the bytes stored
         if self._body is not None:
             if extra_headers:
                 raise ValueError("a streamed PUT's headers were fixed when it started")
@@ -236,7 +247,7 @@ class ObjectWriter:
             self._send(self._take(self._pending_bytes))
         parts = [future.result() for future in self._futures]
         result = _s3(
-            lambda: self._client._complete_multipart_upload(self._bucket, self._key, self._upload_id, parts),
+            lambda: self._client.complete_multipart_upload(self._bucket, self._key, self._upload_id, parts),
             "complete upload",
         )
         self._closed = True
@@ -259,7 +270,7 @@ class ObjectWriter:
         data = self._take(self._pending_bytes)
         headers = {**self._headers, **extra_headers, PAYLOAD_SHA256_HEADER: sha256 or data.sha256()}
         result = _created(
-            lambda: _s3(lambda: self._client._put_object(self._bucket, self._key, data, headers), "write"),
+            lambda: _s3(lambda: self._client.put_raw(self._bucket, self._key, data, headers), "write"),
             headers,
             self._key,
         )
@@ -289,8 +300,9 @@ class ObjectWriter:
             if not future.cancelled():
                 future.exception()  # wait; its error is already reported to the caller
         try:
-            self._client._abort_multipart_upload(self._bucket, self._key, self._upload_id)
-        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            with s3_errors("abort"):
+                self._client.abort_multipart_upload(self._bucket, self._key, self._upload_id)
+        except StorageUnavailable as exc:
             log.error("could not abort multipart upload %s of %s: %s", self._upload_id, self._key, exc)
 
 
@@ -298,15 +310,12 @@ def _created(put, headers: dict, key: str):  # type: ignore[no-untyped-def]
     """`put()`'s result; a 412 to a PUT sent with `If-None-Match: *` is ObjectExists."""
     try:
         return put()
-    except Unavailable as exc:
-        refused = exc.__cause__
-        if isinstance(refused, S3Error) and refused.code == "PreconditionFailed" and "If-None-Match" in headers:
-            raise ObjectExists(key) from refused
+    except StorageUnavailable as exc:
+        if exc.code == "PreconditionFailed" and "If-None-Match" in headers:
+            raise ObjectExists(key) from exc.__cause__
         raise
 
 
 def _s3(call, what: str):  # type: ignore[no-untyped-def]
-    try:
+    with s3_errors(f"S3 {what} failed, nothing was acknowledged; retry the upload"):
         return call()
-    except (S3Error, urllib3.exceptions.HTTPError) as exc:
-        raise Unavailable(f"S3 {what} failed, nothing was acknowledged; retry the upload: {exc}") from exc

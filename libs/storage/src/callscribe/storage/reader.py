@@ -1,0 +1,72 @@
+"""Verified reads: an object version streamed to the caller while its SHA-256 is computed.
+
+Nothing read is trusted until the whole object hashed to the fingerprint it is referenced by; the caller
+writes the bytes somewhere private (a spool file) and uses them only after `read_verified` returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
+
+from callscribe.storage.errors import IntegrityError, ObjectMissing, StorageUnavailable, is_missing
+from callscribe.storage.location import ObjectRef
+from callscribe.storage.transform import PLAIN, BodyCodec
+
+READ_CHUNK = 1024 * 1024
+
+
+def read_verified(
+    client: Minio,
+    ref: ObjectRef,
+    sink: Callable[[bytes | memoryview], object],
+    *,
+    reader: str = "the service",
+    codec: BodyCodec = PLAIN,
+    chunk_size: int = READ_CHUNK,
+) -> int:
+    """Stream `ref`'s plaintext to `sink`; returns its size. Raises ObjectMissing, StorageUnavailable
+    (`reader` names whose credentials to check), or IntegrityError when the bytes do not hash to
+    `ref.sha256` (then everything given to `sink` must be thrown away)."""
+    sha = hashlib.sha256()
+    decoder = codec.decoder()
+    size = 0
+    where = ref.describe()
+
+    def take(data: bytes | memoryview) -> None:
+        nonlocal size
+        if data:
+            sha.update(data)
+            size += memoryview(data).nbytes
+            sink(data)
+
+    try:
+        response = client.get_object(ref.bucket, ref.key, version_id=ref.version_id)
+        try:
+            for chunk in response.stream(chunk_size):
+                take(decoder.update(chunk))
+        finally:
+            response.close()
+            response.release_conn()
+    except S3Error as exc:
+        if is_missing(exc):
+            raise ObjectMissing(f"{where} does not exist ({exc.code})") from exc
+        if exc.code == "AccessDenied":
+            raise StorageUnavailable(
+                f"S3 refused to read {where} (AccessDenied): check {reader}'s S3 credentials", exc.code
+            ) from exc
+        raise StorageUnavailable(f"S3 read of {where} failed ({exc.code}); retry later", exc.code or "") from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise StorageUnavailable(f"S3 unreachable while reading {where}: {exc}; retry later") from exc
+    take(decoder.finish())
+    digest = sha.hexdigest()
+    if digest != ref.sha256:
+        raise IntegrityError(
+            f"{where}: the stored bytes hash to SHA-256 {digest}, not {ref.sha256} as referenced; "
+            "nothing read from it was used (alert the operator)"
+        )
+    return size
