@@ -1,4 +1,4 @@
-"""Tests for callscribe.ingest.audio on real files made with espeak-ng, sox and ffmpeg."""
+"""Tests for callscribe.ingest.upload.audio on real files made with espeak-ng, sox and ffmpeg."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from callscribe.ingest.audio import (
+from callscribe.ingest.upload.audio import (
     HEADER_PROBE_BYTES,
     AudioFacts,
     InvalidAudio,
     probe,
     validate,
 )
-from callscribe.ingest.spool import UploadSpool
+from callscribe.ingest.upload.spool import UploadSpool
 
 SECONDS = 3  # every fixture is padded/trimmed to exactly this length
 ACCEPTED_HINT = "send 16-bit PCM, mu-law or A-law WAV, MP3, FLAC or Ogg (Opus or Vorbis)"

@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import pytest
 from support import wait_for
 
-from callscribe.ingest.audio import AudioFacts
 from callscribe.ingest.model import ArchivedRecording, LockPolicy, RecordingInfo, recording_id
 from callscribe.ingest.s3store import RECORD_META, S3RecordingStore, _to_document
+from callscribe.ingest.upload.audio import AudioFacts
 from callscribe.kit.errors import DataLoss, InvalidArgument
 from callscribe.stack import servers
 from callscribe.storage.bucket import PROBE_BODY, PROBE_KEY

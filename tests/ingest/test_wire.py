@@ -8,7 +8,7 @@ import pytest
 from google.protobuf.message import DecodeError
 
 from callscribe.cli.uploads import chunk_message
-from callscribe.ingest.wire import read_upload_message
+from callscribe.ingest.upload.wire import read_upload_message
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 

@@ -6,7 +6,6 @@ import importlib.util
 import logging
 import os
 import sys
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,12 @@ from callscribe.stack.procs import ManagedProcess, free_port, spawn, stop, wait_
 log = logging.getLogger(__name__)
 
 SERVICES: tuple[str, ...] = ("ingest", "vad", "asr", "indexer", "worker")
-# The pipeline worker is the ingest service's second process role; it serves no gRPC, only metrics.
+# The pipeline worker is the ingest service's second program; it serves gRPC health and metrics.
 WORKER = "worker"
-_MODULES = {name: f"callscribe.{name}.main" for name in SERVICES} | {WORKER: "callscribe.ingest.worker"}
+_MODULES = {name: f"callscribe.{name}.main" for name in SERVICES} | {
+    "ingest": "callscribe.ingest.upload.main",
+    WORKER: "callscribe.ingest.pipeline.main",
+}
 HEALTH_TIMEOUT_S = 60.0
 HOST = "127.0.0.1"
 
@@ -65,6 +67,7 @@ def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
         env["ELASTICSEARCH_URL"] = state["elasticsearch"]["url"]
     if name == WORKER:
         del env["GRPC_ADDRESS"], env["METRICS_ADDRESS"]
+        env["WORKER_GRPC_ADDRESS"] = f"{HOST}:{free_port()}"
         env["WORKER_METRICS_ADDRESS"] = f"{HOST}:{free_port()}"
         env["VAD_ADDRESS"] = state["grpc"]["vad"]
         env["ASR_ADDRESS"] = state["grpc"]["asr"]
@@ -74,21 +77,13 @@ def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
 
 
 def grpc_address(name: str, env: Mapping[str, str]) -> str | None:
-    return None if name == WORKER else env[f"{name.upper()}_GRPC_ADDRESS"]
+    return env["INGEST_WORKER_GRPC_ADDRESS"] if name == WORKER else env[f"{name.upper()}_GRPC_ADDRESS"]
 
 
 def metrics_url(name: str, env: Mapping[str, str]) -> str:
     if name == WORKER:
         return f"http://{env['INGEST_WORKER_METRICS_ADDRESS']}/metrics"
     return f"http://{env[f'{name.upper()}_METRICS_ADDRESS']}/metrics"
-
-
-def _metrics_answer(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
 
 
 def _serving(stub: health_pb2_grpc.HealthStub) -> bool:
@@ -102,21 +97,13 @@ def _serving(stub: health_pb2_grpc.HealthStub) -> bool:
 def start_service(
     name: str, env: Mapping[str, str], log_path: Path, timeout: float = HEALTH_TIMEOUT_S
 ) -> ManagedProcess:
-    """Run ``python -m callscribe.<name>`` and wait until its gRPC health check says SERVING.
-
-    The worker (``python -m callscribe.ingest worker``) has no gRPC: it is ready when its metrics answer.
-    """
-    if name == WORKER:
-        argv = [sys.executable, "-m", "callscribe.ingest", "worker"]
-        proc = spawn(name, argv, {**os.environ, **env}, log_path)
-        url = metrics_url(name, env)
-        try:
-            wait_until(lambda: _metrics_answer(url), timeout, f"worker metrics at {url}", proc)
-        except BaseException:
-            stop(proc)
-            raise
-        return proc
-    argv = [sys.executable, "-m", f"callscribe.{name}"]
+    """Run ``python -m callscribe.<name>`` (the worker: ``python -m callscribe.ingest worker``) and wait
+    until its gRPC health check says SERVING."""
+    argv = (
+        [sys.executable, "-m", "callscribe.ingest", "worker"]
+        if name == WORKER
+        else [sys.executable, "-m", f"callscribe.{name}"]
+    )
     proc = spawn(name, argv, {**os.environ, **env}, log_path)
     address = grpc_address(name, env)
     assert address is not None

@@ -40,6 +40,7 @@ class GrpcServer:
     `long_call_slots` adds one handler thread per long-lived call the service admits (e.g. uploads in
     flight), on top of `settings.max_workers`, so such calls can never starve probes and short calls.
     `channel_options` are further gRPC core arguments of the service (e.g. its flow-control window).
+    `address` overrides `settings.grpc_address` (a second program reading the same environment).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class GrpcServer:
         registry: CollectorRegistry,
         long_call_slots: int = 0,
         channel_options: Sequence[tuple[str, int | str]] = (),
+        address: str | None = None,
     ) -> None:
         tenants = TenantRegistry.load(settings.tenants_file)
         self._server = grpc.server(
@@ -70,20 +72,21 @@ class GrpcServer:
             binding.add_to_server(binding.servicer, self._server)
         reflection.enable_server_reflection([*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server)
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self._bind(settings)
-        self.address = f"{settings.grpc_address.rpartition(':')[0]}:{self.port}"
+        listen = address or settings.grpc_address
+        self.port = self._bind(settings, listen)
+        self.address = f"{listen.rpartition(':')[0]}:{self.port}"
         self._stopped = threading.Event()
 
-    def _bind(self, settings: ServiceSettings) -> int:
+    def _bind(self, settings: ServiceSettings, address: str) -> int:
         if settings.tls_cert_file and settings.tls_key_file:
             creds = grpc.ssl_server_credentials(
                 [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
             )
-            port = self._server.add_secure_port(settings.grpc_address, creds)
+            port = self._server.add_secure_port(address, creds)
         else:
-            port = self._server.add_insecure_port(settings.grpc_address)
+            port = self._server.add_insecure_port(address)
         if port == 0:
-            raise RuntimeError(f"cannot listen on {settings.grpc_address}: address in use or not local")
+            raise RuntimeError(f"cannot listen on {address}: address in use or not local")
         return port
 
     def _set_health(self, status: int) -> None:

@@ -1,14 +1,18 @@
-"""The pipeline's job queue and progress, on Redis (a Stream plus one hash per recording).
+"""The pipeline's job queue and progress, on Redis (a Stream plus one hash per recording): the one
+adapter both ingest programs use, and the only module that imports redis.
 
 Redis holds queue and progress only; the truth is in S3. Losing Redis loses nothing:
-reconciliation re-enqueues every archived recording that has no progress record.
+reconciliation re-enqueues every archived recording that has no indexed call and no live job.
+Every failure to reach Redis becomes the kit's `Unavailable`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -30,52 +34,17 @@ return 1
 """
 
 
-def connect(url: str, timeout: float) -> Any:
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise Unavailable(f"job queue (Redis) unreachable: {exc}") from exc
+
+
+def _connect(url: str, timeout: float) -> Any:
     """A Redis client answering str (decode_responses), which redis-py's annotations cannot express: typed Any."""
     return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True)
-
-
-class RedisJobQueue:
-    def __init__(self, url: str, stream: str, timeout: float) -> None:
-        self._redis = connect(url, timeout)
-        self._stream = stream
-        self._enqueue = self._redis.register_script(_ENQUEUE_ONCE)
-
-    def enqueue(self, job: Job) -> bool:
-        """True when this call queued the job, False when it was already known. Unavailable if Redis is down."""
-        keys = [STATE_KEY.format(job.recording_id), self._stream]
-        args = [f"{time.time():.3f}", job.tenant, job.recording_id, job.bucket, job.key, job.version_id, job.sha256]
-        try:
-            return bool(self._enqueue(keys=keys, args=args))
-        except redis.RedisError as exc:
-            raise Unavailable(f"job queue (Redis) unreachable: {exc}") from exc
-
-    def state(self, recording_id: str) -> tuple[str, str] | None:
-        """(state, detail) of the recording's progress, None when Redis has no record of it."""
-        try:
-            fields = self._redis.hgetall(STATE_KEY.format(recording_id))
-        except redis.RedisError as exc:
-            raise Unavailable(f"job queue (Redis) unreachable: {exc}") from exc
-        if not fields:
-            return None
-        return str(fields.get("state", "")), str(fields.get("detail", ""))
-
-    def unknown(self, recording_ids: list[str]) -> list[str]:
-        """The ids Redis has no progress record for (never queued, or Redis lost its data)."""
-        try:
-            with self._redis.pipeline(transaction=False) as pipe:
-                for rec_id in recording_ids:
-                    pipe.exists(STATE_KEY.format(rec_id))
-                found = pipe.execute()
-        except redis.RedisError as exc:
-            raise Unavailable(f"job queue (Redis) unreachable: {exc}") from exc
-        return [rec_id for rec_id, exists in zip(recording_ids, found, strict=True) if not exists]
-
-    def ping(self) -> bool:
-        try:
-            return bool(self._redis.ping())
-        except redis.RedisError:
-            return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,38 +109,106 @@ class DeadLetterEntry:
         self.failed_at = float(fields.get("failed_at") or 0)
 
 
-class WorkQueue:
-    """The worker's view of the job stream: read, keep alive, acknowledge, retry, dead-letter."""
+class RedisJobs:
+    """The job stream, its retry set and dead letters, and the progress hashes.
 
-    def __init__(self, url: str, stream: str, group: str, consumer: str, timeout: float) -> None:
-        self._redis = connect(url, timeout)
+    The upload API enqueues, reads progress and pages/requeues dead letters; the worker (given its
+    consumer group and name) reads, keeps alive, acknowledges, retries and dead-letters.
+    """
+
+    def __init__(self, url: str, stream: str, timeout: float, group: str = "", consumer: str = "") -> None:
+        self._redis = _connect(url, timeout)
         self.stream = stream
         self.retry_key = f"{stream}:retry"
         self.dead_stream = f"{stream}:dead"
         self.group = group
         self.consumer = consumer
+        self._enqueue = self._redis.register_script(_ENQUEUE_ONCE)
         self._promote = self._redis.register_script(_PROMOTE_DUE)
         self._requeue = self._redis.register_script(_REQUEUE_DEAD)
 
+    def ping(self) -> bool:
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError:
+            return False
+
+    # -- the upload API's side ------------------------------------------------------------------
+    def enqueue(self, job: Job) -> bool:
+        """True when this call queued the job, False when it was already known. Unavailable if Redis is down."""
+        keys = [STATE_KEY.format(job.recording_id), self.stream]
+        args = [f"{time.time():.3f}", job.tenant, job.recording_id, job.bucket, job.key, job.version_id, job.sha256]
+        with _reachable():
+            return bool(self._enqueue(keys=keys, args=args))
+
+    def state(self, recording_id: str) -> tuple[str, str] | None:
+        """(state, detail) of the recording's progress, None when Redis has no record of it."""
+        with _reachable():
+            fields = self._redis.hgetall(STATE_KEY.format(recording_id))
+        if not fields:
+            return None
+        return str(fields.get("state", "")), str(fields.get("detail", ""))
+
+    def dead_letters(self, tenant: str, size: int, after: str) -> tuple[list[DeadLetterEntry], str]:
+        """The tenant's dead letters after entry id ``after`` (exclusive); returns (entries, next token or "")."""
+        found: list[DeadLetterEntry] = []
+        start = f"({after}" if after else "-"
+        with _reachable():
+            while len(found) < size:
+                batch = self._redis.xrange(self.dead_stream, min=start, max="+", count=500)
+                if not batch:
+                    return found, ""
+                for entry_id, fields in batch:
+                    start = f"({entry_id}"
+                    if fields.get("tenant") == tenant:
+                        found.append(DeadLetterEntry(entry_id, fields))
+                        if len(found) == size:
+                            more = self._redis.xrange(self.dead_stream, min=start, max="+", count=1)
+                            return found, entry_id if more else ""
+        return found, ""
+
+    def requeue_dead(self, tenant: str, recording_id: str) -> list[str]:
+        """Requeue the tenant's dead letters (all, or those of one recording); returns the recording ids."""
+        requeued: list[str] = []
+        after = ""
+        while True:
+            entries, after = self.dead_letters(tenant, 500, after)
+            for entry in entries:
+                if recording_id and entry.job.recording_id != recording_id:
+                    continue
+                with _reachable():
+                    moved = self._requeue(
+                        keys=[self.dead_stream, self.stream], args=[entry.entry_id, tenant, f"{time.time():.3f}"]
+                    )
+                if moved and entry.job.recording_id not in requeued:
+                    requeued.append(entry.job.recording_id)
+            if not after:
+                return requeued
+
+    # -- the worker's side ----------------------------------------------------------------------
     def ensure_group(self) -> None:
         """Create the consumer group (from the stream's start) unless it exists; also after Redis lost its data."""
-        try:
-            self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-            log.info("created consumer group %s on %s", self.group, self.stream)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        with _reachable():
+            try:
+                self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+                log.info("created consumer group %s on %s", self.group, self.stream)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     def read(self, count: int, block_ms: int) -> list[tuple[str, dict[str, str]]]:
         """New entries for this consumer (blocking up to block_ms)."""
-        try:
-            reply = self._redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            log.warning("consumer group %s is gone (Redis lost its data?): recreating it", self.group)
-            self.ensure_group()
-            return []
+        with _reachable():
+            try:
+                reply = self._redis.xreadgroup(
+                    self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
+                )
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("consumer group %s is gone (Redis lost its data?): recreating it", self.group)
+                self.ensure_group()
+                return []
         entries: list[tuple[str, dict[str, str]]] = []
         for _stream, items in reply or []:
             entries.extend((entry_id, fields) for entry_id, fields in items if fields)
@@ -179,35 +216,36 @@ class WorkQueue:
 
     def claim_stale(self, min_idle_ms: int, count: int) -> list[tuple[str, dict[str, str], int]]:
         """Entries another consumer took and stopped keeping alive (it died): (id, fields, times delivered)."""
-        try:
-            reply = self._redis.xautoclaim(self.stream, self.group, self.consumer, min_idle_ms, "0-0", count=count)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            self.ensure_group()
-            return []
-        claimed = [(entry_id, fields) for entry_id, fields in reply[1] if fields]
-        if not claimed:
-            return []
-        deliveries: dict[str, int] = {}
-        for entry_id, _ in claimed:
-            pending = self._redis.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
-            deliveries[entry_id] = int(pending[0]["times_delivered"]) if pending else 1
+        with _reachable():
+            try:
+                reply = self._redis.xautoclaim(self.stream, self.group, self.consumer, min_idle_ms, "0-0", count=count)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self.ensure_group()
+                return []
+            claimed = [(entry_id, fields) for entry_id, fields in reply[1] if fields]
+            deliveries: dict[str, int] = {}
+            for entry_id, _ in claimed:
+                pending = self._redis.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
+                deliveries[entry_id] = int(pending[0]["times_delivered"]) if pending else 1
         return [(entry_id, fields, deliveries[entry_id]) for entry_id, fields in claimed]
 
     def keep_alive(self, entry_ids: list[str]) -> None:
         """Reset the idle time of entries still being worked on, so no other worker reclaims them."""
         if entry_ids:
-            self._redis.xclaim(self.stream, self.group, self.consumer, 0, entry_ids, justid=True)
+            with _reachable():
+                self._redis.xclaim(self.stream, self.group, self.consumer, 0, entry_ids, justid=True)
 
     def set_state(self, recording_id: str, state: str, detail: str = "", attempts: int | None = None) -> None:
         mapping: dict[str, str | int] = {"state": state, "detail": detail, "updated_at": f"{time.time():.3f}"}
         if attempts is not None:
             mapping["attempts"] = attempts
-        self._redis.hset(STATE_KEY.format(recording_id), mapping=mapping)
+        with _reachable():
+            self._redis.hset(STATE_KEY.format(recording_id), mapping=mapping)
 
     def done(self, entry_id: str, job: Job, detail: str) -> None:
-        with self._redis.pipeline(transaction=True) as pipe:
+        with _reachable(), self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(self.stream, self.group, entry_id)
             pipe.xdel(self.stream, entry_id)
             pipe.hset(
@@ -220,7 +258,7 @@ class WorkQueue:
         """Acknowledge the entry and park the job in the retry set, in one transaction."""
         raw = json.dumps(job_fields(job, attempts), sort_keys=True)
         detail = f"attempt {attempts} failed at {stage}: {reason}; retrying in {delay_s:.0f} s"
-        with self._redis.pipeline(transaction=True) as pipe:
+        with _reachable(), self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(self.retry_key, {raw: time.time() + delay_s})
             pipe.xack(self.stream, self.group, entry_id)
             pipe.xdel(self.stream, entry_id)
@@ -233,7 +271,7 @@ class WorkQueue:
     def dead_letter(self, entry_id: str, job: Job, attempts: int, stage: str, reason: str) -> None:
         """Acknowledge the entry and move the job to the dead-letter stream with its reason, in one transaction."""
         now = f"{time.time():.3f}"
-        with self._redis.pipeline(transaction=True) as pipe:
+        with _reachable(), self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(
                 self.dead_stream,
                 {**job_fields(job, attempts), "stage": stage, "reason": reason[:2000], "failed_at": now},
@@ -254,11 +292,14 @@ class WorkQueue:
 
     def promote_due(self, limit: int = 100) -> int:
         """Move retries whose time has come back onto the stream; returns how many moved."""
-        return int(self._promote(keys=[self.retry_key, self.stream], args=[f"{time.time():.3f}", limit, time.time()]))
+        with _reachable():
+            return int(
+                self._promote(keys=[self.retry_key, self.stream], args=[f"{time.time():.3f}", limit, time.time()])
+            )
 
     def requeue(self, job: Job) -> None:
         """Put a job on the stream whatever its recorded state (the reconciler found it unindexed)."""
-        with self._redis.pipeline(transaction=True) as pipe:
+        with _reachable(), self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.stream, job_fields(job, 0))
             pipe.hset(
                 STATE_KEY.format(job.recording_id),
@@ -272,58 +313,8 @@ class WorkQueue:
             pipe.execute()
 
     def states(self, recording_ids: list[str]) -> dict[str, dict[str, str]]:
-        with self._redis.pipeline(transaction=False) as pipe:
+        with _reachable(), self._redis.pipeline(transaction=False) as pipe:
             for rec_id in recording_ids:
                 pipe.hgetall(STATE_KEY.format(rec_id))
             found = pipe.execute()
         return {rec_id: fields for rec_id, fields in zip(recording_ids, found, strict=True) if fields}
-
-
-class DeadLetters:
-    """Reading and requeueing dead letters, for the ingest API (tenant-scoped)."""
-
-    def __init__(self, url: str, stream: str, timeout: float) -> None:
-        self._redis = connect(url, timeout)
-        self.stream = stream
-        self.dead_stream = f"{stream}:dead"
-        self._requeue = self._redis.register_script(_REQUEUE_DEAD)
-
-    def page(self, tenant: str, size: int, after: str) -> tuple[list[DeadLetterEntry], str]:
-        """The tenant's dead letters after entry id ``after`` (exclusive); returns (entries, next token or "")."""
-        found: list[DeadLetterEntry] = []
-        start = f"({after}" if after else "-"
-        try:
-            while len(found) < size:
-                batch = self._redis.xrange(self.dead_stream, min=start, max="+", count=500)
-                if not batch:
-                    return found, ""
-                for entry_id, fields in batch:
-                    start = f"({entry_id}"
-                    if fields.get("tenant") == tenant:
-                        found.append(DeadLetterEntry(entry_id, fields))
-                        if len(found) == size:
-                            more = self._redis.xrange(self.dead_stream, min=start, max="+", count=1)
-                            return found, entry_id if more else ""
-        except redis.RedisError as exc:
-            raise Unavailable(f"job queue (Redis) unreachable: {exc}") from exc
-        return found, ""
-
-    def requeue(self, tenant: str, recording_id: str) -> list[str]:
-        """Requeue the tenant's dead letters (all, or those of one recording); returns the recording ids."""
-        requeued: list[str] = []
-        after = ""
-        while True:
-            entries, after = self.page(tenant, 500, after)
-            for entry in entries:
-                if recording_id and entry.job.recording_id != recording_id:
-                    continue
-                try:
-                    moved = self._requeue(
-                        keys=[self.dead_stream, self.stream], args=[entry.entry_id, tenant, f"{time.time():.3f}"]
-                    )
-                except redis.RedisError as exc:
-                    raise Unavailable(f"job queue (Redis) unreachable: {exc}") from exc
-                if moved and entry.job.recording_id not in requeued:
-                    requeued.append(entry.job.recording_id)
-            if not after:
-                return requeued

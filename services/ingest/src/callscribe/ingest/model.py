@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
-from callscribe.ingest.audio import AudioFacts
 from callscribe.kit.errors import InvalidArgument, ResourceExhausted
 from callscribe.kit.limits import MAX_HOTWORD_CHARS, MAX_HOTWORDS
 
@@ -16,6 +16,18 @@ CHANNEL_LAYOUTS = ("MONO", "STEREO_AGENT_LEFT", "STEREO_AGENT_RIGHT")
 LANGUAGES = ("auto", "zh", "en")
 MAX_ID_CHARS = 256
 MAX_LABELS = 64
+
+
+@dataclass(frozen=True)
+class AudioFacts:
+    """container: WAV/MP3/FLAC/OGG (WAVEX and RF64 reported as WAV); codec: libsndfile subtype."""
+
+    container: str
+    codec: str
+    sample_rate_hz: int
+    channels: int
+    frames: int
+    duration_ms: int
 
 
 @dataclass(frozen=True)
@@ -170,3 +182,19 @@ class Declared:
                 f"the received bytes have SHA-256 {sha256}, not the declared {self.sha256}: "
                 "the file changed or was corrupted in transit; nothing was stored"
             )
+
+
+class AudioWriter(Protocol):
+    @property
+    def single_put(self) -> bool: ...
+    @property
+    def streaming(self) -> bool: ...
+    def can_stream(self, size: int) -> bool: ...
+    def stream(self, extra_headers: dict[str, str], size: int, sha256: str) -> None: ...
+    def write(self, chunk: bytes) -> None: ...
+    def commit(self, extra_headers: dict[str, str] | None = None, sha256: str | None = None) -> str: ...
+    def abort(self) -> None: ...
+
+
+class AlreadyArchived(Exception):
+    """The store refused to write a recording because it is already there (a duplicate found at commit)."""

@@ -23,10 +23,11 @@ from urllib.parse import quote
 
 from prometheus_client import Gauge
 
-from callscribe.ingest.archive import AlreadyArchived, AudioWriter
-from callscribe.ingest.audio import AudioFacts
 from callscribe.ingest.model import (
+    AlreadyArchived,
     ArchivedRecording,
+    AudioFacts,
+    AudioWriter,
     LockPolicy,
     LockState,
     RecordingInfo,

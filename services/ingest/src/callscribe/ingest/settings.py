@@ -1,26 +1,30 @@
-"""Ingest settings, from INGEST_* environment variables, validated at start."""
+"""Settings of the ingest service's two programs, from INGEST_* environment variables, validated at start.
+
+`IngestSettings` holds what both programs share (S3, Redis, the job stream, tenants, TLS, logging),
+defined once; `UploadSettings` (the upload API) and `PipelineSettings` (the pipeline worker) add what
+only one of them reads. Both read the same environment, so one ConfigMap serves both.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 import tempfile
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from callscribe.kit.settings import ServiceSettings
-
-
-def check_s3_endpoint(value: str) -> str:
-    if not value.startswith(("http://", "https://")) or "//" not in value:
-        raise ValueError(f"s3_endpoint must be an http:// or https:// URL, got {value!r}")
-    return value.rstrip("/")
+from callscribe.kit.settings import ServiceSettings, check_host_port
+from callscribe.storage.client import check_endpoint_url
 
 
 class IngestSettings(ServiceSettings):
+    """What the upload API and the pipeline worker share."""
+
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
 
-    grpc_address: str = "0.0.0.0:50051"
+    grpc_address: str = "0.0.0.0:50051"  # the upload API's; the worker listens on worker_grpc_address
     metrics_address: str = "0.0.0.0:9101"
     s3_endpoint: str = Field(..., description="S3 URL, e.g. http://minio:9000 (https:// for TLS)")
     s3_access_key: SecretStr
@@ -28,6 +32,21 @@ class IngestSettings(ServiceSettings):
     s3_region: str = "us-east-1"
     hot_bucket: str = "callscribe-hot"
     cold_bucket: str = "callscribe-cold"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    job_stream: str = "callscribe:jobs"
+    redis_timeout_seconds: float = Field(
+        2.0, gt=0, description="Redis connect and reply timeout, both programs (the worker's blocking reads wait 0.5 s)"
+    )
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_endpoint_url(value)
+
+
+class UploadSettings(IngestSettings):
+    """The upload API (`python -m callscribe.ingest`)."""
+
     s3_part_size_mb: int = Field(8, ge=5, le=512, description="multipart part size")
     s3_parallel_parts: int = Field(2, ge=1, le=16, description="parts of one upload in flight to S3 at once")
     s3_max_part_uploads: int = Field(16, ge=1, description="part uploads in flight to S3 at once, all uploads")
@@ -38,17 +57,11 @@ class IngestSettings(ServiceSettings):
         "that starts while it arrives, at the client's pace (http S3 only); raise it for an S3 or proxy that drops "
         "requests whose body pauses",
     )
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    job_stream: str = "callscribe:jobs"
-    redis_timeout_seconds: float = Field(2.0, gt=0)
     spool_dir: Path = Field(Path(tempfile.gettempdir()) / "callscribe-ingest-spool")
     memory_upload_mb: int = Field(
         16, ge=0, description="uploads up to this size are held in memory (no spool file); 0: always spool"
     )
     max_upload_mb: int = Field(2048, ge=1, description="largest accepted recording")
-    reconcile_interval_seconds: float = Field(
-        300.0, ge=0, description="how often archived-but-unqueued recordings are enqueued (0: never)"
-    )
     max_concurrent_uploads: int = Field(64, ge=1, description="uploads in flight; more get RESOURCE_EXHAUSTED")
     stream_window_kb: int = Field(
         8192,
@@ -57,11 +70,46 @@ class IngestSettings(ServiceSettings):
         description="bytes gRPC receives ahead of what an upload has consumed (its HTTP/2 flow-control window)",
     )
 
-    @field_validator("s3_endpoint")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return check_s3_endpoint(value)
-
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+
+class PipelineSettings(IngestSettings):
+    """The pipeline worker (`python -m callscribe.ingest worker`): its own listen addresses, so both
+    programs can read one environment."""
+
+    worker_grpc_address: str = Field("0.0.0.0:50055", description="gRPC health (and reflection) HOST:PORT")
+    worker_metrics_address: str = "0.0.0.0:9105"
+    vad_address: str = Field(..., description="VadService HOST:PORT")
+    asr_address: str = Field(..., description="AsrService HOST:PORT")
+    indexer_address: str = Field(..., description="IndexerService HOST:PORT")
+    service_token: SecretStr = Field(..., description="bearer token of the pipeline's service account")
+    services_ca_file: Path | None = Field(None, description="PEM CA bundle: call the services over TLS")
+    worker_group: str = "callscribe-workers"
+    worker_consumer: str = Field("", description="consumer name in the group; default HOSTNAME-PID")
+    worker_concurrency: int = Field(8, ge=1, le=256, description="recordings processed at once by this worker")
+    worker_max_attempts: int = Field(5, ge=1, description="attempts before a job goes to the dead-letter stream")
+    worker_backoff_seconds: float = Field(5.0, gt=0, description="first retry delay; doubles per attempt")
+    worker_backoff_max_seconds: float = Field(600.0, gt=0)
+    worker_visibility_timeout_seconds: float = Field(
+        120.0, ge=5, description="a job whose worker stopped renewing it for this long is reclaimed by another"
+    )
+    worker_reconcile_interval_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="how often archived recordings without an indexed call and without a live job are queued "
+        "(0: never)",
+    )
+    vad_timeout_seconds: float = Field(600.0, gt=0)
+    asr_timeout_seconds: float = Field(1800.0, gt=0)
+    indexer_timeout_seconds: float = Field(120.0, gt=0)
+
+    @field_validator("vad_address", "asr_address", "indexer_address", "worker_grpc_address", "worker_metrics_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        return check_host_port(value)
+
+    @property
+    def consumer(self) -> str:
+        return self.worker_consumer or f"{socket.gethostname()}-{os.getpid()}"

@@ -18,6 +18,7 @@ import soundfile as sf
 
 from callscribe.audio import policy
 from callscribe.audio.policy import MAX_RATE_HZ, MIN_RATE_HZ, InvalidAudio, Source
+from callscribe.ingest.model import AudioFacts
 
 __all__ = [
     "HEADER_PROBE_BYTES",
@@ -44,18 +45,6 @@ HEADER_PROBE_BYTES = 64 * 1024
 
 # Decode in fixed blocks so memory stays bounded whatever the upload's length.
 _BLOCK_FRAMES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class AudioFacts:
-    """container: WAV/MP3/FLAC/OGG (WAVEX and RF64 reported as WAV); codec: libsndfile subtype."""
-
-    container: str
-    codec: str
-    sample_rate_hz: int
-    channels: int
-    frames: int
-    duration_ms: int
 
 
 # Codecs whose every byte sequence decodes: decoding proves nothing the data chunk's size does not.

@@ -11,10 +11,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from callscribe.ingest.audio import AudioFacts
 from callscribe.ingest.locks import KeyedLocks
 from callscribe.ingest.model import (
+    AlreadyArchived,
     ArchivedRecording,
+    AudioFacts,
+    AudioWriter,
     Declared,
     Job,
     LockPolicy,
@@ -22,7 +24,7 @@ from callscribe.ingest.model import (
     UploadLimits,
     recording_id,
 )
-from callscribe.ingest.spool import UploadSpool
+from callscribe.ingest.upload.spool import UploadSpool
 from callscribe.kit.errors import Cancelled, InvalidArgument, NotFound, Unavailable
 from callscribe.kit.tenants import Tenant
 
@@ -30,22 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
-
-
-class AudioWriter(Protocol):
-    @property
-    def single_put(self) -> bool: ...
-    @property
-    def streaming(self) -> bool: ...
-    def can_stream(self, size: int) -> bool: ...
-    def stream(self, extra_headers: dict[str, str], size: int, sha256: str) -> None: ...
-    def write(self, chunk: bytes) -> None: ...
-    def commit(self, extra_headers: dict[str, str] | None = None, sha256: str | None = None) -> str: ...
-    def abort(self) -> None: ...
-
-
-class AlreadyArchived(Exception):
-    """The store refused to write a recording because it is already there (a duplicate found at commit)."""
 
 
 class RecordingStore(Protocol):
@@ -61,13 +47,11 @@ class RecordingStore(Protocol):
     def list_ids(
         self, tenant: str, start_after: str, since: datetime | None, until: datetime | None
     ) -> Iterator[tuple[str, datetime]]: ...
-    def list_all(self) -> Iterator[tuple[str, str]]: ...
 
 
 class JobQueue(Protocol):
     def enqueue(self, job: Job) -> bool: ...
     def state(self, recording_id: str) -> tuple[str, str] | None: ...
-    def unknown(self, recording_ids: list[str]) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -269,7 +253,7 @@ class Archiver:
             self._queue.enqueue(job)
             return True
         except Unavailable as exc:
-            # The audio is safe and acknowledged; reconciliation will enqueue it later.
+            # The audio is safe and acknowledged; the pipeline's reconciliation will enqueue it later.
             log.warning("recording %s archived but not enqueued: %s", record.recording_id, exc.message)
             return False
 
@@ -306,27 +290,6 @@ class Archiver:
             if record is not None:
                 views.append(self._view(record))
         return views, next_token
-
-    def reconcile(self, batch: int = 500) -> int:
-        """Enqueue every archived recording the queue has never heard of; returns how many were queued."""
-        queued = 0
-        pending: list[tuple[str, str]] = []
-        for item in self._store.list_all():
-            pending.append(item)
-            if len(pending) == batch:
-                queued += self._enqueue_unknown(pending)
-                pending = []
-        return queued + (self._enqueue_unknown(pending) if pending else 0)
-
-    def _enqueue_unknown(self, items: list[tuple[str, str]]) -> int:
-        tenants = dict((rec_id, tenant) for tenant, rec_id in items)
-        queued = 0
-        for rec_id in self._queue.unknown(list(tenants)):
-            record = self._store.find(tenants[rec_id], rec_id)
-            if record is not None and self._enqueue(record):
-                log.info("reconciliation queued %s/%s", record.tenant, rec_id)
-                queued += 1
-        return queued
 
     def set_legal_hold(self, tenant: Tenant, rec_id: str, on: bool) -> ArchivedRecording:
         record = self._store.set_legal_hold(tenant.name, rec_id, on)

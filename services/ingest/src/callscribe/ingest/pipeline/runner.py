@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import grpc
 
+from callscribe.ingest.convert import audio_pb, metadata_pb, object_pb
 from callscribe.ingest.model import ArchivedRecording, Job
 from callscribe.ingest.s3store import S3RecordingStore
-from callscribe.ingest.servicer import audio_pb, metadata_pb, object_pb
 from callscribe.kit.errors import DomainError, ErrorKind
 from callscribe.kit.interceptors import ACTING_TENANT_HEADER
 from callscribe.v1 import asr_pb2, asr_pb2_grpc, common_pb2, indexer_pb2, indexer_pb2_grpc, vad_pb2, vad_pb2_grpc

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from callscribe.ingest import audio
+from callscribe.ingest.upload import audio
 from callscribe.kit.errors import InvalidArgument, ResourceExhausted
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The pipeline worker: the ingest service's second process role (``python -m callscribe.ingest worker``).
+"""The pipeline worker's loop (the ingest service's second program, ``python -m callscribe.ingest worker``).
 
 At-least-once delivery over a Redis Stream consumer group:
 - an entry is acknowledged only after its recording is indexed (or dead-lettered, or parked for a retry),
@@ -9,8 +9,8 @@ At-least-once delivery over a Redis Stream consumer group:
   backoff through a due-time sorted set; after ``max_attempts`` (counting deliveries to dead
   workers) or on a failure no retry can fix (bad audio, fingerprint mismatch) the job goes to the
   dead-letter stream with its stage and reason;
-- the reconciler queues archived recordings that have no indexed call and no live job (Redis lost
-  its data, or an enqueue never reached it).
+- the reconciler (`reconciler.py`) queues archived recordings that have no indexed call and no live
+  job (Redis lost its data, or an enqueue never reached it).
 Every stage is idempotent (deterministic ids all the way down), so a job run twice changes nothing.
 """
 
@@ -18,33 +18,21 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from callscribe.ingest.jobs import WorkQueue, job_from_fields
+from callscribe.ingest.jobs import RedisJobs, job_from_fields
 from callscribe.ingest.model import Job
-from callscribe.ingest.pipeline import Pipeline, StageError, Timeouts
-from callscribe.ingest.s3store import S3RecordingStore
-from callscribe.ingest.worker_settings import WorkerSettings
+from callscribe.ingest.pipeline.runner import Pipeline, StageError
+from callscribe.ingest.settings import PipelineSettings
 from callscribe.kit.errors import Unavailable
-from callscribe.kit.interceptors import ACTING_TENANT_HEADER
-from callscribe.kit.logs import configure_logging
-from callscribe.kit.server import start_metrics_server
-from callscribe.kit.settings import load_settings
-from callscribe.storage.client import make_client
-from callscribe.v1 import asr_pb2_grpc, indexer_pb2, indexer_pb2_grpc, vad_pb2_grpc
 
 log = logging.getLogger("callscribe.ingest.worker")
-
-IN_PROGRESS = ("queued", "vad", "asr", "indexing")
 
 
 class WorkerMetrics:
@@ -74,9 +62,9 @@ class _InFlight:
 class Worker:
     def __init__(
         self,
-        queue: WorkQueue,
+        queue: RedisJobs,
         pipeline: Pipeline,
-        settings: WorkerSettings,
+        settings: PipelineSettings,
         metrics: WorkerMetrics,
     ) -> None:
         self._queue = queue
@@ -105,8 +93,8 @@ class Worker:
                 for entry_id, fields in self._queue.read(free, block_ms=500):
                     job, attempts = job_from_fields(fields)
                     self._submit(entry_id, job, attempts + 1)
-            except redis.RedisError as exc:
-                log.warning("job queue (Redis) unreachable, retrying in 1 s: %s", exc)
+            except Unavailable as exc:
+                log.warning("%s; retrying in 1 s", exc.message)
                 self.stop_event.wait(1.0)
         log.info("worker stopping: waiting for %d job(s) in flight", self._busy())
         self._pool.shutdown(wait=True)
@@ -205,175 +193,3 @@ class Worker:
         self._queue.dead_letter(entry_id, job, attempt, exc.stage, why)
         self._metrics.jobs.labels("dead_letter").inc()
         log.error("dead letter %s/%s at %s: %s", job.tenant, job.recording_id, exc.stage, why)
-
-
-class TenantRefused(Exception):
-    """The services refuse to act for this tenant (not in their tenants file)."""
-
-
-class Reconciler:
-    """Queues archived recordings that have no indexed call and no live job."""
-
-    def __init__(
-        self,
-        store: S3RecordingStore,
-        queue: WorkQueue,
-        indexer: indexer_pb2_grpc.IndexerServiceStub,
-        token: str,
-        stale_after_s: float,
-        metrics: WorkerMetrics | None = None,
-    ) -> None:
-        self._store = store
-        self._queue = queue
-        self._indexer = indexer
-        self._token = token
-        self._stale_after_s = stale_after_s
-        self._metrics = metrics
-
-    def run_once(self, batch: int = 500) -> int:
-        """One pass over the archive; a tenant the services refuse (e.g. removed from the tenants file) is
-        logged and skipped, and never holds up the others."""
-        by_tenant: dict[str, list[str]] = {}
-        refused: dict[str, str] = {}
-        queued = 0
-        for tenant, rec_id in self._store.list_all():
-            if tenant in refused:
-                continue
-            ids = by_tenant.setdefault(tenant, [])
-            ids.append(rec_id)
-            if len(ids) == batch:
-                queued += self._check_or_skip(tenant, ids, refused)
-                by_tenant[tenant] = []
-        for tenant, ids in by_tenant.items():
-            if ids and tenant not in refused:
-                queued += self._check_or_skip(tenant, ids, refused)
-        for tenant, why in refused.items():
-            log.warning("reconciliation skipped tenant %s: %s", tenant, why)
-        return queued
-
-    def _check_or_skip(self, tenant: str, ids: list[str], refused: dict[str, str]) -> int:
-        try:
-            return self._check(tenant, ids)
-        except TenantRefused as exc:
-            refused[tenant] = str(exc)
-            return 0
-
-    def _check(self, tenant: str, ids: list[str]) -> int:
-        metadata = (("authorization", f"Bearer {self._token}"), (ACTING_TENANT_HEADER, tenant))
-        try:
-            reply = self._indexer.FindIndexed(
-                indexer_pb2.FindIndexedRequest(tenant=tenant, recording_ids=ids), metadata=metadata, timeout=30
-            )
-        except grpc.RpcError as exc:
-            if exc.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
-                raise TenantRefused(f"{exc.code().name}: {exc.details()}") from exc
-            raise Unavailable(f"indexer unreachable: {exc.code().name}: {exc.details()}") from exc
-        indexed = set(reply.recording_ids)
-        states = self._queue.states(ids)
-        for rec_id in indexed:
-            if rec_id not in states:  # Redis lost its data: the index says the work is done
-                self._queue.set_state(rec_id, "done", "indexed (state restored by reconciliation)")
-        missing = [rec_id for rec_id in ids if rec_id not in indexed]
-        if not missing:
-            return 0
-        now = time.time()
-        queued = 0
-        for rec_id in missing:
-            fields = states.get(rec_id)
-            if fields:
-                state = fields.get("state", "")
-                if state == "failed":
-                    continue  # a dead letter: requeued by a person, not by reconciliation
-                if state in IN_PROGRESS and now - float(fields.get("updated_at") or 0) < self._stale_after_s:
-                    continue  # a live job
-            record = self._store.find(tenant, rec_id)
-            if record is None or record.object is None:
-                continue
-            obj = record.object
-            self._queue.requeue(Job(rec_id, tenant, obj.bucket, obj.key, obj.version_id, obj.sha256))
-            queued += 1
-            log.info("reconciliation queued %s/%s (state %s)", tenant, rec_id, (fields or {}).get("state", "none"))
-        if self._metrics is not None:
-            self._metrics.reconciled.inc(queued)
-        return queued
-
-
-def _channel(address: str, ca_file: object) -> grpc.Channel:
-    limit = 64 * 1024 * 1024
-    options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
-    if ca_file is not None:
-        with open(str(ca_file), "rb") as handle:
-            return grpc.secure_channel(address, grpc.ssl_channel_credentials(handle.read()), options=options)
-    return grpc.insecure_channel(address, options=options)
-
-
-def build(settings: WorkerSettings, registry: CollectorRegistry) -> tuple[Worker, Reconciler]:
-    client = make_client(
-        settings.s3_endpoint,
-        settings.s3_access_key.get_secret_value(),
-        settings.s3_secret_key.get_secret_value(),
-        settings.s3_region,
-        pool_size=settings.worker_concurrency + 4,
-    )
-    store = S3RecordingStore(client, settings.hot_bucket, 8 * 1024 * 1024, 1, 1)
-    queue = WorkQueue(
-        settings.redis_url,
-        settings.job_stream,
-        settings.worker_group,
-        settings.consumer,
-        settings.redis_timeout_seconds,
-    )
-    token = settings.service_token.get_secret_value()
-    indexer = indexer_pb2_grpc.IndexerServiceStub(_channel(settings.indexer_address, settings.services_ca_file))
-    pipeline = Pipeline(
-        store,
-        vad_pb2_grpc.VadServiceStub(_channel(settings.vad_address, settings.services_ca_file)),
-        asr_pb2_grpc.AsrServiceStub(_channel(settings.asr_address, settings.services_ca_file)),
-        indexer,
-        token,
-        Timeouts(settings.vad_timeout_seconds, settings.asr_timeout_seconds, settings.indexer_timeout_seconds),
-    )
-    metrics = WorkerMetrics(registry)
-    worker = Worker(queue, pipeline, settings, metrics)
-    stale = max(600.0, 4 * settings.worker_visibility_timeout_seconds)
-    return worker, Reconciler(store, queue, indexer, token, stale, metrics)
-
-
-def run_reconciler(reconciler: Reconciler, interval: float, stop: threading.Event) -> None:
-    while not stop.wait(interval):
-        try:
-            queued = reconciler.run_once()
-        except (Unavailable, redis.RedisError) as exc:
-            log.warning("reconciliation postponed: %s", exc)
-            continue
-        if queued:
-            log.info("reconciliation queued %d recording(s)", queued)
-
-
-def main() -> int:
-    settings = load_settings(WorkerSettings, "callscribe-ingest worker")
-    if settings is None:
-        return 2
-    configure_logging(settings.log_level)
-    registry = CollectorRegistry()
-    worker, reconciler = build(settings, registry)
-    start_metrics_server(settings.worker_metrics_address, registry)
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal %d: finishing jobs in flight", signum)
-        worker.stop_event.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if settings.worker_reconcile_interval_seconds > 0:
-        threading.Thread(
-            target=run_reconciler,
-            args=(reconciler, settings.worker_reconcile_interval_seconds, worker.stop_event),
-            name="reconciler",
-            daemon=True,
-        ).start()
-    log.info(
-        "worker %s consuming %s (concurrency %d)", settings.consumer, settings.job_stream, settings.worker_concurrency
-    )
-    worker.run()
-    return 0

@@ -1,21 +1,22 @@
-"""Composition root of the ingest service: read settings, wire adapters, serve."""
+"""Composition root of the upload API (``python -m callscribe.ingest``): read settings, wire adapters, serve.
+
+Archived recordings that never reached the queue are queued by the pipeline worker's reconciler."""
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from callscribe.ingest.archive import Archiver
-from callscribe.ingest.jobs import DeadLetters, RedisJobQueue
+from callscribe.ingest.jobs import RedisJobs
 from callscribe.ingest.model import UploadLimits
 from callscribe.ingest.s3store import S3RecordingStore
-from callscribe.ingest.servicer import IngestServicer, UploadMetrics
-from callscribe.ingest.settings import IngestSettings
-from callscribe.ingest.spool import clear_stale_spool
-from callscribe.ingest.wire import add_ingest_service
+from callscribe.ingest.settings import UploadSettings
+from callscribe.ingest.upload.archive import Archiver
+from callscribe.ingest.upload.servicer import IngestServicer, UploadMetrics
+from callscribe.ingest.upload.spool import clear_stale_spool
+from callscribe.ingest.upload.wire import add_ingest_service
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
@@ -35,19 +36,7 @@ def stream_window(window_bytes: int) -> list[tuple[str, int]]:
     return [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", window_bytes)]
 
 
-def run_reconciler(archiver: Archiver, interval: float, stop: threading.Event) -> None:
-    """Every `interval` seconds, queue recordings that reached S3 but never reached the queue."""
-    while not stop.wait(interval):
-        try:
-            queued = archiver.reconcile()
-        except Unavailable as exc:
-            log.warning("reconciliation postponed: %s", exc.message)
-            continue
-        if queued:
-            log.info("reconciliation queued %d recording(s)", queued)
-
-
-def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcServer, S3RecordingStore, Archiver]:
+def build(settings: UploadSettings, registry: CollectorRegistry) -> tuple[GrpcServer, S3RecordingStore, Archiver]:
     client = make_client(
         settings.s3_endpoint,
         settings.s3_access_key.get_secret_value(),
@@ -71,11 +60,10 @@ def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcSe
             registry=registry,
         ),
     )
-    queue = RedisJobQueue(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
+    queue = RedisJobs(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
     limits = UploadLimits(settings.spool_dir, settings.max_upload_bytes, settings.memory_upload_mb * 1024 * 1024)
     archiver = Archiver(store, queue, limits)
-    dead_letters = DeadLetters(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
-    servicer = IngestServicer(archiver, settings.max_concurrent_uploads, UploadMetrics(registry), dead_letters)
+    servicer = IngestServicer(archiver, settings.max_concurrent_uploads, UploadMetrics(registry), queue)
     binding = ServiceBinding(
         ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
         add_ingest_service,
@@ -93,7 +81,7 @@ def build(settings: IngestSettings, registry: CollectorRegistry) -> tuple[GrpcSe
 
 
 def main() -> int:
-    settings = load_settings(IngestSettings, "callscribe-ingest")
+    settings = load_settings(UploadSettings, "callscribe-ingest")
     if settings is None:
         return 2
     configure_logging(settings.log_level)
@@ -109,16 +97,7 @@ def main() -> int:
         server.stop(0)
         return 1
     server.mark_serving()
-    stop = threading.Event()
-    if settings.reconcile_interval_seconds > 0:
-        threading.Thread(
-            target=run_reconciler,
-            args=(archiver, settings.reconcile_interval_seconds, stop),
-            name="reconciler",
-            daemon=True,
-        ).start()
     serve_until_signalled(server, settings.grace_seconds)
-    stop.set()
     return 0
 
 

@@ -1,0 +1,94 @@
+"""Archived records <-> the shared protobuf messages (common.proto), for both ingest programs.
+
+The upload API answers with them; the pipeline worker builds the indexer's Call from the same record.
+Only this module and the two gRPC edges (the upload servicer, the worker's runner) touch protobuf types.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from callscribe.ingest.model import ArchivedRecording, RecordingInfo
+from callscribe.kit.errors import InvalidArgument
+from callscribe.kit.names import LANGUAGE_NAMES, LANGUAGES, LAYOUT_NAMES
+from callscribe.v1 import common_pb2 as c
+
+_LAYOUTS = {c.CHANNEL_LAYOUT_UNSPECIFIED: "", **LAYOUT_NAMES}  # unspecified: stored as "" (not said)
+_LAYOUT_ENUM = {name: value for value, name in _LAYOUTS.items()}
+_LANGUAGES = {c.LANGUAGE_UNSPECIFIED: "auto", **LANGUAGE_NAMES}  # unspecified: recognise the language
+_MODES = {"COMPLIANCE": c.LOCK_MODE_COMPLIANCE, "GOVERNANCE": c.LOCK_MODE_GOVERNANCE}
+
+
+def info_from_proto(meta: c.RecordingMetadata, tenant: str) -> RecordingInfo:
+    if meta.channel_layout not in _LAYOUTS:
+        raise InvalidArgument(f"channel_layout {meta.channel_layout} is not a known value")
+    if meta.language not in _LANGUAGES:
+        raise InvalidArgument(f"language {meta.language} is not a known value")
+    return RecordingInfo(
+        tenant=tenant,
+        call_id=meta.call_id,
+        agent_id=meta.agent_id,
+        customer_id=meta.customer_id,
+        started_at=meta.started_at.ToDatetime(UTC) if meta.HasField("started_at") else None,
+        channel_layout=_LAYOUTS[meta.channel_layout],
+        language=_LANGUAGES[meta.language],
+        hotwords=tuple((h.text, h.weight) for h in meta.hotwords),
+        labels=dict(meta.labels),
+        filename=meta.filename,
+    )
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def metadata_pb(record: ArchivedRecording) -> c.RecordingMetadata:
+    info = record.info
+    return c.RecordingMetadata(
+        tenant=record.tenant,
+        call_id=info.call_id,
+        agent_id=info.agent_id,
+        customer_id=info.customer_id,
+        started_at=timestamp(info.started_at),
+        channel_layout=_LAYOUT_ENUM[record.channel_layout],
+        language=LANGUAGES[info.language],
+        hotwords=[c.Hotword(text=t, weight=w) for t, w in info.hotwords],
+        labels=info.labels,
+        filename=info.filename,
+    )
+
+
+def object_pb(record: ArchivedRecording) -> c.ObjectRef:
+    obj = record.object
+    if obj is None:
+        return c.ObjectRef()
+    return c.ObjectRef(bucket=obj.bucket, key=obj.key, version_id=obj.version_id, sha256=obj.sha256)
+
+
+def lock_pb(record: ArchivedRecording) -> c.LockInfo:
+    lock = record.lock
+    if lock is None:
+        return c.LockInfo()
+    return c.LockInfo(
+        mode=_MODES.get(lock.mode, c.LOCK_MODE_UNSPECIFIED),
+        retain_until=timestamp(lock.retain_until),
+        legal_hold=lock.legal_hold,
+    )
+
+
+def audio_pb(record: ArchivedRecording) -> c.AudioFacts:
+    a = record.audio
+    return c.AudioFacts(
+        container=a.container,
+        codec=a.codec,
+        sample_rate_hz=a.sample_rate_hz,
+        channels=a.channels,
+        duration_ms=a.duration_ms,
+        size_bytes=record.size_bytes,
+    )
