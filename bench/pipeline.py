@@ -199,9 +199,10 @@ def bulk_comparison(state: dict[str, Any], token: str, ids: list[str], concurren
     from prometheus_client import CollectorRegistry
 
     from callscribe.indexer import documents, mappings
+    from callscribe.indexer.es.client import make_client
     from callscribe.indexer.metrics import IndexerMetrics
     from callscribe.indexer.settings import IndexerSettings
-    from callscribe.indexer.store import EsStore, make_client
+    from callscribe.indexer.store import EsStore
 
     auth = [("authorization", f"Bearer {token}")]
     indexer = indexer_pb2_grpc.IndexerServiceStub(grpc.insecure_channel(state["grpc"]["indexer"]))

@@ -11,8 +11,9 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from callscribe.indexer.es.client import make_client
 from callscribe.indexer.metrics import IndexerMetrics
-from callscribe.indexer.store import EsStore, make_client
+from callscribe.indexer.store import EsStore
 from callscribe.kit.errors import Unavailable
 from callscribe.stack.procs import stop
 from callscribe.stack.services import grpc_address, metrics_url, service_env, start_service

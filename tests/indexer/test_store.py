@@ -3,8 +3,11 @@ parts it rests on (documents, queries, page tokens, settings, the enricher)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +19,11 @@ from pydantic import ValidationError
 
 from callscribe.indexer import documents, enrich, mappings
 from callscribe.indexer import query as qb
+from callscribe.indexer.es.client import make_client
+from callscribe.indexer.es.schema import check_tenant_name
 from callscribe.indexer.metrics import IndexerMetrics
 from callscribe.indexer.settings import IndexerSettings
-from callscribe.indexer.store import EsStore, check_tenant_name, make_client
+from callscribe.indexer.store import EsStore
 from callscribe.kit.errors import FailedPrecondition, InvalidArgument
 from callscribe.kit.tenants import Tenant
 from callscribe.v1 import common_pb2 as c
@@ -26,7 +31,7 @@ from callscribe.v1 import indexer_pb2 as pb
 
 from .conftest import HOURS_EN, REFUND_ZH, ScriptedEnricher, TenantsFile, analytics, indexer_settings, make_call
 
-STORE_LOGGER = "callscribe.indexer.store"
+STORE_LOGGER = "callscribe.indexer.es"
 
 
 def new_store(es_url: str, tenants: TenantsFile, **overrides: Any) -> EsStore:
@@ -121,11 +126,48 @@ def test_lifecycle_policy_shape() -> None:
     assert list(short["phases"]) == ["hot", "delete"]  # retention shorter than the warm age: no warm phase
 
 
+@contextlib.contextmanager
+def sent_media_types() -> Iterator[list[dict[str, str]]]:
+    """The accept and content-type headers of each request this thread sends meanwhile, as the transport logs
+    them (`elastic_transport.node` at DEBUG)."""
+    sent: list[dict[str, str]] = []
+    thread = threading.get_ident()
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == thread:
+                lines = record.getMessage().splitlines()
+                sent.append(
+                    {
+                        name.lower(): line.split(": ", 1)[1]
+                        for line in lines
+                        for name in ("Accept", "Content-Type")
+                        if line.startswith(f"> {name}: ")
+                    }
+                )
+
+    logger = logging.getLogger("elastic_transport.node")
+    handler, level = Collect(logging.DEBUG), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield sent
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def test_api_compatibility_is_agreed_with_the_cluster(es_server, indexer_tenants) -> None:  # type: ignore[no-untyped-def]
     store = new_store(es_server.url, indexer_tenants, index_prefix="compat")
-    store.connect()
+    with sent_media_types() as sent:
+        store.connect()
+        store.index_call(Tenant("acme"), indexed(make_call(utterances=HOURS_EN)))
     assert store.server_version.startswith("8.")
-    assert store._pin is not None and store._pin.major == 8  # the 9.x client asks an 8 cluster for its own API
+    assert store.compat_major == 8  # the 9.x client asks an 8 cluster for its own API
+    # ... on every request it sent: version, ILM, templates, the tenant's aliases, the call lookup, the bulk.
+    assert len(sent) >= 8 and all("accept" in headers for headers in sent), sent
+    assert all(value.endswith("; compatible-with=8") for headers in sent for value in headers.values()), sent
+    assert "application/vnd.elasticsearch+x-ndjson; compatible-with=8" in {h.get("content-type") for h in sent}
 
 
 def test_tenant_names_that_cannot_name_an_index() -> None:

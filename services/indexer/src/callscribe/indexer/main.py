@@ -14,10 +14,11 @@ import threading
 from prometheus_client import CollectorRegistry
 
 from callscribe.indexer.enrich import Enricher, make_enricher
+from callscribe.indexer.es.client import make_client
 from callscribe.indexer.metrics import IndexerMetrics
 from callscribe.indexer.servicer import IndexerServicer
 from callscribe.indexer.settings import IndexerSettings
-from callscribe.indexer.store import EsStore, make_client
+from callscribe.indexer.store import EsStore
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server

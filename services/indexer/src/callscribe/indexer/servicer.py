@@ -15,9 +15,10 @@ import grpc
 
 from callscribe.indexer import query as qb
 from callscribe.indexer.enrich import Enricher
+from callscribe.indexer.es.reader import MAX_FIND_IDS
 from callscribe.indexer.metrics import IndexerMetrics
 from callscribe.indexer.settings import IndexerSettings
-from callscribe.indexer.store import MAX_FIND_IDS, EsStore
+from callscribe.indexer.store import EsStore
 from callscribe.indexer.validation import check_call, check_recording_id
 from callscribe.kit.errors import InvalidArgument
 from callscribe.kit.interceptors import resolve_tenant
