@@ -9,13 +9,14 @@ import sys
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from callscribe.audio.source import clear_stale_spool
 from callscribe.ingest.jobs import RedisJobs
 from callscribe.ingest.model import UploadLimits
 from callscribe.ingest.s3store import S3RecordingStore
 from callscribe.ingest.settings import UploadSettings
 from callscribe.ingest.upload.archive import Archiver
 from callscribe.ingest.upload.servicer import IngestServicer, UploadMetrics
-from callscribe.ingest.upload.spool import clear_stale_spool
+from callscribe.ingest.upload.spool import SPOOL_SUFFIX
 from callscribe.ingest.upload.wire import add_ingest_service
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
@@ -85,7 +86,7 @@ def main() -> int:
     if settings is None:
         return 2
     configure_logging(settings.log_level)
-    clear_stale_spool(settings.spool_dir)
+    clear_stale_spool(settings.spool_dir, SPOOL_SUFFIX)  # none of them was ever acknowledged
     registry = CollectorRegistry()
     server, store, archiver = build(settings, registry)
     start_metrics_server(settings.metrics_address, registry)

@@ -134,15 +134,3 @@ class UploadSpool:
             self._file.close()
         if self.path is not None:
             self.path.unlink(missing_ok=True)
-
-
-def clear_stale_spool(directory: Path) -> int:
-    """Remove spool files left by a crashed process: none of them was ever acknowledged."""
-    directory.mkdir(parents=True, exist_ok=True)
-    removed = 0
-    for path in directory.glob(f"*{SPOOL_SUFFIX}"):
-        path.unlink(missing_ok=True)
-        removed += 1
-    if removed:
-        log.warning("removed %d unacknowledged spool file(s) from %s", removed, directory)
-    return removed
