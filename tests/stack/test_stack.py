@@ -99,6 +99,30 @@ def test_up_status_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert code == 3 and "no local stack" in out
 
 
+def test_queue_state_survives_stack_down_and_up(tmp_path: Path) -> None:
+    """The local stack's Redis writes an append-only file (fsync every second): dead letters, progress
+    and the queue are still there after `stack down` / `stack up`."""
+    home = tmp_path / "home"
+    state = stack.up(home, services=())
+    try:
+        client = redis.Redis.from_url(state["redis"]["url"], decode_responses=True)
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+        assert client.config_get("appendfsync")["appendfsync"] == "everysec"
+        client.xadd("callscribe:jobs:dead", {"recording_id": "r1", "reason": "kept across restarts"})
+        client.hset("callscribe:state:r1", mapping={"state": "failed", "detail": "asr: kept"})
+        time.sleep(1.5)  # past one everysec fsync (what a stop may lose at most is documented as 1 s)
+    finally:
+        stack.down(home)
+    state = stack.up(home, services=())
+    try:
+        client = redis.Redis.from_url(state["redis"]["url"], decode_responses=True)
+        entries = client.xrange("callscribe:jobs:dead")
+        assert [fields["reason"] for _, fields in entries] == ["kept across restarts"]
+        assert client.hget("callscribe:state:r1", "state") == "failed"
+    finally:
+        stack.down(home)
+
+
 def _sleeper(tmp_path: Path) -> ManagedProcess:
     return spawn(
         "sleeper",

@@ -142,8 +142,13 @@ def _redis_pings(url: str) -> bool:
         client.close()
 
 
-def start_redis(data_dir: Path, log_path: Path | None = None, port: int | None = None) -> RedisServer:
-    """Redis on loopback; ``port`` to restart one where its clients expect it."""
+def start_redis(
+    data_dir: Path, log_path: Path | None = None, port: int | None = None, durable: bool = False
+) -> RedisServer:
+    """Redis on loopback; ``port`` to restart one where its clients expect it. ``durable``: an append-only
+    file in ``data_dir`` written every second (``appendfsync everysec``), so the queue, progress and dead
+    letters survive a restart (the local stack); otherwise nothing is kept on disk (tests of a Redis that
+    lost its data)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     argv = [
@@ -155,8 +160,10 @@ def start_redis(data_dir: Path, log_path: Path | None = None, port: int | None =
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes" if durable else "no",
     ]
+    if durable:
+        argv += ["--appendfsync", "everysec"]
     argv += ["--dir", str(data_dir)]
     proc = spawn("redis", argv, dict(os.environ), _log_path(data_dir, "redis", log_path))
     url = f"redis://{HOST}:{port}/0"

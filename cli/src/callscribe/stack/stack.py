@@ -156,7 +156,7 @@ def _start_servers(home: Path, state: dict[str, Any]) -> None:
     es = servers.start_elasticsearch(data / "elasticsearch", logs / "elasticsearch.log")
     _record(state, es.process)
     state["elasticsearch"] = {"url": es.url}
-    rds = servers.start_redis(data / "redis", logs / "redis.log")
+    rds = servers.start_redis(data / "redis", logs / "redis.log", durable=True)
     _record(state, rds.process)
     state["redis"] = {"url": rds.url}
     tenants_file = home / "tenants.json"

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from callscribe.v1 import common_pb2 as callscribe_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61llscribe/v1/ingest.proto\x12\rcallscribe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x63\x61llscribe/v1/common.proto\"\x8e\x01\n\x16UploadRecordingRequest\x12\x34\n\x08metadata\x18\x01 \x01(\x0b\x32 .callscribe.v1.RecordingMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x42\t\n\x07payload\"\xdf\x01\n\x17UploadRecordingResponse\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12(\n\x06object\x18\x03 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12%\n\x04lock\x18\x04 \x01(\x0b\x32\x17.callscribe.v1.LockInfo\x12\x11\n\tduplicate\x18\x05 \x01(\x08\x12(\n\x05\x61udio\x18\x06 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12\x10\n\x08\x65nqueued\x18\x07 \x01(\x08\";\n\x13GetRecordingRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\"\xfe\x02\n\tRecording\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x32\n\x08metadata\x18\x03 \x01(\x0b\x32 .callscribe.v1.RecordingMetadata\x12(\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12(\n\x06object\x18\x05 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12%\n\x04lock\x18\x06 \x01(\x0b\x32\x17.callscribe.v1.LockInfo\x12(\n\x04tier\x18\x07 \x01(\x0e\x32\x1a.callscribe.v1.StorageTier\x12+\n\x05state\x18\x08 \x01(\x0e\x32\x1c.callscribe.v1.PipelineState\x12\x14\n\x0cstate_detail\x18\t \x01(\t\x12/\n\x0b\x61rchived_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x15ListRecordingsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x31\n\rarchived_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61rchived_to\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"_\n\x16ListRecordingsResponse\x12,\n\nrecordings\x18\x01 \x03(\x0b\x32\x18.callscribe.v1.Recording\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x13SetLegalHoldRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\x12\x12\n\nlegal_hold\x18\x03 \x01(\x08\"S\n\x14SetLegalHoldResponse\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12%\n\x04lock\x18\x02 \x01(\x0b\x32\x17.callscribe.v1.LockInfo\"\xa4\x01\n\nDeadLetter\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12-\n\tfailed_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65ntry_id\x18\x07 \x01(\t\"O\n\x16ListDeadLettersRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"c\n\x17ListDeadLettersResponse\x12/\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x19.callscribe.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"N\n\x19RequeueDeadLettersRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"3\n\x1aRequeueDeadLettersResponse\x12\x15\n\rrecording_ids\x18\x01 \x03(\t2\xc6\x04\n\rIngestService\x12\x62\n\x0fUploadRecording\x12%.callscribe.v1.UploadRecordingRequest\x1a&.callscribe.v1.UploadRecordingResponse(\x01\x12L\n\x0cGetRecording\x12\".callscribe.v1.GetRecordingRequest\x1a\x18.callscribe.v1.Recording\x12]\n\x0eListRecordings\x12$.callscribe.v1.ListRecordingsRequest\x1a%.callscribe.v1.ListRecordingsResponse\x12W\n\x0cSetLegalHold\x12\".callscribe.v1.SetLegalHoldRequest\x1a#.callscribe.v1.SetLegalHoldResponse\x12`\n\x0fListDeadLetters\x12%.callscribe.v1.ListDeadLettersRequest\x1a&.callscribe.v1.ListDeadLettersResponse\x12i\n\x12RequeueDeadLetters\x12(.callscribe.v1.RequeueDeadLettersRequest\x1a).callscribe.v1.RequeueDeadLettersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61llscribe/v1/ingest.proto\x12\rcallscribe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x63\x61llscribe/v1/common.proto\"\x8e\x01\n\x16UploadRecordingRequest\x12\x34\n\x08metadata\x18\x01 \x01(\x0b\x32 .callscribe.v1.RecordingMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x42\t\n\x07payload\"\xdf\x01\n\x17UploadRecordingResponse\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12(\n\x06object\x18\x03 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12%\n\x04lock\x18\x04 \x01(\x0b\x32\x17.callscribe.v1.LockInfo\x12\x11\n\tduplicate\x18\x05 \x01(\x08\x12(\n\x05\x61udio\x18\x06 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12\x10\n\x08\x65nqueued\x18\x07 \x01(\x08\";\n\x13GetRecordingRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\"\xae\x03\n\tRecording\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x32\n\x08metadata\x18\x03 \x01(\x0b\x32 .callscribe.v1.RecordingMetadata\x12(\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12(\n\x06object\x18\x05 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12%\n\x04lock\x18\x06 \x01(\x0b\x32\x17.callscribe.v1.LockInfo\x12(\n\x04tier\x18\x07 \x01(\x0e\x32\x1a.callscribe.v1.StorageTier\x12+\n\x05state\x18\x08 \x01(\x0e\x32\x1c.callscribe.v1.PipelineState\x12\x14\n\x0cstate_detail\x18\t \x01(\t\x12/\n\x0b\x61rchived_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x08progress\x18\x0b \x01(\x0b\x32\x1c.callscribe.v1.StageProgress\"\x9f\x01\n\rStageProgress\x12+\n\x05stage\x18\x01 \x01(\x0e\x32\x1c.callscribe.v1.PipelineState\x12\x0f\n\x07\x64one_ms\x18\x02 \x01(\x03\x12\x10\n\x08total_ms\x18\x03 \x01(\x03\x12\x13\n\x0b\x65ta_seconds\x18\x04 \x01(\x01\x12\x13\n\x0b\x63hunks_done\x18\x05 \x01(\r\x12\x14\n\x0c\x63hunks_total\x18\x06 \x01(\r\"\xb2\x01\n\x15ListRecordingsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x31\n\rarchived_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61rchived_to\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"_\n\x16ListRecordingsResponse\x12,\n\nrecordings\x18\x01 \x03(\x0b\x32\x18.callscribe.v1.Recording\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x13SetLegalHoldRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\x12\x12\n\nlegal_hold\x18\x03 \x01(\x08\"S\n\x14SetLegalHoldResponse\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12%\n\x04lock\x18\x02 \x01(\x0b\x32\x17.callscribe.v1.LockInfo\"\xa4\x01\n\nDeadLetter\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12-\n\tfailed_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65ntry_id\x18\x07 \x01(\t\"O\n\x16ListDeadLettersRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"c\n\x17ListDeadLettersResponse\x12/\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x19.callscribe.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"N\n\x19RequeueDeadLettersRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"3\n\x1aRequeueDeadLettersResponse\x12\x15\n\rrecording_ids\x18\x01 \x03(\t2\xc6\x04\n\rIngestService\x12\x62\n\x0fUploadRecording\x12%.callscribe.v1.UploadRecordingRequest\x1a&.callscribe.v1.UploadRecordingResponse(\x01\x12L\n\x0cGetRecording\x12\".callscribe.v1.GetRecordingRequest\x1a\x18.callscribe.v1.Recording\x12]\n\x0eListRecordings\x12$.callscribe.v1.ListRecordingsRequest\x1a%.callscribe.v1.ListRecordingsResponse\x12W\n\x0cSetLegalHold\x12\".callscribe.v1.SetLegalHoldRequest\x1a#.callscribe.v1.SetLegalHoldResponse\x12`\n\x0fListDeadLetters\x12%.callscribe.v1.ListDeadLettersRequest\x1a&.callscribe.v1.ListDeadLettersResponse\x12i\n\x12RequeueDeadLetters\x12(.callscribe.v1.RequeueDeadLettersRequest\x1a).callscribe.v1.RequeueDeadLettersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,25 +40,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETRECORDINGREQUEST']._serialized_start=477
   _globals['_GETRECORDINGREQUEST']._serialized_end=536
   _globals['_RECORDING']._serialized_start=539
-  _globals['_RECORDING']._serialized_end=921
-  _globals['_LISTRECORDINGSREQUEST']._serialized_start=924
-  _globals['_LISTRECORDINGSREQUEST']._serialized_end=1102
-  _globals['_LISTRECORDINGSRESPONSE']._serialized_start=1104
-  _globals['_LISTRECORDINGSRESPONSE']._serialized_end=1199
-  _globals['_SETLEGALHOLDREQUEST']._serialized_start=1201
-  _globals['_SETLEGALHOLDREQUEST']._serialized_end=1280
-  _globals['_SETLEGALHOLDRESPONSE']._serialized_start=1282
-  _globals['_SETLEGALHOLDRESPONSE']._serialized_end=1365
-  _globals['_DEADLETTER']._serialized_start=1368
-  _globals['_DEADLETTER']._serialized_end=1532
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1534
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=1613
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=1615
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=1714
-  _globals['_REQUEUEDEADLETTERSREQUEST']._serialized_start=1716
-  _globals['_REQUEUEDEADLETTERSREQUEST']._serialized_end=1794
-  _globals['_REQUEUEDEADLETTERSRESPONSE']._serialized_start=1796
-  _globals['_REQUEUEDEADLETTERSRESPONSE']._serialized_end=1847
-  _globals['_INGESTSERVICE']._serialized_start=1850
-  _globals['_INGESTSERVICE']._serialized_end=2432
+  _globals['_RECORDING']._serialized_end=969
+  _globals['_STAGEPROGRESS']._serialized_start=972
+  _globals['_STAGEPROGRESS']._serialized_end=1131
+  _globals['_LISTRECORDINGSREQUEST']._serialized_start=1134
+  _globals['_LISTRECORDINGSREQUEST']._serialized_end=1312
+  _globals['_LISTRECORDINGSRESPONSE']._serialized_start=1314
+  _globals['_LISTRECORDINGSRESPONSE']._serialized_end=1409
+  _globals['_SETLEGALHOLDREQUEST']._serialized_start=1411
+  _globals['_SETLEGALHOLDREQUEST']._serialized_end=1490
+  _globals['_SETLEGALHOLDRESPONSE']._serialized_start=1492
+  _globals['_SETLEGALHOLDRESPONSE']._serialized_end=1575
+  _globals['_DEADLETTER']._serialized_start=1578
+  _globals['_DEADLETTER']._serialized_end=1742
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1744
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=1823
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=1825
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=1924
+  _globals['_REQUEUEDEADLETTERSREQUEST']._serialized_start=1926
+  _globals['_REQUEUEDEADLETTERSREQUEST']._serialized_end=2004
+  _globals['_REQUEUEDEADLETTERSRESPONSE']._serialized_start=2006
+  _globals['_REQUEUEDEADLETTERSRESPONSE']._serialized_end=2057
+  _globals['_INGESTSERVICE']._serialized_start=2060
+  _globals['_INGESTSERVICE']._serialized_end=2642
 # @@protoc_insertion_point(module_scope)

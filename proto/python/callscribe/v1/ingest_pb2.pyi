@@ -49,7 +49,7 @@ class GetRecordingRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ...) -> None: ...
 
 class Recording(_message.Message):
-    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "lock", "tier", "state", "state_detail", "archived_at")
+    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "lock", "tier", "state", "state_detail", "archived_at", "progress")
     RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class Recording(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     STATE_DETAIL_FIELD_NUMBER: _ClassVar[int]
     ARCHIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     recording_id: str
     tenant: str
     metadata: _common_pb2.RecordingMetadata
@@ -70,7 +71,24 @@ class Recording(_message.Message):
     state: _common_pb2.PipelineState
     state_detail: str
     archived_at: _timestamp_pb2.Timestamp
-    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockInfo, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., state: _Optional[_Union[_common_pb2.PipelineState, str]] = ..., state_detail: _Optional[str] = ..., archived_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    progress: StageProgress
+    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockInfo, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., state: _Optional[_Union[_common_pb2.PipelineState, str]] = ..., state_detail: _Optional[str] = ..., archived_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[StageProgress, _Mapping]] = ...) -> None: ...
+
+class StageProgress(_message.Message):
+    __slots__ = ("stage", "done_ms", "total_ms", "eta_seconds", "chunks_done", "chunks_total")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    DONE_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_DONE_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    stage: _common_pb2.PipelineState
+    done_ms: int
+    total_ms: int
+    eta_seconds: float
+    chunks_done: int
+    chunks_total: int
+    def __init__(self, stage: _Optional[_Union[_common_pb2.PipelineState, str]] = ..., done_ms: _Optional[int] = ..., total_ms: _Optional[int] = ..., eta_seconds: _Optional[float] = ..., chunks_done: _Optional[int] = ..., chunks_total: _Optional[int] = ...) -> None: ...
 
 class ListRecordingsRequest(_message.Message):
     __slots__ = ("tenant", "archived_from", "archived_to", "page_size", "page_token")

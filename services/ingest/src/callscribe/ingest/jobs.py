@@ -17,12 +17,17 @@ from typing import Any
 
 import redis
 
-from callscribe.ingest.model import Job
+from callscribe.ingest.model import Job, StageAdvance
 from callscribe.kit.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "callscribe:state:{}"
+# A job's finished work (VAD segments, ASR results per chunk), kept between tries; dropped when done.
+WORK_KEY = "callscribe:work:{}:{}"  # recording id, SHA-256
+WORK_TTL_S = 7 * 24 * 3600
+MAX_WORK_VALUE_BYTES = 8 * 1024 * 1024  # larger results are simply computed again on a retry
+_ADVANCE_FIELDS = tuple(StageAdvance(0, 0).fields())
 
 # Enqueue at most once per recording: the progress hash is the idempotency key.
 _ENQUEUE_ONCE = """
@@ -118,6 +123,7 @@ class RedisJobs:
 
     def __init__(self, url: str, stream: str, timeout: float, group: str = "", consumer: str = "") -> None:
         self._redis = _connect(url, timeout)
+        self._raw: Any = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self.stream = stream
         self.retry_key = f"{stream}:retry"
         self.dead_stream = f"{stream}:dead"
@@ -141,13 +147,13 @@ class RedisJobs:
         with _reachable():
             return bool(self._enqueue(keys=keys, args=args))
 
-    def state(self, recording_id: str) -> tuple[str, str] | None:
-        """(state, detail) of the recording's progress, None when Redis has no record of it."""
+    def state(self, recording_id: str) -> tuple[str, str, StageAdvance | None] | None:
+        """(state, detail, progress inside the stage) of the recording, None when Redis has no record of it."""
         with _reachable():
             fields = self._redis.hgetall(STATE_KEY.format(recording_id))
         if not fields:
             return None
-        return str(fields.get("state", "")), str(fields.get("detail", ""))
+        return str(fields.get("state", "")), str(fields.get("detail", "")), StageAdvance.from_fields(fields)
 
     def dead_letters(self, tenant: str, size: int, after: str) -> tuple[list[DeadLetterEntry], str]:
         """The tenant's dead letters after entry id ``after`` (exclusive); returns (entries, next token or "")."""
@@ -237,31 +243,67 @@ class RedisJobs:
             with _reachable():
                 self._redis.xclaim(self.stream, self.group, self.consumer, 0, entry_ids, justid=True)
 
-    def set_state(self, recording_id: str, state: str, detail: str = "", attempts: int | None = None) -> None:
+    def set_state(
+        self,
+        recording_id: str,
+        state: str,
+        detail: str = "",
+        attempts: int | None = None,
+        advance: StageAdvance | None = None,
+    ) -> None:
+        """Record the state; the progress inside the stage is `advance`'s, or none (cleared)."""
         mapping: dict[str, str | int] = {"state": state, "detail": detail, "updated_at": f"{time.time():.3f}"}
         if attempts is not None:
             mapping["attempts"] = attempts
+        key = STATE_KEY.format(recording_id)
+        with _reachable(), self._redis.pipeline(transaction=True) as pipe:
+            if advance is None:
+                pipe.hdel(key, *_ADVANCE_FIELDS)
+            else:
+                mapping.update(advance.fields())
+            pipe.hset(key, mapping=mapping)
+            pipe.execute()
+
+    def load_work(self, recording_id: str, sha256: str) -> dict[str, bytes]:
+        """What earlier tries of this recording finished (name -> serialized result)."""
         with _reachable():
-            self._redis.hset(STATE_KEY.format(recording_id), mapping=mapping)
+            found = self._raw.hgetall(WORK_KEY.format(recording_id, sha256))
+        return {bytes(name).decode(): bytes(value) for name, value in found.items()}
+
+    def save_work(self, recording_id: str, sha256: str, name: str, value: bytes) -> None:
+        if len(value) > MAX_WORK_VALUE_BYTES:
+            log.info("%s: %s not kept (%d bytes); a retry computes it again", recording_id, name, len(value))
+            return
+        key = WORK_KEY.format(recording_id, sha256)
+        with _reachable(), self._raw.pipeline(transaction=True) as pipe:
+            pipe.hset(key, name, value)
+            pipe.expire(key, WORK_TTL_S)
+            pipe.execute()
 
     def done(self, entry_id: str, job: Job, detail: str) -> None:
         with _reachable(), self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(self.stream, self.group, entry_id)
             pipe.xdel(self.stream, entry_id)
+            pipe.delete(WORK_KEY.format(job.recording_id, job.sha256))
+            pipe.hdel(STATE_KEY.format(job.recording_id), *_ADVANCE_FIELDS)
             pipe.hset(
                 STATE_KEY.format(job.recording_id),
                 mapping={"state": "done", "detail": detail, "updated_at": f"{time.time():.3f}", "tenant": job.tenant},
             )
             pipe.execute()
 
-    def retry_later(self, entry_id: str, job: Job, attempts: int, delay_s: float, stage: str, reason: str) -> None:
-        """Acknowledge the entry and park the job in the retry set, in one transaction."""
+    def retry_later(
+        self, entry_id: str, job: Job, attempts: int, delay_s: float, stage: str, reason: str, detail: str = ""
+    ) -> None:
+        """Acknowledge the entry and park the job in the retry set, in one transaction. `attempts` is what
+        the job has used so far (a retry after pressure or a release passes it unchanged)."""
         raw = json.dumps(job_fields(job, attempts), sort_keys=True)
-        detail = f"attempt {attempts} failed at {stage}: {reason}; retrying in {delay_s:.0f} s"
+        detail = detail or f"attempt {attempts} failed at {stage}: {reason}; retrying in {delay_s:.0f} s"
         with _reachable(), self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(self.retry_key, {raw: time.time() + delay_s})
             pipe.xack(self.stream, self.group, entry_id)
             pipe.xdel(self.stream, entry_id)
+            pipe.hdel(STATE_KEY.format(job.recording_id), *_ADVANCE_FIELDS)
             pipe.hset(
                 STATE_KEY.format(job.recording_id),
                 mapping={"state": "queued", "detail": detail, "attempts": attempts, "updated_at": f"{time.time():.3f}"},
@@ -278,6 +320,7 @@ class RedisJobs:
             )
             pipe.xack(self.stream, self.group, entry_id)
             pipe.xdel(self.stream, entry_id)
+            pipe.hdel(STATE_KEY.format(job.recording_id), *_ADVANCE_FIELDS)
             pipe.hset(
                 STATE_KEY.format(job.recording_id),
                 mapping={
@@ -301,6 +344,7 @@ class RedisJobs:
         """Put a job on the stream whatever its recorded state (the reconciler found it unindexed)."""
         with _reachable(), self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.stream, job_fields(job, 0))
+            pipe.hdel(STATE_KEY.format(job.recording_id), *_ADVANCE_FIELDS)
             pipe.hset(
                 STATE_KEY.format(job.recording_id),
                 mapping={

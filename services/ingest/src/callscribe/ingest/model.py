@@ -31,6 +31,38 @@ class AudioFacts:
 
 
 @dataclass(frozen=True)
+class StageAdvance:
+    """How far a job is inside its current stage: ms of audio (VAD) or of speech (ASR)."""
+
+    done_ms: int
+    total_ms: int
+    eta_s: float = 0.0  # 0: not known yet
+    chunks_done: int = 0
+    chunks_total: int = 0
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "p_done_ms": str(self.done_ms),
+            "p_total_ms": str(self.total_ms),
+            "p_eta_s": f"{self.eta_s:.1f}",
+            "p_chunks_done": str(self.chunks_done),
+            "p_chunks_total": str(self.chunks_total),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> StageAdvance | None:
+        if "p_total_ms" not in fields:
+            return None
+        return cls(
+            int(fields["p_done_ms"]),
+            int(fields["p_total_ms"]),
+            float(fields.get("p_eta_s") or 0),
+            int(fields.get("p_chunks_done") or 0),
+            int(fields.get("p_chunks_total") or 0),
+        )
+
+
+@dataclass(frozen=True)
 class RecordingInfo:
     """What the call-center system says about a recording (the upload's first message)."""
 

@@ -92,6 +92,17 @@ class PipelineSettings(IngestSettings):
     worker_max_attempts: int = Field(5, ge=1, description="attempts before a job goes to the dead-letter stream")
     worker_backoff_seconds: float = Field(5.0, gt=0, description="first retry delay; doubles per attempt")
     worker_backoff_max_seconds: float = Field(600.0, gt=0)
+    worker_pressure_backoff_seconds: float = Field(
+        1.0, gt=0, description="first wait after a service said busy/restarting; doubles while it lasts (not counted)"
+    )
+    worker_pressure_backoff_max_seconds: float = Field(30.0, gt=0)
+    worker_grace_seconds: float = Field(
+        10.0, ge=0, description="on SIGTERM, jobs in flight get this long to finish; then they go back to the queue"
+    )
+    asr_chunk_seconds: float = Field(
+        60.0, gt=0, description="speech per ASR request: a long call goes as a sequence of such chunks"
+    )
+    asr_chunk_segments: int = Field(16, ge=1, le=256, description="segments per ASR request at most")
     worker_visibility_timeout_seconds: float = Field(
         120.0, ge=5, description="a job whose worker stopped renewing it for this long is reclaimed by another"
     )

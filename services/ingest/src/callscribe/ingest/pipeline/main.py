@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from callscribe.ingest.jobs import RedisJobs
 from callscribe.ingest.pipeline.reconciler import Reconciler, run_reconciler
-from callscribe.ingest.pipeline.runner import Pipeline, Timeouts
+from callscribe.ingest.pipeline.runner import Chunking, Pipeline, Timeouts
 from callscribe.ingest.pipeline.worker import Worker, WorkerMetrics
 from callscribe.ingest.s3store import S3RecordingStore
 from callscribe.ingest.settings import PipelineSettings
@@ -60,6 +60,8 @@ def build(settings: PipelineSettings, registry: CollectorRegistry) -> tuple[Work
         indexer,
         token,
         Timeouts(settings.vad_timeout_seconds, settings.asr_timeout_seconds, settings.indexer_timeout_seconds),
+        queue,
+        Chunking(settings.asr_chunk_seconds, settings.asr_chunk_segments),
     )
     metrics = WorkerMetrics(registry)
     worker = Worker(queue, pipeline, settings, metrics)

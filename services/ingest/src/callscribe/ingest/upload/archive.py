@@ -21,6 +21,7 @@ from callscribe.ingest.model import (
     Job,
     LockPolicy,
     RecordingInfo,
+    StageAdvance,
     UploadLimits,
     recording_id,
 )
@@ -51,7 +52,7 @@ class RecordingStore(Protocol):
 
 class JobQueue(Protocol):
     def enqueue(self, job: Job) -> bool: ...
-    def state(self, recording_id: str) -> tuple[str, str] | None: ...
+    def state(self, recording_id: str) -> tuple[str, str, StageAdvance | None] | None: ...
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class RecordingView:
     record: ArchivedRecording
     state: str  # "" when the queue could not be asked
     state_detail: str
+    advance: StageAdvance | None = None
 
 
 class Archiver:
@@ -270,7 +272,7 @@ class Archiver:
             return RecordingView(record, "", f"pipeline state unknown: {exc.message}")
         if progress is None:
             return RecordingView(record, "archived", "archived; not queued yet (reconciliation will queue it)")
-        return RecordingView(record, progress[0], progress[1])
+        return RecordingView(record, *progress)
 
     def list_page(
         self, tenant: Tenant, page_size: int, page_token: str, since: datetime | None, until: datetime | None

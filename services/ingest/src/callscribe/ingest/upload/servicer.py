@@ -200,4 +200,19 @@ def _recording(view: RecordingView) -> pb.Recording:
         state=_STATES.get(view.state, c.PIPELINE_STATE_UNSPECIFIED),
         state_detail=view.state_detail,
         archived_at=timestamp(record.archived_at),
+        progress=_progress(view),
+    )
+
+
+def _progress(view: RecordingView) -> pb.StageProgress | None:
+    a = view.advance
+    if a is None:
+        return None
+    return pb.StageProgress(
+        stage=_STATES.get(view.state, c.PIPELINE_STATE_UNSPECIFIED),
+        done_ms=a.done_ms,
+        total_ms=a.total_ms,
+        eta_seconds=a.eta_s,
+        chunks_done=a.chunks_done,
+        chunks_total=a.chunks_total,
     )
