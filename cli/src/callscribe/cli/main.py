@@ -13,6 +13,7 @@ from callscribe.cli.connect import CliError
 from callscribe.cli.deadletters import add_dead_letter_parsers
 from callscribe.cli.demo import add_demo_parser
 from callscribe.cli.recordings import add_recording_parsers
+from callscribe.cli.sync import add_sync_parser
 from callscribe.stack.commands import add_stack_parser
 
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_stack_parser(commands)
     add_recording_parsers(commands)
+    add_sync_parser(commands)
     add_calls_parsers(commands)
     add_dead_letter_parsers(commands)
     add_demo_parser(commands)
