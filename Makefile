@@ -38,12 +38,15 @@ lint: venv ## ruff, mypy, and the generated-code check
 	$(VENV)/bin/mypy libs/kit/src libs/storage/src libs/audio/src services/ingest/src services/vad/src services/asr/src services/indexer/src cli/src
 	$(MAKE) proto-check
 
+# The demo's stack is this checkout's (not one found in a parent directory or started elsewhere).
+STACK_HOME ?= $(if $(CALLSCRIBE_HOME),$(CALLSCRIBE_HOME),.stack)
+
 demo: install ## start the local stack, upload sample calls, show WORM at work
-	$(VENV)/bin/callscribe stack status >/dev/null 2>&1 || $(VENV)/bin/callscribe stack up
-	$(VENV)/bin/callscribe demo
+	$(VENV)/bin/callscribe stack status --home $(STACK_HOME) >/dev/null 2>&1 || $(VENV)/bin/callscribe stack up --home $(STACK_HOME)
+	$(VENV)/bin/callscribe demo --home $(STACK_HOME)
 
 demo-down: ## stop the local stack
-	$(VENV)/bin/callscribe stack down
+	$(VENV)/bin/callscribe stack down --home $(STACK_HOME)
 
 bench-ingest: venv ## ingest throughput and memory against raw put_object
 	$(PY) bench/ingest.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,20 @@ class LockedS3:
     @property
     def secret_key(self) -> str:
         return self.server.secret_key
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`stack up` records the stack it started in $XDG_STATE_HOME/callscribe/last-stack: the tests' stacks go to a
+    directory of their own, never to the user's ~/.local/state."""
+    state_home = tmp_path_factory.mktemp("xdg-state")
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(state_home)
+    yield state_home
+    if before is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = before
 
 
 @pytest.fixture(scope="session")

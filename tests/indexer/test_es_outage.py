@@ -20,7 +20,17 @@ from callscribe.stack.services import grpc_address, metrics_url, service_env, st
 from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
 
-from .conftest import HOURS_EN, REFUND_ZH, Noida, ScriptedEnricher, StartIndexer, auth, indexer_settings, make_call
+from .conftest import (
+    HOURS_EN,
+    REFUND_ZH,
+    Noida,
+    ScriptedEnricher,
+    StartIndexer,
+    auth,
+    indexer_settings,
+    make_call,
+    new_id,
+)
 
 FAST_RETRIES = {"bulk_retries": 1, "bulk_backoff_seconds": 0.05, "request_timeout_seconds": 5}
 
@@ -39,7 +49,7 @@ def test_index_call_is_unavailable_while_elasticsearch_is_down(start_indexer: St
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # the pipeline worker retries this
     assert "Elasticsearch" in err.value.details()
     assert time.monotonic() - started < 20
-    for read in (lambda: idx.search(query="退费"), lambda: idx.get(before.recording_id), lambda: idx.find(["x"])):
+    for read in (lambda: idx.search(query="退费"), lambda: idx.get(before.recording_id), lambda: idx.find([new_id()])):
         with pytest.raises(grpc.RpcError) as err:
             read()
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -526,11 +526,30 @@ def test_bad_searches_are_refused(indexer: Indexer, case: str) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
 
 
-def test_bad_get_call(indexer: Indexer) -> None:
-    for rid, code in (("", grpc.StatusCode.INVALID_ARGUMENT), ("../x", grpc.StatusCode.INVALID_ARGUMENT)):
-        with pytest.raises(grpc.RpcError) as err:
-            indexer.get(rid)
-        assert err.value.code() == code
+@pytest.mark.parametrize("rid", ["", "../x", "deadbeef", "rec-1", "A" * 32, "0" * 31 + "g", "0" * 33])
+def test_malformed_recording_id_is_invalid_as_on_ingest(indexer: Indexer, rid: str) -> None:
+    """Ingest's shape (32 lowercase hex) and ingest's message, on every indexer method that takes an id."""
+    expected = f"recording_id {rid!r} is not a recording id (32 lowercase hex characters)"
+    with pytest.raises(grpc.RpcError) as err:
+        indexer.get(rid)
+    assert (err.value.code(), err.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, expected)
+    with pytest.raises(grpc.RpcError) as err:
+        indexer.find([new_id(), rid])
+    assert (err.value.code(), err.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        expected.replace("recording_id", "recording_ids[]", 1),
+    )
+    call = make_call(recording_id=rid or None, utterances=HOURS_EN)
+    call.recording_id = rid
+    with pytest.raises(grpc.RpcError) as err:
+        indexer.index(call)
+    assert (err.value.code(), err.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        expected.replace("recording_id", "call.recording_id", 1),
+    )
+
+
+def test_well_formed_unknown_recording_is_not_found(indexer: Indexer) -> None:
     with pytest.raises(grpc.RpcError) as err:
         indexer.get(new_id())
     assert err.value.code() == grpc.StatusCode.NOT_FOUND

@@ -79,6 +79,17 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
     dead: list[str] = field(default_factory=list)
     lists: list[ingest_pb2.ListDeadLettersRequest] = field(default_factory=list)
     requeues: list[ingest_pb2.RequeueDeadLettersRequest] = field(default_factory=list)
+    # GetRecording answers each recording's replies in turn, then keeps answering the last one.
+    recordings: dict[str, list[ingest_pb2.Recording]] = field(default_factory=dict)
+    got: list[ingest_pb2.GetRecordingRequest] = field(default_factory=list)
+
+    def GetRecording(self, request, context):  # noqa: ANN001, ANN201
+        _authorized(context)
+        self.got.append(request)
+        replies = self.recordings.get(request.recording_id)
+        if not replies:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no recording {request.recording_id}")
+        return replies.pop(0) if len(replies) > 1 else replies[0]
 
     def ListDeadLetters(self, request, context):  # noqa: ANN001, ANN201
         _authorized(context)
@@ -161,7 +172,7 @@ def full_analytics() -> pb.CallAnalytics:
 
 def full_call() -> pb.Call:
     return pb.Call(
-        recording_id="rec-zh-1",
+        recording_id="0a1b2c3d4e5f60718293a4b5c6d7e8f9",
         tenant="acme",
         metadata=c.RecordingMetadata(
             tenant="acme",
@@ -198,7 +209,7 @@ def full_call() -> pb.Call:
 def bare_call() -> pb.Call:
     """Indexed before analytics existed: no analytics, no QA."""
     return pb.Call(
-        recording_id="rec-en-2",
+        recording_id="e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2",
         tenant="acme",
         metadata=c.RecordingMetadata(call_id="c2", agent_id="agent-9", language=c.LANGUAGE_EN),
         audio=c.AudioFacts(duration_ms=3_723_400),
@@ -412,10 +423,13 @@ def test_server_invalid_argument_is_reported(peer: Peer, capsys: pytest.CaptureF
     assert err.strip() == "callscribe search: INVALID_ARGUMENT: query is 1500 characters long; at most 1000"
 
 
-def test_wrong_token_is_unauthenticated(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["show", "rec-zh-1", "--address", peer.address, "--token", "someone-else"])
+def test_wrong_token_is_put_in_cli_terms(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["show", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "--address", peer.address, "--token", "someone-else"])
     assert code == 1
-    assert capsys.readouterr().err.startswith("callscribe show: UNAUTHENTICATED: ")
+    assert capsys.readouterr().err == (
+        "callscribe show: the token was refused: check --token / CALLSCRIBE_TOKEN "
+        "(or use --tenant T against the local stack)\n"
+    )
 
 
 def _closed_port() -> int:
@@ -428,30 +442,42 @@ def _closed_port() -> int:
     "argv",
     [
         ("search", "x"),
-        ("show", "rec-1"),
+        ("show", "f" * 32),
         ("export", "--format", "csv"),
         ("dead-letters",),
         ("dead-letters", "requeue", "--all"),
     ],
 )
-def test_unreachable_service_is_unavailable(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> None:
-    code, out, err = run(capsys, f"127.0.0.1:{_closed_port()}", *argv)
+def test_unreachable_service_is_named_with_its_address(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    address = f"127.0.0.1:{_closed_port()}"
+    code, out, err = run(capsys, address, *argv)
     assert code == 1
-    assert err.startswith(f"callscribe {argv[0]}: UNAVAILABLE: ")
+    service = "ingest" if argv[0] == "dead-letters" else "indexer"
+    reach = f"cannot reach {service} at {address} — is it running? `callscribe stack status`"
+    assert err == f"callscribe {argv[0]}: {reach}\n"
     assert "recording_id" not in out  # no CSV header for an export that never started
+
+
+def test_a_service_that_answers_unavailable_keeps_its_message(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    peer.indexer.error = (grpc.StatusCode.UNAVAILABLE, "Elasticsearch is unreachable; try again")
+    code, _, err = run(capsys, peer.address, "search", "x")
+    assert code == 1
+    assert err.strip() == "callscribe search: UNAVAILABLE: Elasticsearch is unreachable; try again"
 
 
 # -- show ------------------------------------------------------------------------------------------------------------
 
 
 def test_show_renders_transcript_analytics_and_qa(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
-    peer.indexer.calls["rec-zh-1"] = full_call()
-    code, out, err = run(capsys, peer.address, "show", "rec-zh-1", "--tenant", "acme")
+    peer.indexer.calls["0a1b2c3d4e5f60718293a4b5c6d7e8f9"] = full_call()
+    code, out, err = run(capsys, peer.address, "show", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "--tenant", "acme")
     assert code == 0, err
     (request,) = peer.indexer.gets
-    assert (request.tenant, request.recording_id) == ("acme", "rec-zh-1")
+    assert (request.tenant, request.recording_id) == ("acme", "0a1b2c3d4e5f60718293a4b5c6d7e8f9")
     lines = out.splitlines()
-    assert lines[0] == "recording rec-zh-1"
+    assert lines[0] == "recording 0a1b2c3d4e5f60718293a4b5c6d7e8f9"
     assert lines[1] == (
         'call=call,42  agent=agent-7  customer=客户 "王", VIP  started=2024-05-01T01:30:00Z  duration=3:25  '
         "language=zh  layout=stereo_agent_right  sha256=" + "ab" * 32
@@ -483,11 +509,11 @@ def test_show_renders_transcript_analytics_and_qa(peer: Peer, capsys: pytest.Cap
 
 
 def test_show_leaves_out_what_was_not_computed(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
-    peer.indexer.calls["rec-en-2"] = bare_call()
-    code, out, _ = run(capsys, peer.address, "show", "rec-en-2")
+    peer.indexer.calls["e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2"] = bare_call()
+    code, out, _ = run(capsys, peer.address, "show", "e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2")
     assert code == 0
     assert out.splitlines() == [
-        "recording rec-en-2",
+        "recording e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2",
         "call=c2  agent=agent-9  duration=1:02:03  language=en",
         "",
         "Transcript",
@@ -503,8 +529,8 @@ def test_show_partial_analytics_shows_only_what_is_there(peer: Peer, capsys: pyt
         )
     )
     call.analytics.agent_talk_ratio = 0.667
-    peer.indexer.calls["rec-en-2"] = call
-    code, out, _ = run(capsys, peer.address, "show", "rec-en-2")
+    peer.indexer.calls["e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2"] = call
+    code, out, _ = run(capsys, peer.address, "show", "e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2")
     assert code == 0
     tail = out.splitlines()[out.splitlines().index("Analytics") :]
     assert tail == [
@@ -515,15 +541,15 @@ def test_show_partial_analytics_shows_only_what_is_there(peer: Peer, capsys: pyt
 
 
 def test_show_unknown_recording(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, peer.address, "show", "nope")
+    code, out, err = run(capsys, peer.address, "show", "d" * 32)
     assert code == 1
     assert out == ""
-    assert err.strip() == "callscribe show: NOT_FOUND: no call nope"
+    assert err.strip() == f"callscribe show: NOT_FOUND: no call {'d' * 32}"
 
 
 def test_show_json(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
-    peer.indexer.calls["rec-zh-1"] = full_call()
-    code, out, _ = run(capsys, peer.address, "show", "rec-zh-1", "--json")
+    peer.indexer.calls["0a1b2c3d4e5f60718293a4b5c6d7e8f9"] = full_call()
+    code, out, _ = run(capsys, peer.address, "show", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "--json")
     assert code == 0
     doc = json.loads(out)
     assert doc["metadata"]["call_id"] == "call,42"
@@ -535,8 +561,8 @@ def test_show_json(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
 
 COLUMNS = [
     "recording_id", "call_id", "tenant", "agent_id", "customer_id", "started_at", "duration_s", "language",
-    "channel_layout", "sha256", "utterances", "agent_talk_s", "customer_talk_s", "agent_talk_ratio", "silence_s",
-    "longest_silence_s", "dead_air_count", "overlap_s", "interruptions", "agent_interruptions",
+    "channel_layout", "labels", "sha256", "utterances", "agent_talk_s", "customer_talk_s", "agent_talk_ratio",
+    "silence_s", "longest_silence_s", "dead_air_count", "overlap_s", "interruptions", "agent_interruptions",
     "customer_interruptions", "agent_wpm", "customer_wpm", "keyword_hits", "sentiment", "sentiment_label", "qa_score",
     "qa_max", "qa_deductions",
 ]  # fmt: skip
@@ -559,7 +585,7 @@ def test_export_csv_quotes_chinese_commas_and_newlines(peer: Peer, capsys: pytes
     assert len(rows) == 3
     first = dict(zip(COLUMNS, rows[1], strict=True))
     assert first == {
-        "recording_id": "rec-zh-1",
+        "recording_id": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
         "call_id": "call,42",
         "tenant": "acme",
         "agent_id": "agent-7",
@@ -568,6 +594,7 @@ def test_export_csv_quotes_chinese_commas_and_newlines(peer: Peer, capsys: pytes
         "duration_s": "205.000",
         "language": "zh",
         "channel_layout": "stereo_agent_right",
+        "labels": "",
         "sha256": "ab" * 32,
         "utterances": "3",
         "agent_talk_s": "83.000",
@@ -591,7 +618,7 @@ def test_export_csv_quotes_chinese_commas_and_newlines(peer: Peer, capsys: pytes
     }
     second = dict(zip(COLUMNS, rows[2], strict=True))
     assert (second["recording_id"], second["duration_s"], second["utterances"], second["language"]) == (
-        "rec-en-2",
+        "e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2",
         "3723.400",
         "1",
         "en",
@@ -599,6 +626,17 @@ def test_export_csv_quotes_chinese_commas_and_newlines(peer: Peer, capsys: pytes
     assert second["started_at"] == ""
     assert all(second[col] == "" for col in COLUMNS[COLUMNS.index("agent_talk_s") :])  # no analytics: empty, not 0
     assert "exported 2 calls" in err
+
+
+def test_export_has_the_labels_escaped_and_sorted(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    call = bare_call()
+    call.metadata.labels.update({"queue": "billing", "campaign": "spring;sale", "a=b": "c\\d", "empty": ""})
+    peer.indexer.export = [call, bare_call()]
+    code, out, _ = run(capsys, peer.address, "export", "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out, newline="")))
+    assert rows[0]["labels"] == "a\\=b=c\\\\d;campaign=spring\\;sale;empty=;queue=billing"
+    assert rows[1]["labels"] == ""
 
 
 def test_export_progress_bar_stays_off_stdout(
@@ -614,7 +652,7 @@ def test_export_progress_bar_stays_off_stdout(
     assert "3/3" in err
     rows = list(csv.reader(io.StringIO(out, newline="")))
     assert rows[0] == COLUMNS and len(rows) == 4
-    assert all(row[0] == "rec-en-2" for row in rows[1:])
+    assert all(row[0] == "e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2" for row in rows[1:])
 
 
 def test_export_jsonl_to_a_file(peer: Peer, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -624,7 +662,7 @@ def test_export_jsonl_to_a_file(peer: Peer, capsys: pytest.CaptureFixture[str], 
     assert code == 0, err
     assert out == ""
     docs = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
-    assert [d["recording_id"] for d in docs] == ["rec-zh-1", "rec-en-2"]
+    assert [d["recording_id"] for d in docs] == ["0a1b2c3d4e5f60718293a4b5c6d7e8f9", "e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2e2"]
     assert docs[0]["analytics"]["keyword_hits"][0]["phrase"] == "退费"
     assert "退费" in target.read_text(encoding="utf-8")
     assert f"exported 2 calls to {target}" in err
@@ -661,6 +699,9 @@ def test_export_bad_date(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None
 
 
 # -- dead letters ----------------------------------------------------------------------------------------------------
+
+
+A_ID, B_ID, C_ID = "a" * 32, "b" * 32, "c" * 32
 
 
 def dead_letter(rec: str, stage: str, reason: str) -> ingest_pb2.DeadLetter:
@@ -703,34 +744,34 @@ def test_dead_letters_json_and_empty(peer: Peer, capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize(
     "argv",
     [
-        ("dead-letters", "requeue", "rec-a", "--tenant", "acme"),
-        ("dead-letters", "--tenant", "acme", "requeue", "rec-a"),
+        ("dead-letters", "requeue", A_ID, "--tenant", "acme"),
+        ("dead-letters", "--tenant", "acme", "requeue", A_ID),
     ],
 )
 def test_requeue_one(peer: Peer, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> None:
-    peer.ingest.dead = ["rec-a", "rec-b"]
+    peer.ingest.dead = [A_ID, B_ID]
     code, out, err = run(capsys, peer.address, *argv)
     assert code == 0, err
     (request,) = peer.ingest.requeues
-    assert (request.tenant, request.recording_id, request.all) == ("acme", "rec-a", False)
-    assert out == "requeued rec-a\n"
+    assert (request.tenant, request.recording_id, request.all) == ("acme", A_ID, False)
+    assert out == f"requeued {A_ID}\n"
 
 
 def test_requeue_all(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
-    peer.ingest.dead = ["rec-a", "rec-b"]
+    peer.ingest.dead = [A_ID, B_ID]
     code, out, err = run(capsys, peer.address, "dead-letters", "requeue", "--all")
     assert code == 0
     (request,) = peer.ingest.requeues
     assert (request.recording_id, request.all) == ("", True)
-    assert out.splitlines() == ["requeued rec-a", "requeued rec-b"]
+    assert out.splitlines() == [f"requeued {A_ID}", f"requeued {B_ID}"]
     assert "2 requeued" in err
     code, out, _ = run(capsys, peer.address, "dead-letters", "requeue", "--all", "--json")
-    assert json.loads(out) == {"requeued": ["rec-a", "rec-b"]}
+    assert json.loads(out) == {"requeued": [A_ID, B_ID]}
 
 
 @pytest.mark.parametrize(
     "argv",
-    [("dead-letters", "requeue"), ("dead-letters", "requeue", "rec-a", "--all"), ("dead-letters", "list", "rec-a")],
+    [("dead-letters", "requeue"), ("dead-letters", "requeue", A_ID, "--all"), ("dead-letters", "list", "rec-a")],
 )
 def test_requeue_needs_one_target(peer: Peer, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> None:
     code, _, err = run(capsys, peer.address, *argv)
@@ -740,7 +781,164 @@ def test_requeue_needs_one_target(peer: Peer, capsys: pytest.CaptureFixture[str]
 
 
 def test_requeue_unknown_recording(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, peer.address, "dead-letters", "requeue", "rec-zzz")
+    code, out, err = run(capsys, peer.address, "dead-letters", "requeue", C_ID)
     assert code == 1
     assert out == ""
-    assert err.strip() == "callscribe dead-letters: NOT_FOUND: recording rec-zzz has no dead letter"
+    assert err.strip() == f"callscribe dead-letters: NOT_FOUND: recording {C_ID} has no dead letter"
+
+
+# -- status ------------------------------------------------------------------------------------------------------------
+
+REC_ID = "5f" * 16
+
+
+def recording(state: int, detail: str = "", progress: ingest_pb2.StageProgress | None = None) -> ingest_pb2.Recording:
+    return ingest_pb2.Recording(
+        recording_id=REC_ID,
+        tenant="acme",
+        metadata=c.RecordingMetadata(
+            tenant="acme",
+            call_id="call-7",
+            agent_id="agent-dana",
+            customer_id="cust-42",
+            started_at=ts("2024-05-01T01:30:00Z"),
+            channel_layout=c.CHANNEL_LAYOUT_STEREO_AGENT_LEFT,
+            language=c.LANGUAGE_EN,
+            labels={"source": "demo", "queue": "billing"},
+        ),
+        audio=c.AudioFacts(container="WAV", codec="PCM_16", sample_rate_hz=16000, channels=2, duration_ms=205_000),
+        object=c.ObjectRef(
+            bucket="callscribe-hot", key=f"recordings/acme/{REC_ID}/audio", version_id="v-123", sha256="ab" * 32
+        ),
+        lock=c.LockInfo(mode=c.LOCK_MODE_COMPLIANCE, retain_until=ts("2029-05-01T00:00:00Z"), legal_hold=True),
+        state=state,
+        state_detail=detail,
+        archived_at=ts("2024-05-01T02:00:00Z"),
+        progress=progress,
+    )
+
+
+ASR_PROGRESS = ingest_pb2.StageProgress(
+    stage=c.PIPELINE_STATE_ASR, done_ms=93_400, total_ms=310_000, eta_seconds=72.2, chunks_done=3, chunks_total=10
+)
+ASR_DETAIL = "chunk 4/10, 93 of 310 s of speech (30%), about 72 s left"
+
+
+def test_status_is_human_readable(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    peer.ingest.recordings[REC_ID] = [recording(c.PIPELINE_STATE_ASR, ASR_DETAIL, ASR_PROGRESS)]
+    code, out, err = run(capsys, peer.address, "status", REC_ID, "--tenant", "acme")
+    assert code == 0, err
+    (request,) = peer.ingest.got
+    assert (request.tenant, request.recording_id) == ("acme", REC_ID)
+    assert out.splitlines() == [
+        f"recording {REC_ID}  tenant acme",
+        "  state        ASR 30% (chunk 4/10, 93 of 310 s of speech), about 72 s left",
+        "  call         call-7",
+        "  agent        agent-dana",
+        "  customer     cust-42",
+        "  started at   2024-05-01T01:30:00Z",
+        "  duration     3:25 (205.0 s)",
+        "  audio        WAV PCM_16 16000 Hz",
+        "  channels     2 (stereo, agent left)",
+        "  language     en",
+        "  labels       queue=billing, source=demo",
+        "  lock         COMPLIANCE until 2029-05-01T00:00:00Z, legal hold on",
+        f"  object       callscribe-hot/recordings/acme/{REC_ID}/audio",
+        "  version      v-123",
+        "  sha256       " + "ab" * 32,
+        "  archived at  2024-05-01T02:00:00Z",
+    ]
+
+
+def test_status_shows_a_wait_and_a_failure_reason(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    waiting = "waiting for asr: RESOURCE_EXHAUSTED: queue full; trying again in 4 s (attempt not counted)"
+    peer.ingest.recordings[REC_ID] = [recording(c.PIPELINE_STATE_ASR, waiting, ASR_PROGRESS)]
+    _, out, _ = run(capsys, peer.address, "status", REC_ID)
+    progress = "ASR 30% (chunk 4/10, 93 of 310 s of speech), about 72 s left"
+    assert out.splitlines()[1] == f"  state        {progress} — {waiting}"
+    peer.ingest.recordings[REC_ID] = [recording(c.PIPELINE_STATE_FAILED, "asr: undecodable audio", ASR_PROGRESS)]
+    code, out, _ = run(capsys, peer.address, "status", REC_ID)
+    assert code == 0  # without --wait, a failed recording is a fact to show, not an error of the command
+    assert out.splitlines()[1] == "  state        FAILED — asr: undecodable audio"
+
+
+def test_status_json_keeps_every_field(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    peer.ingest.recordings[REC_ID] = [recording(c.PIPELINE_STATE_ASR, ASR_DETAIL, ASR_PROGRESS)]
+    code, out, _ = run(capsys, peer.address, "status", REC_ID, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["progress"] == {
+        "stage": "PIPELINE_STATE_ASR",
+        "done_ms": "93400",
+        "total_ms": "310000",
+        "eta_seconds": 72.2,
+        "chunks_done": 3,
+        "chunks_total": 10,
+    }
+    assert doc["lock"]["legal_hold"] is True and doc["metadata"]["labels"] == {"source": "demo", "queue": "billing"}
+
+
+def _pipeline_run(final: ingest_pb2.Recording) -> list[ingest_pb2.Recording]:
+    vad = ingest_pb2.StageProgress(stage=c.PIPELINE_STATE_VAD, done_ms=0, total_ms=205_000)
+    return [
+        recording(c.PIPELINE_STATE_QUEUED),
+        recording(c.PIPELINE_STATE_VAD, "", vad),
+        recording(c.PIPELINE_STATE_ASR, ASR_DETAIL, ASR_PROGRESS),
+        recording(c.PIPELINE_STATE_INDEXING),
+        final,
+    ]
+
+
+def test_status_wait_follows_the_stages_with_a_bar_until_done(
+    peer: Peer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("callscribe.cli.status.WAIT_POLL_S", 0.01)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal: the bar is drawn
+    peer.ingest.recordings[REC_ID] = _pipeline_run(recording(c.PIPELINE_STATE_DONE))
+    code, out, err = run(capsys, peer.address, "status", REC_ID, "--wait")
+    assert code == 0, err
+    assert len(peer.ingest.got) == 5  # polled until DONE, then no more
+    for stage in ("\rqueued [", "\rVAD:   0%", "\rASR:  30%", "\rindexing ["):  # each stage names the bar
+        assert stage in err
+    assert "| 93/310 s, chunk 4/10, about 72 s left [" in err  # seconds of speech done of the stage's total
+    assert out.splitlines()[1] == "  state        done"
+
+
+def test_status_wait_exits_1_with_the_reason_on_failure(
+    peer: Peer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("callscribe.cli.status.WAIT_POLL_S", 0.01)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # piped: one line per change instead of a bar
+    failed = recording(c.PIPELINE_STATE_FAILED, "asr: INVALID_ARGUMENT: undecodable audio")
+    peer.ingest.recordings[REC_ID] = _pipeline_run(failed)
+    code, out, err = run(capsys, peer.address, "status", REC_ID, "--wait")
+    assert code == 1
+    assert err.splitlines() == [
+        f"{REC_ID}: queued",
+        f"{REC_ID}: VAD 0% (0 of 205 s of audio)",
+        f"{REC_ID}: ASR 30% (chunk 4/10, 93 of 310 s of speech), about 72 s left",
+        f"{REC_ID}: indexing",
+        "callscribe status: the pipeline failed: asr: INVALID_ARGUMENT: undecodable audio",
+    ]
+    assert out.splitlines()[1] == "  state        FAILED — asr: INVALID_ARGUMENT: undecodable audio"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("status", "deadbeef"),
+        ("status", "deadbeef", "--wait"),
+        ("show", "deadbeef"),
+        ("hold", "deadbeef", "on"),
+        ("segments", "deadbeef"),
+        ("dead-letters", "requeue", "deadbeef"),
+    ],
+)
+def test_a_malformed_id_is_refused_before_any_call(
+    peer: Peer, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    code, out, err = run(capsys, peer.address, *argv)
+    assert code == 2
+    assert out == ""
+    assert err == f"callscribe {argv[0]}: recording_id 'deadbeef' is not a recording id (32 lowercase hex characters)\n"
+    assert peer.ingest.got == [] and peer.indexer.gets == [] and peer.ingest.requeues == []

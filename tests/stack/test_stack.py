@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from minio.commonconfig import COMPLIANCE
 from minio.error import S3Error
 from minio.retention import Retention
 
+from callscribe.cli.main import main as cli_main
 from callscribe.stack import servers, stack
 from callscribe.stack.commands import add_stack_parser
 from callscribe.stack.procs import ManagedProcess, StackError, spawn, stop, wait_until
@@ -268,3 +270,90 @@ def test_start_service_failure_shows_log(tmp_path: Path, fake_service: str) -> N
     env = service_env(fake_service, _fake_state(tmp_path)) | {"FAKESVC_FAIL": "1"}
     with pytest.raises(StackError, match="cannot reach S3"):
         start_service(fake_service, env, tmp_path / "fakesvc.log")
+
+
+# -- finding the stack from anywhere, restarting one service -------------------------------------------------------
+
+
+@pytest.fixture
+def no_home_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No $CALLSCRIBE_HOME, and a state directory of this test's own (for last-stack)."""
+    monkeypatch.delenv("CALLSCRIBE_HOME", raising=False)
+    state_home = tmp_path / "xdg-state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state_home))
+    return state_home
+
+
+def test_home_is_flag_then_env_then_nearest_dot_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_home_env: Path
+) -> None:
+    project = tmp_path / "project"
+    deep = project / "a" / "b"
+    deep.mkdir(parents=True)
+    (project / ".stack").mkdir()
+    monkeypatch.chdir(deep)
+    found = stack.locate_home()
+    assert found.path == project / ".stack" and ".stack directory nearest" in found.found_by
+    monkeypatch.setenv("CALLSCRIBE_HOME", str(tmp_path / "from-env"))
+    assert stack.locate_home().path == tmp_path / "from-env"
+    assert stack.locate_home(tmp_path / "flag").path == tmp_path / "flag"
+    monkeypatch.delenv("CALLSCRIBE_HOME")
+    monkeypatch.chdir(tmp_path)  # no .stack here or above, no stack started: ./.stack, where `up` would create one
+    assert stack.locate_home().path == tmp_path / ".stack"
+    hint = stack.status()["hint"]
+    assert "--home DIR" in hint and "CALLSCRIBE_HOME" in hint and "callscribe stack up" in hint
+
+
+def test_restart_a_service_and_use_the_stack_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], no_home_env: Path
+) -> None:
+    home = tmp_path / "project" / ".stack"
+    deep = tmp_path / "project" / "src" / "deep"
+    elsewhere = tmp_path / "elsewhere"
+    deep.mkdir(parents=True)
+    elsewhere.mkdir()
+    state = stack.up(home, services=("ingest",), prometheus=False)
+    try:
+        assert (no_home_env / "callscribe" / "last-stack").read_text().strip() == str(home)
+        address, first = state["grpc"]["ingest"], ManagedProcess.from_dict(state["processes"]["ingest"])
+
+        monkeypatch.chdir(deep)  # below the project: its .stack is found as git finds .git
+        assert cli_main(["list", "--tenant", "acme"]) == 0
+        monkeypatch.chdir(elsewhere)  # outside it: the stack started last
+        found = stack.locate_home()
+        assert found.path == home and "started last" in found.found_by
+        assert cli_main(["list", "--tenant", "acme"]) == 0
+        capsys.readouterr()
+
+        os.killpg(first.pid, signal.SIGKILL)  # ingest crashes
+        wait_until(lambda: not first.is_alive(), 10, "ingest gone")
+        code, out = _cli("stack", "status", capsys=capsys)
+        assert code == 0 and "ingest is not running: 'callscribe stack restart ingest'" in out
+        assert cli_main(["list", "--tenant", "acme"]) == 2
+        assert "'callscribe stack restart ingest'" in capsys.readouterr().err
+        refusal = r"ingest stopped: run 'callscribe stack restart ingest'"
+        with pytest.raises(stack.StackAlreadyRunningError, match=refusal):
+            stack.up(home, services=("ingest",), prometheus=False)
+
+        code, out = _cli("stack", "restart", "ingest", capsys=capsys)
+        assert code == 0, out
+        after = stack.status(home)
+        second = ManagedProcess.from_dict(after["processes"]["ingest"])
+        assert second.pid != first.pid and second.is_alive()
+        assert after["grpc"]["ingest"] == address  # same environment, same address: nothing else has to change
+        assert f"restarted ingest in {home}: pid {second.pid}, grpc {address}" in out
+        assert cli_main(["list", "--tenant", "acme"]) == 0
+
+        code, _ = _cli("stack", "restart", "ingest", "--home", str(home), capsys=capsys)  # while it runs
+        assert code == 0
+        third = ManagedProcess.from_dict(stack.status(home)["processes"]["ingest"])
+        assert not second.is_alive() and third.is_alive() and third.pid != second.pid
+        with pytest.raises(StackError, match="vad is not part of the local stack"):
+            stack.restart(home, "vad")
+    finally:
+        stack.down(home)
+    # The stack started last is gone: ignored; from elsewhere there is no stack, and the hint says how to name one.
+    assert stack.locate_home().path == elsewhere / ".stack"
+    assert cli_main(["list", "--tenant", "acme"]) == 2
+    err = capsys.readouterr().err
+    assert "no local stack runs in" in err and "--home DIR" in err and "CALLSCRIBE_HOME" in err

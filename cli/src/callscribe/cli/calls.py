@@ -20,7 +20,15 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
-from callscribe.cli.connect import CliError, Target, add_connection_args, auth_metadata, channel, resolve
+from callscribe.cli.connect import (
+    CliError,
+    Target,
+    add_connection_args,
+    auth_metadata,
+    channel,
+    check_recording_id,
+    resolve,
+)
 from callscribe.kit.names import ROLES, SPOKEN_LANGUAGES
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
@@ -43,6 +51,7 @@ EXPORT_COLUMNS = (
     "duration_s",
     "language",
     "channel_layout",
+    "labels",
     "sha256",
     "utterances",
     "agent_talk_s",
@@ -430,6 +439,7 @@ def search_calls(args: argparse.Namespace) -> int:
 
 
 def show_call(args: argparse.Namespace) -> int:
+    check_recording_id(args.recording_id)
     stub, target = _stub(args)
     call = stub.GetCall(
         pb.GetCallRequest(tenant=args.tenant, recording_id=args.recording_id), metadata=auth_metadata(target)
@@ -439,6 +449,15 @@ def show_call(args: argparse.Namespace) -> int:
     else:
         print(format_call(call, _color()))
     return 0
+
+
+def _escape_label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(";", "\\;").replace("=", "\\=")
+
+
+def labels_cell(labels: Any) -> str:
+    """The `labels` column: `k=v;k=v`, keys sorted, `\\`, `;` and `=` inside a key or value escaped by a backslash."""
+    return ";".join(f"{_escape_label(key)}={_escape_label(labels[key])}" for key in sorted(labels))
 
 
 def export_row(call: pb.Call) -> list[str]:
@@ -454,6 +473,7 @@ def export_row(call: pb.Call) -> list[str]:
         f"{audio.duration_ms / 1000:.3f}",
         _enum_word(c.Language, meta.language, "LANGUAGE_"),
         _enum_word(c.ChannelLayout, meta.channel_layout, "CHANNEL_LAYOUT_"),
+        labels_cell(meta.labels),
         call.object.sha256,
         str(len(call.utterances)),
     ]

@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from callscribe.cli.connect import CliError, add_connection_args, auth_metadata, channel, resolve
+from callscribe.cli.connect import CliError, add_connection_args, auth_metadata, channel, check_recording_id, resolve
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
 
@@ -35,6 +35,8 @@ def dead_letters(args: argparse.Namespace) -> int:
     if args.action == "requeue":
         if bool(args.recording_id) == bool(args.all):
             raise CliError("requeue takes a RECORDING_ID or --all (one of them)")
+        if args.recording_id:
+            check_recording_id(args.recording_id)
         return _requeue(args)
     if args.recording_id:
         raise CliError(f"unexpected {args.recording_id!r}: did you mean 'dead-letters requeue {args.recording_id}'?")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -41,16 +43,28 @@ _LAYOUT = {
 
 def add_demo_parser(subparsers: Any) -> None:
     demo = subparsers.add_parser("demo", help="push sample calls through the running local stack")
-    demo.add_argument("--home", type=Path, default=None, help="local stack directory (default: ./.stack)")
+    demo.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="local stack directory (default: $CALLSCRIBE_HOME, else .stack here or in a parent directory, "
+        "else the stack started last)",
+    )
     demo.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the pipeline")
     demo.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     state = stack.status(args.home)
-    if not state.get("running") or "ingest" not in state.get("grpc", {}):
-        raise CliError("the local stack is not running: start it with 'callscribe stack up' (or 'make demo')")
-    target = Target(state["grpc"]["ingest"], state["tenants"][TENANT], TENANT)
+    if not state.get("running"):
+        raise CliError(f"{state['hint']} (or 'make demo')")
+    if "ingest" not in state.get("grpc", {}) or not state["processes"]["ingest"]["alive"]:
+        raise CliError(
+            f"ingest is not running in the local stack in {state['home']}: 'callscribe stack restart ingest' "
+            "(or 'callscribe stack down', then 'callscribe stack up')"
+        )
+    target = Target(state["grpc"]["ingest"], state["tenants"][TENANT], TENANT, "ingest")
+    args.resolved_targets = [target]  # an unreachable ingest is named in the error
     ingest = channel(target, None)
     stub = ingest_pb2_grpc.IngestServiceStub(ingest)
     upload = upload_method(ingest)
@@ -63,15 +77,60 @@ def run_demo(args: argparse.Namespace) -> int:
     _show_worm(state, acks[0])
     if {"indexer", "worker"} <= set(state.get("processes", {})):
         _follow_pipeline(stub, target, acks, args.timeout)
-        _show_calls(state, target, acks)
+        indexer_target = Target(state["grpc"]["indexer"], target.token, target.tenant, "indexer")
+        args.resolved_targets = [target, indexer_target]
+        _show_calls(indexer_target, acks)
     else:
         print("\n(the indexer or the worker is not running: the transcripts and search are skipped)")
-    print(
-        "\nNext: 'callscribe search refund --tenant acme', 'callscribe show <id> --tenant acme', "
-        "'callscribe export --format csv --tenant acme', 'callscribe status <id> --tenant acme', "
-        "'callscribe stack status', and 'callscribe stack down' (or 'make demo-down') when done."
-    )
+    print(next_steps(acks[0].recording_id))
     return 0
+
+
+def _shown(path: Path, cwd: Path) -> str:
+    """`path` relative to `cwd` when under it (`.venv/bin/callscribe`), else absolute."""
+    path = path.absolute()
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
+
+
+def _running_program() -> Path | None:
+    """The `callscribe` script of this Python (`.venv/bin/callscribe` after `make demo`), or the one run now."""
+    for program in (Path(sys.executable).parent / "callscribe", Path(sys.argv[0])):
+        if program.name == "callscribe" and program.is_file() and os.access(program, os.X_OK):
+            return program
+    return None
+
+
+def callscribe_command(cwd: Path | None = None) -> str:
+    """How to run `callscribe` from `cwd`: the bare name when it is on PATH, else the path of the program that runs
+    now, relative when under `cwd`, else absolute; else this Python with `-m`."""
+    if shutil.which("callscribe") is not None:
+        return "callscribe"
+    cwd = (cwd or Path.cwd()).absolute()
+    program = _running_program()
+    if program is None:
+        return f"{sys.executable} -m callscribe.cli.main"
+    return _shown(program, cwd)
+
+
+def next_steps(recording_id: str, cwd: Path | None = None) -> str:
+    """The "Next:" lines, each a command that runs as printed from `cwd` (see `callscribe_command`)."""
+    cwd = (cwd or Path.cwd()).absolute()
+    cli = callscribe_command(cwd)
+    lines = [
+        "",
+        "Next:",
+        f"  {cli} search refund --tenant {TENANT}",
+        f"  {cli} show {recording_id} --tenant {TENANT}",
+        f"  {cli} status {recording_id} --tenant {TENANT}",
+        f"  {cli} export --format csv --tenant {TENANT}",
+        f"  {cli} stack status",
+        f"  {cli} stack down    # when done (or: make demo-down)",
+    ]
+    program = _running_program()
+    if cli != "callscribe" and program is not None and (program.parent / "activate").is_file():
+        activate = _shown(program.parent / "activate", cwd)
+        lines.append(f"  # 'callscribe' is not on PATH; 'source {activate}' puts it there for this shell")
+    return "\n".join(lines)
 
 
 def _generate(directory: Path) -> list[tuple[Path, tuple]]:
@@ -146,8 +205,7 @@ def _follow_pipeline(stub: ingest_pb2_grpc.IngestServiceStub, target: Target, ac
         raise CliError(f"{len(failed)} call(s) failed in the pipeline: 'callscribe dead-letters --tenant acme'")
 
 
-def _show_calls(state: dict, target: Target, acks: list) -> None:
-    indexer_target = Target(state["grpc"]["indexer"], target.token, target.tenant)
+def _show_calls(indexer_target: Target, acks: list) -> None:
     indexer = indexer_pb2_grpc.IndexerServiceStub(channel(indexer_target, None))
     color = sys.stdout.isatty()
     for ack in acks:

@@ -12,6 +12,7 @@ from callscribe.cli.calls import add_calls_parsers
 from callscribe.cli.connect import CliError
 from callscribe.cli.deadletters import add_dead_letter_parsers
 from callscribe.cli.demo import add_demo_parser
+from callscribe.cli.messages import describe
 from callscribe.cli.recordings import add_recording_parsers
 from callscribe.cli.sync import add_sync_parser
 from callscribe.stack.commands import add_stack_parser
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"callscribe {args.command}: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:
-        print(f"callscribe {args.command}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        print(f"callscribe {args.command}: {describe(exc, getattr(args, 'resolved_targets', []))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

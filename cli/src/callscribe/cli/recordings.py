@@ -1,8 +1,9 @@
-"""`callscribe upload | status | list | hold`: talk to IngestService."""
+"""`callscribe upload | list | hold | segments`: talk to IngestService (`status` is in status.py)."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -10,9 +11,20 @@ from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
-from callscribe.cli.connect import CliError, Target, add_connection_args, auth_metadata, channel, resolve
+from callscribe.cli.connect import (
+    CliError,
+    Target,
+    add_connection_args,
+    auth_metadata,
+    channel,
+    check_recording_id,
+    resolve,
+)
+from callscribe.cli.messages import flag_names, unreachable
+from callscribe.cli.status import add_status_parser, lock_text
 from callscribe.cli.uploads import Upload, upload_messages, upload_method
 from callscribe.kit.names import LANGUAGES
 from callscribe.v1 import common_pb2 as c
@@ -35,6 +47,12 @@ def add_recording_parsers(subparsers: Any) -> None:
     up.add_argument("--agent", default="unassigned", help="agent id")
     up.add_argument("--customer", default="", help="customer id")
     up.add_argument(
+        "--started-at",
+        default=None,
+        metavar="ISO-8601",
+        help="when the call started, with its offset: 2024-05-01T09:30:00+08:00 or 2024-05-01T01:30:00Z",
+    )
+    up.add_argument(
         "--agent-channel",
         choices=["left", "right", "mono"],
         default=None,
@@ -46,10 +64,7 @@ def add_recording_parsers(subparsers: Any) -> None:
     add_connection_args(up)
     up.set_defaults(func=upload)
 
-    st = subparsers.add_parser("status", help="a recording's metadata, lock and pipeline state")
-    st.add_argument("recording_id")
-    add_connection_args(st)
-    st.set_defaults(func=status)
+    add_status_parser(subparsers)
 
     ls = subparsers.add_parser("list", help="list recordings of the tenant")
     ls.add_argument("--page-size", type=int, default=50)
@@ -76,24 +91,52 @@ def _stub(args: argparse.Namespace) -> tuple[ingest_pb2_grpc.IngestServiceStub, 
     return ingest_pb2_grpc.IngestServiceStub(channel(target, args.ca_cert)), target
 
 
-def _metadata(args: argparse.Namespace, path: Path) -> c.RecordingMetadata:
+def parse_started_at(text: str) -> Timestamp:
+    """--started-at: an ISO 8601 time with its offset; a time without one is refused (whose 09:30 would it be?)."""
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CliError(
+            f"--started-at {text!r}: expected an ISO 8601 time with its offset, "
+            "such as 2024-05-01T09:30:00+08:00 or 2024-05-01T01:30:00Z"
+        ) from None
+    if when.utcoffset() is None:
+        raise CliError(
+            f"--started-at {text!r} has no time zone: add an offset like +08:00 or Z (e.g. {text.strip()}+08:00)"
+        )
+    stamp = Timestamp()
+    stamp.FromDatetime(when.astimezone(dt.UTC))
+    return stamp
+
+
+def _base_metadata(args: argparse.Namespace) -> c.RecordingMetadata:
+    """What every file of this upload shares; raises CliError on a bad flag before anything is sent."""
     labels = {}
     for item in args.label:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise CliError(f"--label {item!r}: expected KEY=VALUE")
         labels[key] = value
-    return c.RecordingMetadata(
+    meta = c.RecordingMetadata(
         tenant=args.tenant,
-        call_id=args.call_id or path.stem,
         agent_id=args.agent,
         customer_id=args.customer,
         channel_layout=_LAYOUTS[args.agent_channel],
         language=LANGUAGES[args.language],
         hotwords=[c.Hotword(text=w) for w in args.hotword],
         labels=labels,
-        filename=path.name,
     )
+    if args.started_at is not None:
+        meta.started_at.CopyFrom(parse_started_at(args.started_at))
+    return meta
+
+
+def _metadata(base: c.RecordingMetadata, call_id: str | None, path: Path) -> c.RecordingMetadata:
+    meta = c.RecordingMetadata()
+    meta.CopyFrom(base)
+    meta.call_id = call_id or path.stem
+    meta.filename = path.name
+    return meta
 
 
 def send_file(
@@ -111,70 +154,77 @@ def send_file(
         return upload(upload_messages(meta, path, bar.update), metadata=auth_metadata(target))
 
 
+def _fatal_for_the_batch(exc: grpc.RpcError) -> bool:
+    """A refused token or an unreachable server refuses every file alike: stop rather than repeat it per file."""
+    return exc.code() == grpc.StatusCode.UNAUTHENTICATED or unreachable(exc)
+
+
 def upload(args: argparse.Namespace) -> int:
     if args.call_id and len(args.files) > 1:
         raise CliError("--call-id names one call: upload one file at a time with it")
+    base = _base_metadata(args)
     target = resolve(args, "ingest")
     upload_call = upload_method(channel(target, args.ca_cert))
-    failures = 0
-    results = []
-    for path in args.files:
+    total = len(args.files)
+    results: list[dict[str, Any]] = []
+    for n, path in enumerate(args.files, start=1):
+        row: dict[str, Any] = {"file": str(path)}
         if not path.is_file():
-            results.append({"file": str(path), "error": "no such file"})
-            failures += 1
-            continue
-        try:
-            ack = send_file(upload_call, target, _metadata(args, path), path, args.json)
-        except grpc.RpcError as exc:
-            results.append({"file": str(path), "error": f"{exc.code().name}: {exc.details()}"})
-            failures += 1
-            continue
-        results.append(
-            {
-                "file": str(path),
-                "recording_id": ack.recording_id,
-                "sha256": ack.sha256,
-                "duplicate": ack.duplicate,
-                "enqueued": ack.enqueued,
-                "version_id": ack.object.version_id,
-                "retain_until": ack.lock.retain_until.ToJsonString(),
-                "lock_mode": c.LockMode.Name(ack.lock.mode),
-            }
-        )
-    for row in results:
-        if args.json:
-            continue
-        if "error" in row:
-            print(f"REJECTED {row['file']}: {row['error']}", file=sys.stderr)
+            row |= {"outcome": "refused", "reason": "no such file"}
         else:
-            dup = " (duplicate: already archived)" if row["duplicate"] else ""
-            print(f"{row['file']}: {row['recording_id']} sha256={row['sha256']}{dup}")
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return 1 if failures else 0
+            try:
+                ack = send_file(upload_call, target, _metadata(base, args.call_id, path), path, args.json)
+            except grpc.RpcError as exc:
+                if _fatal_for_the_batch(exc):
+                    _report(results, args.json, not_sent=total - n + 1)
+                    raise
+                row |= {"outcome": "refused", "reason": f"{exc.code().name}: {flag_names(exc.details() or '')}"}
+            else:
+                row |= {
+                    "outcome": "duplicate" if ack.duplicate else "archived",
+                    "recording_id": ack.recording_id,
+                    "sha256": ack.sha256,
+                    "duplicate": ack.duplicate,
+                    "enqueued": ack.enqueued,
+                    "version_id": ack.object.version_id,
+                    "retain_until": ack.lock.retain_until.ToJsonString(),
+                    "lock_mode": c.LockMode.Name(ack.lock.mode),
+                }
+        results.append(row)
+        if not args.json:
+            print(f"[{n}/{total}] {_file_line(row)}", flush=True)
+    _report(results, args.json)
+    return 1 if any(row["outcome"] == "refused" for row in results) else 0
 
 
-def _show(message: Any, as_json: bool) -> None:
-    doc = MessageToDict(message, preserving_proto_field_name=True)
-    print(json.dumps(doc, indent=2, ensure_ascii=False) if as_json else _text(doc))
+def _file_line(row: dict[str, Any]) -> str:
+    if row["outcome"] == "refused":
+        return f"{row['file']} → refused: {row['reason']}"
+    outcome = row["outcome"]
+    if outcome == "archived" and not row["enqueued"]:
+        outcome += ", not queued yet: the worker's reconciliation queues it"
+    return f"{row['file']} → {row['recording_id']} ({outcome})"
 
 
-def _text(doc: dict, indent: str = "") -> str:
-    lines = []
-    for key, value in doc.items():
-        if isinstance(value, dict):
-            lines.append(f"{indent}{key}:")
-            lines.append(_text(value, indent + "  "))
-        else:
-            lines.append(f"{indent}{key}: {value}")
-    return "\n".join(lines)
-
-
-def status(args: argparse.Namespace) -> int:
-    stub, target = _stub(args)
-    request = pb.GetRecordingRequest(tenant=args.tenant, recording_id=args.recording_id)
-    _show(stub.GetRecording(request, metadata=auth_metadata(target)), args.json)
-    return 0
+def _report(results: list[dict[str, Any]], as_json: bool, not_sent: int = 0) -> None:
+    """The JSON rows, or the summary table: how many archived, duplicates, refused (each with its reason)."""
+    if as_json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    refused = [row for row in results if row["outcome"] == "refused"]
+    counts = [
+        ("archived", sum(row["outcome"] == "archived" for row in results)),
+        ("duplicates", sum(row["outcome"] == "duplicate" for row in results)),
+        ("refused", len(refused)),
+    ]
+    if not_sent:
+        counts.append(("not sent", not_sent))
+    print()
+    for label, count in counts:
+        print(f"{label:<11} {count}")
+    width = max((len(row["file"]) for row in refused), default=0)
+    for row in refused:
+        print(f"  {row['file']:<{width}}  {row['reason']}")
 
 
 def list_recordings(args: argparse.Namespace) -> int:
@@ -203,9 +253,14 @@ def list_recordings(args: argparse.Namespace) -> int:
 
 
 def legal_hold(args: argparse.Namespace) -> int:
+    check_recording_id(args.recording_id)
     stub, target = _stub(args)
     request = pb.SetLegalHoldRequest(tenant=args.tenant, recording_id=args.recording_id, legal_hold=args.state == "on")
-    _show(stub.SetLegalHold(request, metadata=auth_metadata(target)), args.json)
+    reply = stub.SetLegalHold(request, metadata=auth_metadata(target))
+    if args.json:
+        print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))
+    else:
+        print(f"{reply.recording_id}: {lock_text(reply.lock)}")
     return 0
 
 
@@ -235,6 +290,7 @@ def format_segments(result: Any) -> str:
 
 
 def segments(args: argparse.Namespace) -> int:
+    check_recording_id(args.recording_id)
     stub, target = _stub(args)
     rec = stub.GetRecording(
         pb.GetRecordingRequest(tenant=args.tenant, recording_id=args.recording_id), metadata=auth_metadata(target)

@@ -1,4 +1,4 @@
-"""``callscribe stack up|down|status [--json] [--home DIR]``."""
+"""``callscribe stack up|down|status|restart SERVICE [--json] [--home DIR]``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from callscribe.stack import stack
 from callscribe.stack.procs import StackError
+from callscribe.stack.services import SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +19,12 @@ log = logging.getLogger(__name__)
 def add_stack_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``stack`` on an argparse subparsers object; sets ``func`` to the handler."""
     parser = subparsers.add_parser("stack", help="the local stack of real servers and services")
-    actions = parser.add_subparsers(dest="stack_command", metavar="{up,down,status}", required=True)
+    actions = parser.add_subparsers(dest="stack_command", metavar="{up,down,status,restart}", required=True)
     helps = {
         "up": "start S3, Elasticsearch, Redis, the services and Prometheus",
         "down": "stop what 'up' started",
         "status": "show endpoints, credentials and processes",
+        "restart": "stop one service (if it runs) and start it again as 'up' did: same environment and address",
     }
     for name, text in helps.items():
         action = actions.add_parser(name, help=text, description=text)
@@ -31,8 +33,11 @@ def add_stack_parser(subparsers: Any) -> argparse.ArgumentParser:
             "--home",
             type=Path,
             default=None,
-            help="stack directory (default: $CALLSCRIBE_HOME or ./.stack)",
+            help="stack directory (default: $CALLSCRIBE_HOME, else .stack here or in a parent directory, "
+            "else the stack started last)",
         )
+        if name == "restart":
+            action.add_argument("service", choices=SERVICES, metavar="SERVICE", help=", ".join(SERVICES))
         if name == "up":
             action.add_argument(
                 "--services",
@@ -52,8 +57,18 @@ def run_stack_command(args: argparse.Namespace) -> int:
             result: Any = stack.up(args.home, services=services, prometheus=not args.no_prometheus)
             text = format_state(result)
         elif args.stack_command == "down":
-            result = {"stopped": stack.down(args.home)}
-            text = f"stopped: {', '.join(result['stopped'])}" if result["stopped"] else "nothing was running"
+            home = stack.locate_home(args.home)
+            result = {"home": str(home.path), "stopped": stack.down(home.path)}
+            text = (
+                f"stopped in {home.path}: {', '.join(result['stopped'])}"
+                if result["stopped"]
+                else f"nothing was running: {stack.no_stack_hint(home)}"
+            )
+        elif args.stack_command == "restart":
+            result = stack.restart(args.home, args.service)
+            proc = result["processes"][args.service]
+            address = result.get("grpc", {}).get(args.service, "")
+            text = f"restarted {args.service} in {result['home']}: pid {proc['pid']}, grpc {address}"
         else:
             result = stack.status(args.home)
             text = format_state(result)
@@ -69,7 +84,7 @@ def run_stack_command(args: argparse.Namespace) -> int:
 def format_state(state: dict[str, Any]) -> str:
     """A human-readable summary of the stack state."""
     if "processes" not in state:
-        return f"no local stack in {state['home']}"
+        return str(state.get("hint") or f"no local stack in {state['home']}")
     lines = [f"local stack in {state['home']}"]
     s3 = state["s3"]
     lines.append(f"  S3             {s3['endpoint']}  buckets {s3['hot_bucket']}, {s3['cold_bucket']}")
@@ -83,7 +98,15 @@ def format_state(state: dict[str, Any]) -> str:
     for tenant, token in state.get("tenants", {}).items():
         lines.append(f"  tenant {tenant:<7} token {token}")
     lines.append("  processes:")
+    stopped = []
     for name, proc in state["processes"].items():
         alive = "running" if proc.get("alive") else "STOPPED"
         lines.append(f"    {name:<14} pid {proc['pid']:<8} {alive:<8} log {proc['log']}")
+        if not proc.get("alive"):
+            stopped.append(name)
+    for name in stopped:
+        if name in SERVICES:
+            lines.append(f"  {name} is not running: 'callscribe stack restart {name}' starts it again")
+        else:
+            lines.append(f"  {name} is not running: 'callscribe stack down', then 'callscribe stack up'")
     return "\n".join(lines)

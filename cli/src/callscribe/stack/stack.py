@@ -1,7 +1,13 @@
-"""``callscribe stack up|down|status``: the whole local stack in one directory (``home``).
+"""``callscribe stack up|down|status|restart``: the whole local stack in one directory (``home``).
 
-``home/stack.json`` records what ``up`` started (PID and start time of each process),
-so ``down`` stops exactly those processes and nothing else.
+``home/stack.json`` records what ``up`` started (PID and start time of each process, and each
+service's environment), so ``down`` stops exactly those processes and nothing else, and ``restart``
+starts one service again as ``up`` did.
+
+Which home (``locate_home``): ``--home`` > ``$CALLSCRIBE_HOME`` > a ``.stack`` directory in the
+current directory or any parent (as git finds ``.git``) > the stack ``up`` started last, recorded in
+``$XDG_STATE_HOME/callscribe/last-stack`` (default ``~/.local/state``) and ignored once it is gone >
+``./.stack`` (where ``up`` creates one).
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from callscribe.stack import servers
-from callscribe.stack.procs import SERVER_STOP_S, ManagedProcess, StackError, stop_all
+from callscribe.stack.procs import SERVER_STOP_S, ManagedProcess, StackError, stop, stop_all
 from callscribe.stack.services import (
     SERVICES,
     available_services,
@@ -44,12 +51,78 @@ class StackAlreadyRunningError(StackError):
     """``up`` was asked for a home whose stack still runs."""
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("CALLSCRIBE_HOME") or ".stack")
+HOME_ENV = "CALLSCRIBE_HOME"
+STACK_DIR = ".stack"
+LAST_STACK_FILE = "last-stack"
+
+
+@dataclass(frozen=True)
+class Home:
+    """A stack directory and how it was found (for messages: "found from --home", ...)."""
+
+    path: Path
+    found_by: str
+
+
+def last_stack_file() -> Path:
+    """``$XDG_STATE_HOME/callscribe/last-stack`` (``~/.local/state`` when unset or not absolute)."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state"
+    return root / "callscribe" / LAST_STACK_FILE
+
+
+def _last_started() -> Path | None:
+    """The home ``up`` recorded last, when a stack still runs there."""
+    try:
+        text = last_stack_file().read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    if not text:
+        return None
+    home = Path(text)
+    return home if status(home).get("running") else None
+
+
+def _record_last_started(home: Path) -> None:
+    path = last_stack_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(f"{home}\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        # The stack runs; only finding it from other directories is lost. Say so, and go on.
+        log.warning("could not record %s in %s (%s): pass --home %s from other directories", home, path, exc, home)
+
+
+def locate_home(home: Path | str | None = None, *, for_up: bool = False) -> Home:
+    """Which stack directory a command means (see the module's docstring); ``for_up`` skips the last-started
+    stack (``up`` starts one here, it does not reuse one that runs elsewhere)."""
+    if home is not None:
+        return Home(Path(home).absolute(), "--home")
+    if os.environ.get(HOME_ENV):
+        return Home(Path(os.environ[HOME_ENV]).absolute(), HOME_ENV)
+    cwd = Path.cwd()
+    for directory in (cwd, *cwd.parents):
+        if (directory / STACK_DIR).is_dir():
+            return Home(directory / STACK_DIR, f"the {STACK_DIR} directory nearest to {cwd}")
+    if not for_up:
+        last = _last_started()
+        if last is not None:
+            return Home(last, f"the stack started last ({last_stack_file()})")
+    return Home(cwd / STACK_DIR, f"no {STACK_DIR} in {cwd} or its parents, and no stack started elsewhere runs")
+
+
+def no_stack_hint(home: Home) -> str:
+    """What every "no local stack" message says: where it looked, how to start one, how to point at one."""
+    return (
+        f"no local stack runs in {home.path} ({home.found_by}): start one with 'callscribe stack up', "
+        f"or name its directory with --home DIR or {HOME_ENV}=DIR"
+    )
 
 
 def _home(home: Path | str | None) -> Path:
-    return Path(home).absolute() if home is not None else default_home().absolute()
+    return locate_home(home).path
 
 
 @contextlib.contextmanager
@@ -99,7 +172,7 @@ def up(
     ``services`` defaults to the installed ones; pass ``()`` for the servers only.
     On any failure everything started so far is stopped and the error is raised.
     """
-    home = _home(home)
+    home = locate_home(home, for_up=True).path
     wanted = available_services() if services is None else tuple(services)
     unknown = sorted(set(wanted) - set(SERVICES))
     if unknown:
@@ -123,6 +196,7 @@ def up(
             _stop_recorded(state)
             raise
         write_json_atomically(home / STATE_FILE, state)
+    _record_last_started(home)
     log.info("local stack up in %s", home)
     return _with_liveness(state)
 
@@ -131,11 +205,23 @@ def _refuse_if_running(home: Path) -> None:
     previous = _load(home)
     if previous is None:
         return
-    alive = [p.name for p in _processes(previous) if p.is_alive()]
+    procs = _processes(previous)
+    alive = [p.name for p in procs if p.is_alive()]
     if alive:
-        raise StackAlreadyRunningError(
-            f"a local stack is already running in {home} ({', '.join(alive)}): run 'callscribe stack down' first"
-        )
+        message = f"a local stack is already running in {home} ({', '.join(alive)})"
+        servers_down = [p.name for p in procs if p.name not in SERVICES and p.name not in alive]
+        services_down = [p.name for p in procs if p.name in SERVICES and p.name not in alive]
+        if servers_down:
+            message += (
+                f"; {', '.join(servers_down)} stopped: run 'callscribe stack down', then 'callscribe stack up'"
+            )
+        elif services_down:
+            message += f"; {', '.join(services_down)} stopped: run " + " and ".join(
+                f"'callscribe stack restart {name}'" for name in services_down
+            )
+        else:
+            message += ": run 'callscribe stack down' first"
+        raise StackAlreadyRunningError(message)
     log.warning("removing stale state %s (none of its processes runs)", home / STATE_FILE)
     (home / STATE_FILE).unlink()
 
@@ -166,11 +252,12 @@ def _start_servers(home: Path, state: dict[str, Any]) -> None:
 
 
 def _start_services(home: Path, state: dict[str, Any], names: Iterable[str]) -> None:
-    state["grpc"], state["metrics"] = {}, {}
+    state["grpc"], state["metrics"], state["env"] = {}, {}, {}
     for name in names:
         env = service_env(name, state)
         proc = start_service(name, env, home / "logs" / f"{name}.log")
         _record(state, proc)
+        state["env"][name] = env  # what `restart` starts it with again
         address = grpc_address(name, env)
         if address is not None:
             state["grpc"][name] = address
@@ -209,9 +296,60 @@ def down(home: Path | str | None = None) -> list[str]:
 
 
 def status(home: Path | str | None = None) -> dict[str, Any]:
-    """The recorded state with each process's liveness, or ``{"home": ..., "running": False}``."""
-    home = _home(home)
-    state = _load(home)
+    """The recorded state with each process's liveness, or ``{"home": ..., "running": False, "hint": ...}``."""
+    located = locate_home(home)
+    state = _load(located.path)
     if state is None:
-        return {"home": str(home), "running": False}
+        return {"home": str(located.path), "running": False, "hint": no_stack_hint(located)}
+    return _with_liveness(state)
+
+
+def restart(home: Path | str | None, name: str) -> dict[str, Any]:
+    """Stop service ``name`` of the stack in ``home`` if it runs, start it again with the environment ``up``
+    gave it (same addresses, so the worker, Prometheus and the CLI find it where they did), record its new
+    PID; returns the state (see ``status``)."""
+    if name not in SERVICES:
+        raise StackError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+    located = locate_home(home)
+    home = located.path
+    with _locked(home):
+        state = _load(home)
+        if state is None or not _with_liveness(state)["running"]:
+            raise StackError(no_stack_hint(located))
+        entry = state["processes"].get(name)
+        env = state.get("env", {}).get(name)
+        if entry is None:
+            started = ", ".join(n for n in state["processes"] if n in SERVICES) or "no service"
+            raise StackError(
+                f"{name} is not part of the local stack in {home} (it started {started}): "
+                f"'callscribe stack down', then 'callscribe stack up' starts every installed service"
+            )
+        if env is None:
+            raise StackError(
+                f"the local stack in {home} was started by an older callscribe that did not record {name}'s "
+                "environment: run 'callscribe stack down', then 'callscribe stack up'"
+            )
+        servers_down = [p.name for p in _processes(state) if p.name not in SERVICES and not p.is_alive()]
+        if servers_down:
+            raise StackError(
+                f"{', '.join(servers_down)} of the local stack in {home} stopped, and {name} needs them: "
+                "run 'callscribe stack down', then 'callscribe stack up'"
+            )
+        old = ManagedProcess.from_dict(entry)
+        if stop(old):
+            log.info("stopped %s (pid %d)", name, old.pid)
+        try:
+            proc = start_service(name, env, Path(old.log_path))
+        except StackError as exc:
+            address = state.get("grpc", {}).get(name, "its address")
+            raise StackError(
+                f"{name} did not start again on {address}: {exc}\n"
+                "(if another program took the port: 'callscribe stack down', then 'callscribe stack up')"
+            ) from exc
+        _record(state, proc)
+        address = grpc_address(name, env)
+        if address is not None:
+            state["grpc"][name] = address
+        write_json_atomically(home / STATE_FILE, state)
+    log.info("restarted %s in %s (pid %d)", name, home, proc.pid)
     return _with_liveness(state)

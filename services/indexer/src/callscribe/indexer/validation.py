@@ -6,11 +6,10 @@ import math
 import re
 
 from callscribe.kit.errors import InvalidArgument
+from callscribe.kit.ids import is_recording_id, not_a_recording_id
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
 
-# Recording ids become document ids (and parts of utterance ids, joined by ':').
-_RECORDING_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_ID_CHARS = 256  # call_id, agent_id, customer_id (as ingest)
 MAX_LABELS = 64
 MAX_TEXT_CHARS = 20_000  # one utterance (segments are at most 30 s of speech)
@@ -18,12 +17,11 @@ MAX_UTTERANCES = 20_000
 
 
 def check_recording_id(value: str, name: str = "recording_id") -> None:
-    if not value:
-        raise InvalidArgument(f"{name} is required")
-    if not _RECORDING_ID_RE.match(value):
-        raise InvalidArgument(
-            f"{name} {value[:40]!r} is not a recording id (1 to 128 letters, digits, '_', '.' or '-')"
-        )
+    """Ingest's recording ids (32 lowercase hex characters) and nothing else, with ingest's message: a malformed id
+    is INVALID_ARGUMENT on both services, a well-formed unknown one NOT_FOUND. (They become document ids, and parts
+    of utterance ids joined by ':'.)"""
+    if not is_recording_id(value):
+        raise InvalidArgument(not_a_recording_id(value, name))
 
 
 def _check_enum(name: str, value: int, enum: object) -> None:
