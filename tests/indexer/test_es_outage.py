@@ -20,7 +20,17 @@ from callscribe.stack.services import grpc_address, metrics_url, service_env, st
 from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
 
-from .conftest import HOURS_EN, REFUND_ZH, Noida, ScriptedEnricher, StartIndexer, auth, indexer_settings, make_call
+from .conftest import (
+    HOURS_EN,
+    REFUND_ZH,
+    Noida,
+    ScriptedEnricher,
+    StartIndexer,
+    auth,
+    indexer_settings,
+    make_call,
+    pipeline_auth,
+)
 
 FAST_RETRIES = {"bulk_retries": 1, "bulk_backoff_seconds": 0.05, "request_timeout_seconds": 5}
 
@@ -114,7 +124,7 @@ def test_the_service_process(es_server, indexer_tenants, stack_tmp: Path) -> Non
         stub = indexer_pb2_grpc.IndexerServiceStub(channel)
         call = make_call(utterances=REFUND_ZH)
         token = auth(indexer_tenants.tokens["acme"])
-        reply = stub.IndexCall(pb.IndexCallRequest(call=call), metadata=token, timeout=120)
+        reply = stub.IndexCall(pb.IndexCallRequest(call=call), metadata=pipeline_auth("acme"), timeout=120)
         assert reply.utterances_indexed == len(REFUND_ZH)
         got = stub.GetCall(pb.GetCallRequest(recording_id=call.recording_id), metadata=token, timeout=30)
         assert all(u.normalized_text for u in got.utterances)  # the service's own enricher ran

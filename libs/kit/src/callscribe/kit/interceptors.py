@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,6 +32,11 @@ Behavior = Callable[[Any, grpc.ServicerContext], Any]
 ACTING_TENANT_HEADER = "x-callscribe-tenant"
 
 _current_tenant: contextvars.ContextVar[Tenant | None] = contextvars.ContextVar("callscribe_tenant", default=None)
+# The service account that made the call (None: a tenant's own token).
+_current_account: contextvars.ContextVar[str | None] = contextvars.ContextVar("callscribe_account", default=None)
+
+# RFC 6750 b64token after exactly one space: nothing else is a bearer credential.
+_BEARER = re.compile(r"Bearer ([A-Za-z0-9\-._~+/]+=*)")
 
 # Health checks and reflection answer without a token: probes and grpcurl need them.
 PUBLIC_SERVICE_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -42,6 +48,16 @@ def caller_tenant() -> Tenant:
     if tenant is None:
         raise Unauthenticated("no authenticated tenant for this call")
     return tenant
+
+
+def require_service_account(what: str) -> str:
+    """The service account making the call; a tenant's own token is refused (pipeline-internal RPCs)."""
+    account = _current_account.get()
+    if account is None:
+        raise PermissionDenied(
+            f"{what} is for the pipeline's service account only; a tenant's token cannot call it"
+        )
+    return account
 
 
 def resolve_tenant(requested: str) -> Tenant:
@@ -127,32 +143,47 @@ class AuthInterceptor(_WrappingInterceptor):
 
     @contextlib.contextmanager
     def guard(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
-        tenant = self._authenticate(context)
+        tenant, account = self._authenticate(context)
         if tenant is None:
             context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing or unknown bearer token: send metadata 'authorization: Bearer <token>'",
             )
         token = _current_tenant.set(tenant)
+        account_token = _current_account.set(account)
         try:
             yield
         finally:
+            _current_account.reset(account_token)
             _current_tenant.reset(token)
 
-    def _authenticate(self, context: grpc.ServicerContext) -> Tenant | None:
-        metadata = dict((k, v) for k, v in (context.invocation_metadata() or ()) if isinstance(v, str))
-        value = metadata.get("authorization", "")
-        if not value.startswith("Bearer "):
-            return None
-        token = value[len("Bearer ") :].strip()
+    def _authenticate(self, context: grpc.ServicerContext) -> tuple[Tenant | None, str | None]:
+        pairs = [(k, v) for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)]
+        values = [v for k, v in pairs if k == "authorization"]
+        if len(values) > 1:
+            # Which one would count is a guess a server must not make (acme's, then globex's).
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"{len(values)} 'authorization' headers: send exactly one 'authorization: Bearer <token>'",
+            )
+        match = _BEARER.fullmatch(values[0]) if values else None
+        if match is None:
+            return None, None
+        token = match.group(1)
         tenant = self._registry.tenant_for_token(token)
         if tenant is not None:
-            return tenant
+            return tenant, None
         account = self._registry.service_account_for_token(token)
         if account is None:
-            return None
+            return None, None
         # A service account (the pipeline worker) acts for the tenant it names, one tenant per call.
-        acting_for = metadata.get(ACTING_TENANT_HEADER, "")
+        acting = [v for k, v in pairs if k == ACTING_TENANT_HEADER]
+        if len(acting) > 1:
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{len(acting)} '{ACTING_TENANT_HEADER}' headers: a service account acts for one tenant per call",
+            )
+        acting_for = acting[0] if acting else ""
         tenant = self._registry.get(acting_for)
         if tenant is None:
             context.abort(
@@ -160,7 +191,7 @@ class AuthInterceptor(_WrappingInterceptor):
                 f"service account {account!r} must name a known tenant in metadata "
                 f"'{ACTING_TENANT_HEADER}' (got {acting_for!r})",
             )
-        return tenant
+        return tenant, account
 
 
 class MetricsInterceptor(_WrappingInterceptor):
