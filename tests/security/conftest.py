@@ -38,6 +38,8 @@ def wav(seconds: float = 1.0, rate: int = 8000, channels: int = 1) -> bytes:
 
 @dataclass
 class Guarded:
+    minio: Any
+    bucket: str
     tokens: dict[str, str]
     envs: dict[str, dict[str, str]]
     procs: dict[str, ManagedProcess]
@@ -68,6 +70,15 @@ class Guarded:
         messages = iter([first, ingest_pb2.UploadRecordingRequest(chunk=data)])
         return self.ingest.UploadRecording(messages, metadata=metadata or self.auth(tenant), timeout=30)
 
+    def stored(self) -> tuple[set[tuple[str, str]], list[str]]:
+        """Every object version under recordings/ and every incomplete multipart upload of the bucket."""
+        versions = {
+            (o.object_name, o.version_id or "")
+            for o in self.minio.list_objects(self.bucket, prefix="recordings/", recursive=True, include_version=True)
+        }
+        uploads = [u.object_name for u in self.minio._list_multipart_uploads(self.bucket).uploads]
+        return versions, uploads
+
     def metric(self, service: str, name: str, **labels: str) -> float:
         body = urllib.request.urlopen(metrics_url(service, self.envs[service]), timeout=5).read().decode()
         total = 0.0
@@ -80,7 +91,7 @@ class Guarded:
 
 
 @pytest.fixture(scope="package")
-def guarded(s3_server, redis_server, es_server, stack_tmp: Path) -> Iterator[Guarded]:  # type: ignore[no-untyped-def]
+def guarded(s3_server, redis_server, es_server, minio_client, stack_tmp: Path) -> Iterator[Guarded]:  # type: ignore[no-untyped-def]
     home = stack_tmp / "security"
     tenants = TenantsFile.write(home / "tenants.json", TENANTS, {"pipeline": PIPELINE_TOKEN})
     state = {
@@ -106,6 +117,8 @@ def guarded(s3_server, redis_server, es_server, stack_tmp: Path) -> Iterator[Gua
         for name, env in envs.items():
             procs[name] = start_service(name, env, home / "logs" / f"{name}.log", timeout=120)
         guarded = Guarded(
+            minio_client,
+            s3_server.hot_bucket,
             dict(tenants.tokens),
             envs,
             procs,

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from callscribe.kit.errors import DomainError, PermissionDenied, Unauthenticated
+from callscribe.kit.errors import DomainError, InvalidArgument, PermissionDenied, Unauthenticated
 from callscribe.kit.status import status_of
 from callscribe.kit.tenants import Tenant, TenantRegistry
 
@@ -114,8 +114,65 @@ class _WrappingInterceptor(grpc.ServerInterceptor):
         return handler
 
 
+class Undecodable:
+    """What a request that could not be deserialized becomes (instead of gRPC's INTERNAL "Exception
+    deserializing request!" and a traceback): the method then answers INVALID_ARGUMENT."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def error(self) -> InvalidArgument:
+        return InvalidArgument(
+            f"the request could not be decoded ({self.reason}): every string field must be valid UTF-8 "
+            "and the message must match the service's .proto"
+        )
+
+
+def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # noqa: BLE001 - any failure to decode is the caller's malformed request
+            return Undecodable(f"{type(exc).__name__}: {exc}"[:200])
+
+    return deserialize
+
+
+def _checked_stream(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, Undecodable):
+            raise request.error()
+        yield request
+
+
 class ErrorMappingInterceptor(_WrappingInterceptor):
-    """Turns domain errors into their gRPC status; anything unexpected into INTERNAL with a reference."""
+    """Turns domain errors into their gRPC status; anything unexpected into INTERNAL with a reference.
+    Requests that cannot be deserialized are INVALID_ARGUMENT (the innermost interceptor decodes them)."""
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        kinds = (
+            (handler.unary_unary, grpc.unary_unary_rpc_method_handler, False, False),
+            (handler.unary_stream, grpc.unary_stream_rpc_method_handler, False, True),
+            (handler.stream_unary, grpc.stream_unary_rpc_method_handler, True, False),
+            (handler.stream_stream, grpc.stream_stream_rpc_method_handler, True, True),
+        )
+        for behavior, make_handler, streams_request, streams_response in kinds:
+            if behavior:
+                return make_handler(
+                    self.wrap(method, _decoded(behavior, streams_request), streams_response),
+                    request_deserializer=_safe(handler.request_deserializer),
+                    response_serializer=handler.response_serializer,
+                )
+        return handler
 
     @contextlib.contextmanager
     def guard(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
@@ -131,6 +188,19 @@ class ErrorMappingInterceptor(_WrappingInterceptor):
             ref = uuid.uuid4().hex[:12]
             log.exception("%s failed (ref %s)", method, ref)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref}): {type(exc).__name__}")
+
+
+def _decoded(behavior: Behavior, streams_request: bool) -> Behavior:
+    """`behavior` refusing undecodable requests (a stream's as they are read) with INVALID_ARGUMENT."""
+    if streams_request:
+        return lambda requests, context: behavior(_checked_stream(requests), context)
+
+    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, Undecodable):
+            raise request.error()
+        return behavior(request, context)
+
+    return unary
 
 
 class AuthInterceptor(_WrappingInterceptor):
