@@ -149,3 +149,23 @@ def test_one_tenant_cannot_take_every_upload_slot(guarded: Guarded) -> None:
     finally:
         release.set()
     assert all(f.result(timeout=60).recording_id for f in flood)
+
+
+def test_list_apis_page_by_bytes_as_well_as_by_count(guarded: Guarded) -> None:
+    labels = {f"key{i:02d}": "v" * 480 for i in range(60)}  # ~30 KB of metadata each, under every bound
+    ids = {guarded.upload("globex", labels=labels).recording_id for _ in range(40)}
+    pages: list[ingest_pb2.ListRecordingsResponse] = []
+    token = ""
+    while True:
+        page = guarded.ingest.ListRecordings(
+            ingest_pb2.ListRecordingsRequest(page_size=1000, page_token=token), metadata=guarded.auth("globex")
+        )
+        pages.append(page)
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(pages) >= 2, "40 recordings of ~30 KB each must not fit one page"
+    assert all(p.ByteSize() <= 1024 * 1024 + 64 * 1024 for p in pages)
+    listed = [r.recording_id for p in pages for r in p.recordings]
+    assert len(listed) == len(set(listed)), "a recording was listed twice across pages"
+    assert ids <= set(listed)
