@@ -26,6 +26,7 @@ from support import wait_for  # noqa: F401 - re-exported to the folder's tests
 from callscribe.indexer.main import build, start_connecting
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.indexer.store import EsStore
+from callscribe.kit.interceptors import ACTING_TENANT_HEADER
 from callscribe.kit.server import GrpcServer
 from callscribe.stack.binaries import find_noida
 from callscribe.stack.procs import ManagedProcess, spawn, stop, wait_until
@@ -36,6 +37,8 @@ from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
 
 TENANTS = {"acme": TenantSpec("COMPLIANCE", 1825), "globex": TenantSpec("COMPLIANCE", 30)}
+# The pipeline's service account: the only caller allowed to write the index (IndexCall).
+PIPELINE_TOKEN = secrets.token_hex(24)
 SHARED_PREFIX = "itest"
 RPC_TIMEOUT_S = 60.0
 AGENT, CUSTOMER, MIXED = c.SPEAKER_ROLE_AGENT, c.SPEAKER_ROLE_CUSTOMER, c.SPEAKER_ROLE_MIXED
@@ -46,6 +49,11 @@ ITN = {"三百": "300", "五十": "50", "two hundred dollars": "$200"}
 
 def auth(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
+
+
+def pipeline_auth(tenant: str = "acme") -> tuple[tuple[str, str], ...]:
+    """The pipeline worker's credentials, acting for `tenant` (what IndexCall requires)."""
+    return (("authorization", f"Bearer {PIPELINE_TOKEN}"), (ACTING_TENANT_HEADER, tenant))
 
 
 def new_id() -> str:
@@ -205,7 +213,7 @@ def analytics(
 @pytest.fixture(scope="session")
 def indexer_tenants(stack_tmp: Path) -> TenantsFile:
     path = stack_tmp / "indexer-tenants.json"
-    return TenantsFile.write(path, TENANTS)
+    return TenantsFile.write(path, TENANTS, {"pipeline": PIPELINE_TOKEN})
 
 
 @dataclass
@@ -228,7 +236,7 @@ class Indexer:
 
     def index(self, call: pb.Call, tenant: str | None = None) -> pb.IndexCallResponse:
         request = pb.IndexCallRequest(call=call)
-        return self.stub.IndexCall(request, metadata=self.auth(tenant or call.tenant), timeout=RPC_TIMEOUT_S)
+        return self.stub.IndexCall(request, metadata=pipeline_auth(tenant or call.tenant), timeout=RPC_TIMEOUT_S)
 
     def search(self, tenant: str = "acme", **fields: Any) -> pb.SearchResponse:
         return self.stub.Search(pb.SearchRequest(**fields), metadata=self.auth(tenant), timeout=RPC_TIMEOUT_S)

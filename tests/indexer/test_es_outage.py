@@ -30,6 +30,7 @@ from .conftest import (
     indexer_settings,
     make_call,
     new_id,
+    pipeline_auth,
 )
 
 FAST_RETRIES = {"bulk_retries": 1, "bulk_backoff_seconds": 0.05, "request_timeout_seconds": 5}
@@ -124,7 +125,7 @@ def test_the_service_process(es_server, indexer_tenants, stack_tmp: Path) -> Non
         stub = indexer_pb2_grpc.IndexerServiceStub(channel)
         call = make_call(utterances=REFUND_ZH)
         token = auth(indexer_tenants.tokens["acme"])
-        reply = stub.IndexCall(pb.IndexCallRequest(call=call), metadata=token, timeout=120)
+        reply = stub.IndexCall(pb.IndexCallRequest(call=call), metadata=pipeline_auth("acme"), timeout=120)
         assert reply.utterances_indexed == len(REFUND_ZH)
         got = stub.GetCall(pb.GetCallRequest(recording_id=call.recording_id), metadata=token, timeout=30)
         assert all(u.normalized_text for u in got.utterances)  # the service's own enricher ran

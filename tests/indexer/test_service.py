@@ -20,6 +20,7 @@ from .conftest import (
     make_call,
     new_agent,
     new_id,
+    pipeline_auth,
 )
 
 
@@ -502,7 +503,7 @@ def test_bad_calls_are_refused_and_change_nothing(indexer: Indexer, case: str) -
 
 def test_missing_call_is_refused(indexer: Indexer) -> None:
     with pytest.raises(grpc.RpcError) as err:
-        indexer.stub.IndexCall(pb.IndexCallRequest(), metadata=indexer.auth())
+        indexer.stub.IndexCall(pb.IndexCallRequest(), metadata=pipeline_auth())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "call is required" in err.value.details()
 
 

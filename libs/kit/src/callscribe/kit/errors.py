@@ -22,6 +22,7 @@ class ErrorKind(enum.Enum):
     DATA_LOSS = enum.auto()
     UNAVAILABLE = enum.auto()
     CANCELLED = enum.auto()
+    DEADLINE_EXCEEDED = enum.auto()
     INTERNAL = enum.auto()
 
 
@@ -73,3 +74,9 @@ class Unavailable(DomainError):
 
 class Cancelled(DomainError):
     kind = ErrorKind.CANCELLED
+
+
+class DeadlineExceeded(DomainError):
+    """The caller took too long (e.g. an upload that stopped sending); nothing was stored."""
+
+    kind = ErrorKind.DEADLINE_EXCEEDED

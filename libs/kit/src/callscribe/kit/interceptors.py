@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from callscribe.kit.errors import DomainError, PermissionDenied, Unauthenticated
+from callscribe.kit.errors import DomainError, InvalidArgument, PermissionDenied, Unauthenticated
 from callscribe.kit.status import status_of
 from callscribe.kit.tenants import Tenant, TenantRegistry
 
@@ -31,6 +32,11 @@ Behavior = Callable[[Any, grpc.ServicerContext], Any]
 ACTING_TENANT_HEADER = "x-callscribe-tenant"
 
 _current_tenant: contextvars.ContextVar[Tenant | None] = contextvars.ContextVar("callscribe_tenant", default=None)
+# The service account that made the call (None: a tenant's own token).
+_current_account: contextvars.ContextVar[str | None] = contextvars.ContextVar("callscribe_account", default=None)
+
+# RFC 6750 b64token after exactly one space: nothing else is a bearer credential.
+_BEARER = re.compile(r"Bearer ([A-Za-z0-9\-._~+/]+=*)")
 
 # Health checks and reflection answer without a token: probes and grpcurl need them.
 PUBLIC_SERVICE_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -42,6 +48,16 @@ def caller_tenant() -> Tenant:
     if tenant is None:
         raise Unauthenticated("no authenticated tenant for this call")
     return tenant
+
+
+def require_service_account(what: str) -> str:
+    """The service account making the call; a tenant's own token is refused (pipeline-internal RPCs)."""
+    account = _current_account.get()
+    if account is None:
+        raise PermissionDenied(
+            f"{what} is for the pipeline's service account only; a tenant's token cannot call it"
+        )
+    return account
 
 
 def resolve_tenant(requested: str) -> Tenant:
@@ -98,8 +114,65 @@ class _WrappingInterceptor(grpc.ServerInterceptor):
         return handler
 
 
+class Undecodable:
+    """What a request that could not be deserialized becomes (instead of gRPC's INTERNAL "Exception
+    deserializing request!" and a traceback): the method then answers INVALID_ARGUMENT."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def error(self) -> InvalidArgument:
+        return InvalidArgument(
+            f"the request could not be decoded ({self.reason}): every string field must be valid UTF-8 "
+            "and the message must match the service's .proto"
+        )
+
+
+def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # noqa: BLE001 - any failure to decode is the caller's malformed request
+            return Undecodable(f"{type(exc).__name__}: {exc}"[:200])
+
+    return deserialize
+
+
+def _checked_stream(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, Undecodable):
+            raise request.error()
+        yield request
+
+
 class ErrorMappingInterceptor(_WrappingInterceptor):
-    """Turns domain errors into their gRPC status; anything unexpected into INTERNAL with a reference."""
+    """Turns domain errors into their gRPC status; anything unexpected into INTERNAL with a reference.
+    Requests that cannot be deserialized are INVALID_ARGUMENT (the innermost interceptor decodes them)."""
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        kinds = (
+            (handler.unary_unary, grpc.unary_unary_rpc_method_handler, False, False),
+            (handler.unary_stream, grpc.unary_stream_rpc_method_handler, False, True),
+            (handler.stream_unary, grpc.stream_unary_rpc_method_handler, True, False),
+            (handler.stream_stream, grpc.stream_stream_rpc_method_handler, True, True),
+        )
+        for behavior, make_handler, streams_request, streams_response in kinds:
+            if behavior:
+                return make_handler(
+                    self.wrap(method, _decoded(behavior, streams_request), streams_response),
+                    request_deserializer=_safe(handler.request_deserializer),
+                    response_serializer=handler.response_serializer,
+                )
+        return handler
 
     @contextlib.contextmanager
     def guard(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
@@ -117,6 +190,19 @@ class ErrorMappingInterceptor(_WrappingInterceptor):
             context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {ref}): {type(exc).__name__}")
 
 
+def _decoded(behavior: Behavior, streams_request: bool) -> Behavior:
+    """`behavior` refusing undecodable requests (a stream's as they are read) with INVALID_ARGUMENT."""
+    if streams_request:
+        return lambda requests, context: behavior(_checked_stream(requests), context)
+
+    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, Undecodable):
+            raise request.error()
+        return behavior(request, context)
+
+    return unary
+
+
 class AuthInterceptor(_WrappingInterceptor):
     """`authorization: Bearer <token>` -> tenant, kept in a context variable for the call."""
 
@@ -127,32 +213,47 @@ class AuthInterceptor(_WrappingInterceptor):
 
     @contextlib.contextmanager
     def guard(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
-        tenant = self._authenticate(context)
+        tenant, account = self._authenticate(context)
         if tenant is None:
             context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing or unknown bearer token: send metadata 'authorization: Bearer <token>'",
             )
         token = _current_tenant.set(tenant)
+        account_token = _current_account.set(account)
         try:
             yield
         finally:
+            _current_account.reset(account_token)
             _current_tenant.reset(token)
 
-    def _authenticate(self, context: grpc.ServicerContext) -> Tenant | None:
-        metadata = dict((k, v) for k, v in (context.invocation_metadata() or ()) if isinstance(v, str))
-        value = metadata.get("authorization", "")
-        if not value.startswith("Bearer "):
-            return None
-        token = value[len("Bearer ") :].strip()
+    def _authenticate(self, context: grpc.ServicerContext) -> tuple[Tenant | None, str | None]:
+        pairs = [(k, v) for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)]
+        values = [v for k, v in pairs if k == "authorization"]
+        if len(values) > 1:
+            # Which one would count is a guess a server must not make (acme's, then globex's).
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"{len(values)} 'authorization' headers: send exactly one 'authorization: Bearer <token>'",
+            )
+        match = _BEARER.fullmatch(values[0]) if values else None
+        if match is None:
+            return None, None
+        token = match.group(1)
         tenant = self._registry.tenant_for_token(token)
         if tenant is not None:
-            return tenant
+            return tenant, None
         account = self._registry.service_account_for_token(token)
         if account is None:
-            return None
+            return None, None
         # A service account (the pipeline worker) acts for the tenant it names, one tenant per call.
-        acting_for = metadata.get(ACTING_TENANT_HEADER, "")
+        acting = [v for k, v in pairs if k == ACTING_TENANT_HEADER]
+        if len(acting) > 1:
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{len(acting)} '{ACTING_TENANT_HEADER}' headers: a service account acts for one tenant per call",
+            )
+        acting_for = acting[0] if acting else ""
         tenant = self._registry.get(acting_for)
         if tenant is None:
             context.abort(
@@ -160,7 +261,7 @@ class AuthInterceptor(_WrappingInterceptor):
                 f"service account {account!r} must name a known tenant in metadata "
                 f"'{ACTING_TENANT_HEADER}' (got {acting_for!r})",
             )
-        return tenant
+        return tenant, account
 
 
 class MetricsInterceptor(_WrappingInterceptor):

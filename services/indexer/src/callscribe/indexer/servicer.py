@@ -21,7 +21,7 @@ from callscribe.indexer.settings import IndexerSettings
 from callscribe.indexer.store import EsStore
 from callscribe.indexer.validation import check_call, check_recording_id
 from callscribe.kit.errors import InvalidArgument
-from callscribe.kit.interceptors import resolve_tenant
+from callscribe.kit.interceptors import require_service_account, resolve_tenant
 from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
 
@@ -36,6 +36,7 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
         self._metrics = metrics
 
     def IndexCall(self, request: pb.IndexCallRequest, context: grpc.ServicerContext) -> pb.IndexCallResponse:
+        require_service_account("IndexCall")  # only the pipeline writes the index; see README "Access"
         if not request.HasField("call"):
             raise InvalidArgument("call is required")
         call = pb.Call()

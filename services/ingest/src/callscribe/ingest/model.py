@@ -11,11 +11,18 @@ from typing import Protocol
 
 from callscribe.kit.errors import InvalidArgument, ResourceExhausted
 from callscribe.kit.limits import MAX_HOTWORD_CHARS, MAX_HOTWORDS
+from callscribe.kit.text import unsafe_character
 
 CHANNEL_LAYOUTS = ("MONO", "STEREO_AGENT_LEFT", "STEREO_AGENT_RIGHT")
 LANGUAGES = ("auto", "zh", "en")
-MAX_ID_CHARS = 256
+# Bounds of what an upload's metadata may hold (README "Limits"): everything here is stored under the
+# recording's lock for years and returned by every read, so nothing is unbounded.
+MAX_ID_CHARS = 256  # call_id, agent_id, customer_id
 MAX_LABELS = 64
+MAX_LABEL_KEY_CHARS = 64
+MAX_LABEL_VALUE_CHARS = 512
+MAX_FILENAME_CHARS = 255
+MAX_METADATA_BYTES = 32 * 1024  # ids, labels, file name and hotwords together, UTF-8
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,35 @@ class RecordingInfo:
                 raise InvalidArgument(f"hotword {text[:20]!r}... is over {MAX_HOTWORD_CHARS} characters")
             if not math.isfinite(weight) or weight < 0:
                 raise InvalidArgument(f"hotword {text!r} has weight {weight}: use 0 (default) or a positive boost")
+            _check_text("a hotword", text)
         if len(self.labels) > MAX_LABELS:
             raise InvalidArgument(f"{len(self.labels)} labels; at most {MAX_LABELS} per recording")
+        for key, value in self.labels.items():
+            if not key.strip():
+                raise InvalidArgument("a label has an empty key; give every label a key (key=value)")
+            if len(key) > MAX_LABEL_KEY_CHARS:
+                raise InvalidArgument(
+                    f"label key {key[:20]!r}... is {len(key)} characters; at most {MAX_LABEL_KEY_CHARS}"
+                )
+            if len(value) > MAX_LABEL_VALUE_CHARS:
+                raise InvalidArgument(
+                    f"label {key!r} has a value of {len(value)} characters; at most {MAX_LABEL_VALUE_CHARS}"
+                )
+            _check_text(f"label key {key[:40]!r}", key)
+            _check_text(f"label {key[:40]!r}", value)
+        if len(self.filename) > MAX_FILENAME_CHARS:
+            raise InvalidArgument(f"filename is {len(self.filename)} characters; at most {MAX_FILENAME_CHARS}")
+        _check_text("filename", self.filename)
+        size = self.metadata_bytes()
+        if size > MAX_METADATA_BYTES:
+            raise InvalidArgument(
+                f"the metadata is {size} bytes (ids, labels, file name, hotwords); at most {MAX_METADATA_BYTES}"
+            )
+
+    def metadata_bytes(self) -> int:
+        texts = [self.call_id, self.agent_id, self.customer_id, self.filename, *(t for t, _ in self.hotwords)]
+        texts += [part for item in self.labels.items() for part in item]
+        return sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
 
     def layout_for(self, channels: int) -> str:
         """The channel layout, checked against the audio's channel count."""
@@ -120,8 +154,16 @@ def _check_id(name: str, value: str, *, required: bool) -> None:
         raise InvalidArgument(f"{name} is required in the first (metadata) message")
     if len(value) > MAX_ID_CHARS:
         raise InvalidArgument(f"{name} is {len(value)} characters; at most {MAX_ID_CHARS}")
-    if any(ord(ch) < 32 for ch in value):
-        raise InvalidArgument(f"{name} contains control characters")
+    _check_text(name, value)
+
+
+def _check_text(what: str, value: str) -> None:
+    bad = unsafe_character(value)
+    if bad is not None:
+        raise InvalidArgument(
+            f"{what} contains {bad}: control characters, format characters (bidi, zero-width) and unassigned "
+            "code points are refused"
+        )
 
 
 @dataclass(frozen=True)

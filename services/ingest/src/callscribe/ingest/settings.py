@@ -63,12 +63,22 @@ class UploadSettings(IngestSettings):
     )
     max_upload_mb: int = Field(2048, ge=1, description="largest accepted recording")
     max_concurrent_uploads: int = Field(64, ge=1, description="uploads in flight; more get RESOURCE_EXHAUSTED")
+    max_uploads_per_tenant: int = Field(
+        0, ge=0, description="uploads in flight of one tenant; 0: three quarters of max_concurrent_uploads, rounded up"
+    )
+    upload_idle_seconds: float = Field(
+        60.0, ge=0, description="an upload that sends nothing for this long ends (DEADLINE_EXCEEDED); 0: never"
+    )
     stream_window_kb: int = Field(
         8192,
         ge=64,
         le=65536,
         description="bytes gRPC receives ahead of what an upload has consumed (its HTTP/2 flow-control window)",
     )
+
+    @property
+    def tenant_upload_limit(self) -> int:
+        return self.max_uploads_per_tenant or -(-self.max_concurrent_uploads * 3 // 4)  # 3/4, rounded up
 
     @property
     def max_upload_bytes(self) -> int:

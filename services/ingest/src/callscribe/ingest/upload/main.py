@@ -64,7 +64,14 @@ def build(settings: UploadSettings, registry: CollectorRegistry) -> tuple[GrpcSe
     queue = RedisJobs(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
     limits = UploadLimits(settings.spool_dir, settings.max_upload_bytes, settings.memory_upload_mb * 1024 * 1024)
     archiver = Archiver(store, queue, limits)
-    servicer = IngestServicer(archiver, settings.max_concurrent_uploads, UploadMetrics(registry), queue)
+    servicer = IngestServicer(
+        archiver,
+        settings.max_concurrent_uploads,
+        UploadMetrics(registry),
+        queue,
+        max_uploads_per_tenant=settings.tenant_upload_limit,
+        idle_seconds=settings.upload_idle_seconds,
+    )
     binding = ServiceBinding(
         ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,
         add_ingest_service,

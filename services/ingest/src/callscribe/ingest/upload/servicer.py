@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from callscribe.ingest.convert import audio_pb, info_from_proto, lock_pb, metadata_pb, object_pb, timestamp
@@ -15,7 +19,14 @@ from callscribe.ingest.jobs import RedisJobs
 from callscribe.ingest.model import Declared
 from callscribe.ingest.upload.archive import Archiver, RecordingView
 from callscribe.ingest.upload.wire import UploadMessage
-from callscribe.kit.errors import Cancelled, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from callscribe.kit.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from callscribe.kit.interceptors import resolve_tenant
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
@@ -48,7 +59,13 @@ class UploadMetrics:
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def __init__(
-        self, archiver: Archiver, max_uploads: int, metrics: UploadMetrics, dead_letters: RedisJobs | None = None
+        self,
+        archiver: Archiver,
+        max_uploads: int,
+        metrics: UploadMetrics,
+        dead_letters: RedisJobs | None = None,
+        max_uploads_per_tenant: int = 0,
+        idle_seconds: float = 0.0,
     ) -> None:
         self._archiver = archiver
         self._dead_letters = dead_letters
@@ -56,6 +73,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self._metrics = metrics
         # Only uploads count against the limit: probes and reads must answer under load.
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
+        # One tenant may hold at most this many of the slots, so it can never lock the others out.
+        self._per_tenant = max_uploads_per_tenant or max_uploads
+        self._tenant_uploads: dict[str, int] = {}
+        self._tenant_lock = threading.Lock()
+        self._idle_seconds = idle_seconds
 
     def UploadRecording(self, request_iterator: Iterator[UploadMessage], context: grpc.ServicerContext):  # noqa: N802
         if not self._upload_slots.acquire(blocking=False):
@@ -76,16 +98,19 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self, request_iterator: Iterator[UploadMessage], context: grpc.ServicerContext
     ) -> pb.UploadRecordingResponse:
         messages = _until_client_leaves(request_iterator)
+        if self._idle_seconds > 0:
+            messages = _idle_guarded(messages, self._idle_seconds)
         first = next(messages, None)
         if first is None:
             raise InvalidArgument("empty stream: send a metadata message, then the audio chunks")
         if isinstance(first, memoryview) or first.WhichOneof("payload") != "metadata":
             raise InvalidArgument("the first message must carry metadata (tenant, call_id, agent_id, ...), not audio")
         tenant = resolve_tenant(first.metadata.tenant)
-        info = info_from_proto(first.metadata, tenant.name)
-        declared = Declared(sha256=first.sha256.lower(), size_bytes=first.size_bytes)
-        chunks = _chunks(messages, self._metrics.received)
-        ack = self._archiver.upload(tenant, info, chunks, declared, connected=context.is_active)
+        with self._tenant_slot(tenant.name):
+            info = info_from_proto(first.metadata, tenant.name)
+            declared = Declared(sha256=first.sha256.lower(), size_bytes=first.size_bytes)
+            chunks = _chunks(messages, self._metrics.received)
+            ack = self._archiver.upload(tenant, info, chunks, declared, connected=context.is_active)
         return pb.UploadRecordingResponse(
             recording_id=ack.record.recording_id,
             sha256=ack.record.sha256,
@@ -95,6 +120,26 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             audio=audio_pb(ack.record),
             enqueued=ack.enqueued,
         )
+
+    @contextlib.contextmanager
+    def _tenant_slot(self, tenant: str) -> Iterator[None]:
+        with self._tenant_lock:
+            held = self._tenant_uploads.get(tenant, 0)
+            if held >= self._per_tenant:
+                raise ResourceExhausted(
+                    f"tenant {tenant} already has {held} uploads in flight (at most {self._per_tenant} per tenant); "
+                    "retry shortly with backoff"
+                )
+            self._tenant_uploads[tenant] = held + 1
+        try:
+            yield
+        finally:
+            with self._tenant_lock:
+                left = self._tenant_uploads[tenant] - 1
+                if left:
+                    self._tenant_uploads[tenant] = left
+                else:
+                    del self._tenant_uploads[tenant]
 
     def GetRecording(self, request: pb.GetRecordingRequest, context: grpc.ServicerContext) -> pb.Recording:  # noqa: N802
         tenant = resolve_tenant(request.tenant)
@@ -106,7 +151,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         since = request.archived_from.ToDatetime(UTC) if request.HasField("archived_from") else None
         until = request.archived_to.ToDatetime(UTC) if request.HasField("archived_to") else None
         views, token = self._archiver.list_page(tenant, request.page_size, request.page_token, since, until)
-        return pb.ListRecordingsResponse(recordings=[_recording(v) for v in views], next_page_token=token)
+        recordings, cut = _within_bytes([_recording(v) for v in views])
+        if cut:
+            token = recordings[-1].recording_id
+        return pb.ListRecordingsResponse(recordings=recordings, next_page_token=token)
 
     def SetLegalHold(self, request: pb.SetLegalHoldRequest, context: grpc.ServicerContext):  # noqa: N802
         tenant = resolve_tenant(request.tenant)
@@ -123,8 +171,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         if token and not _is_entry_id(token):
             raise InvalidArgument(f"page_token {token!r} is not one this service returned")
         entries, next_token = self._dead().dead_letters(tenant.name, size, token)
-        return pb.ListDeadLettersResponse(
-            dead_letters=[
+        letters, cut = _within_bytes(
+            [
                 pb.DeadLetter(
                     recording_id=e.job.recording_id,
                     tenant=e.job.tenant,
@@ -135,9 +183,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                     entry_id=e.entry_id,
                 )
                 for e in entries
-            ],
-            next_page_token=next_token,
+            ]
         )
+        if cut:
+            next_token = letters[-1].entry_id
+        return pb.ListDeadLettersResponse(dead_letters=letters, next_page_token=next_token)
 
     def RequeueDeadLetters(self, request: pb.RequeueDeadLettersRequest, context: grpc.ServicerContext):  # noqa: N802
         tenant = resolve_tenant(request.tenant)
@@ -157,6 +207,22 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         return self._dead_letters
 
 
+# A page stops at this many bytes as well as at its size, far below gRPC's 4 MiB message limit.
+MAX_PAGE_BYTES = 1024 * 1024
+
+M = TypeVar("M", bound=Message)
+
+
+def _within_bytes(items: list[M]) -> tuple[list[M], bool]:
+    """The leading items that fit MAX_PAGE_BYTES (at least one), and whether any were left out."""
+    total = 0
+    for n, item in enumerate(items):
+        total += item.ByteSize() + 8  # the field tag and length in front of each
+        if total > MAX_PAGE_BYTES and n > 0:
+            return items[:n], True
+    return items, False
+
+
 def _is_entry_id(value: str) -> bool:
     ms, sep, seq = value.partition("-")
     return bool(sep) and ms.isdigit() and seq.isdigit()
@@ -168,6 +234,51 @@ def _until_client_leaves(request_iterator: Iterator[UploadMessage]) -> Iterator[
         yield from request_iterator
     except grpc.RpcError as exc:
         raise Cancelled("the client went away before the upload finished; nothing was stored") from exc
+
+
+_END = object()
+
+
+def _idle_guarded(messages: Iterator[UploadMessage], idle_s: float) -> Iterator[UploadMessage]:
+    """`messages`, ended with DEADLINE_EXCEEDED when the client sends nothing for `idle_s` seconds (a slow
+    but moving upload is fine). A reader thread takes the messages; at most two wait, so flow control
+    still holds the client back."""
+    box: queue.Queue[object] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for message in messages:
+                while not stop.is_set():
+                    try:
+                        box.put(message, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(_END)
+        except Exception as exc:  # noqa: BLE001 - handed to the handler thread, which raises it
+            box.put(exc)
+
+    reader = threading.Thread(target=read, name="upload-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            try:
+                item = box.get(timeout=idle_s)
+            except queue.Empty:
+                raise DeadlineExceeded(
+                    f"nothing received for {idle_s:.0f} s: the upload was idle and is ended; nothing was stored. "
+                    "Send the chunks without pausing, or resend the recording"
+                ) from None
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
 
 
 def _chunks(messages: Iterator[UploadMessage], received: Counter) -> Iterator[bytes | memoryview]:
