@@ -10,6 +10,7 @@ from callscribe.ingest.pipeline.runner import (
     FAULT,
     PRESSURE,
     TRANSIENT,
+    UNANALYSABLE,
     Chunking,
     StageError,
     _asr_detail,
@@ -36,6 +37,14 @@ from callscribe.v1 import common_pb2
 def test_failure_kinds(code: grpc.StatusCode, kind: str) -> None:
     assert kind_of(code) == kind
     assert StageError("asr", "x", kind).retryable is (kind != FAULT)
+
+
+def test_audio_the_services_refuse_is_not_analysable_and_never_retried() -> None:
+    assert kind_of(grpc.StatusCode.INVALID_ARGUMENT, "vad") == UNANALYSABLE
+    assert kind_of(grpc.StatusCode.INVALID_ARGUMENT, "asr") == UNANALYSABLE
+    assert kind_of(grpc.StatusCode.INVALID_ARGUMENT, "indexing") == FAULT  # a bad document is a bug: dead letter
+    assert kind_of(grpc.StatusCode.RESOURCE_EXHAUSTED, "vad") == PRESSURE
+    assert StageError("vad", "x", UNANALYSABLE).retryable is False
 
 
 def _segments(*lengths_ms: int) -> list[common_pb2.Segment]:

@@ -121,6 +121,13 @@ def test_queue_state_survives_stack_down_and_up(tmp_path: Path) -> None:
         entries = client.xrange("callscribe:jobs:dead")
         assert [fields["reason"] for _, fields in entries] == ["kept across restarts"]
         assert client.hget("callscribe:state:r1", "state") == "failed"
+        # `stack restart redis`: the same port, the same data, a new process.
+        pid = state["processes"]["redis"]["pid"]
+        again = stack.restart(home, "redis")
+        assert again["redis"]["url"] == state["redis"]["url"]
+        assert again["processes"]["redis"]["pid"] != pid and again["processes"]["redis"]["alive"]
+        client = redis.Redis.from_url(again["redis"]["url"], decode_responses=True)
+        assert client.hget("callscribe:state:r1", "state") == "failed"
     finally:
         stack.down(home)
 

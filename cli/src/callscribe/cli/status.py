@@ -13,12 +13,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
 from callscribe.cli.connect import Target, add_connection_args, auth_metadata, channel, check_recording_id, resolve
+from callscribe.kit.text import shown
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
 
 WAIT_POLL_S = 1.0  # how often `--wait` asks GetRecording
-FINAL_STATES = (c.PIPELINE_STATE_DONE, c.PIPELINE_STATE_FAILED)
+FINAL_STATES = (c.PIPELINE_STATE_DONE, c.PIPELINE_STATE_FAILED, c.PIPELINE_STATE_NOT_ANALYSABLE)
 _STATE_WORDS = {
     c.PIPELINE_STATE_UNSPECIFIED: "unknown",
     c.PIPELINE_STATE_ARCHIVED: "archived (not queued yet)",
@@ -28,6 +29,7 @@ _STATE_WORDS = {
     c.PIPELINE_STATE_INDEXING: "indexing",
     c.PIPELINE_STATE_DONE: "done",
     c.PIPELINE_STATE_FAILED: "FAILED",
+    c.PIPELINE_STATE_NOT_ANALYSABLE: "archived, not analysable",
 }
 _LAYOUT_WORDS = {
     c.CHANNEL_LAYOUT_MONO: "mono",
@@ -99,7 +101,7 @@ def state_line(rec: pb.Recording) -> str:
     """The state with its detail, or the progress inside the stage when there is one."""
     progress = _progress_of(rec)
     text = progress_text(progress) if progress is not None else ""
-    detail = rec.state_detail.strip()
+    detail = shown(rec.state_detail.strip())
     if not text:
         return f"{state_word(rec.state)} — {detail}" if detail else state_word(rec.state)
     # The worker's detail for a chunk is the progress line in other words; a wait or a retry is news.
@@ -119,22 +121,23 @@ def format_recording(rec: pb.Recording) -> str:
     channels = " ".join(part for part in (str(audio.channels or ""), f"({layout})" if layout else "") if part)
     facts = [
         ("state", state_line(rec)),
-        ("call", meta.call_id),
-        ("agent", meta.agent_id),
-        ("customer", meta.customer_id),
+        ("call", shown(meta.call_id)),
+        ("agent", shown(meta.agent_id)),
+        ("customer", shown(meta.customer_id)),
         ("started at", _when(meta.started_at) or "(not given)"),
         ("duration", _duration(audio.duration_ms) if audio.duration_ms else ""),
         ("audio", " ".join(part for part in (audio.container, audio.codec, _rate(audio.sample_rate_hz)) if part)),
         ("channels", channels),
         ("language", language),
-        ("labels", ", ".join(f"{k}={v}" for k, v in sorted(meta.labels.items()))),
+        ("labels", ", ".join(f"{shown(k)}={shown(v)}" for k, v in sorted(meta.labels.items()))),
+        ("file", shown(meta.filename)),
         ("lock", lock_text(rec.lock)),
         ("object", f"{ref.bucket}/{ref.key}" if ref.key else ""),
         ("version", ref.version_id),
         ("sha256", ref.sha256),
         ("archived at", _when(rec.archived_at)),
     ]
-    head = f"recording {rec.recording_id}" + (f"  tenant {rec.tenant}" if rec.tenant else "")
+    head = f"recording {shown(rec.recording_id)}" + (f"  tenant {shown(rec.tenant)}" if rec.tenant else "")
     return "\n".join([head, *(f"  {name:<12} {value}" for name, value in facts if value)])
 
 
@@ -154,8 +157,9 @@ def status(args: argparse.Namespace) -> int:
         print(json.dumps(MessageToDict(rec, preserving_proto_field_name=True), indent=2, ensure_ascii=False))
     else:
         print(format_recording(rec))
-    if args.wait and rec.state == c.PIPELINE_STATE_FAILED:
-        print(f"callscribe status: the pipeline failed: {rec.state_detail or '(no reason recorded)'}", file=sys.stderr)
+    if args.wait and rec.state in (c.PIPELINE_STATE_FAILED, c.PIPELINE_STATE_NOT_ANALYSABLE):
+        what = "the pipeline failed" if rec.state == c.PIPELINE_STATE_FAILED else "archived, not analysable"
+        print(f"callscribe status: {what}: {shown(rec.state_detail) or '(no reason recorded)'}", file=sys.stderr)
         return 1
     return 0
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from callscribe.stack import stack
 from callscribe.stack.procs import StackError
-from callscribe.stack.services import SERVICES
+from callscribe.stack.stack import RESTARTABLE
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def add_stack_parser(subparsers: Any) -> argparse.ArgumentParser:
             "else the stack started last)",
         )
         if name == "restart":
-            action.add_argument("service", choices=SERVICES, metavar="SERVICE", help=", ".join(SERVICES))
+            action.add_argument("service", choices=RESTARTABLE, metavar="SERVICE", help=", ".join(RESTARTABLE))
         if name == "up":
             action.add_argument(
                 "--services",
@@ -105,7 +105,7 @@ def format_state(state: dict[str, Any]) -> str:
         if not proc.get("alive"):
             stopped.append(name)
     for name in stopped:
-        if name in SERVICES:
+        if name in RESTARTABLE:
             lines.append(f"  {name} is not running: 'callscribe stack restart {name}' starts it again")
         else:
             lines.append(f"  {name} is not running: 'callscribe stack down', then 'callscribe stack up'")

@@ -304,18 +304,36 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
     return _with_liveness(state)
 
 
+# Redis restarts in place (same port, its append-only file): what survives a restart is what users ask.
+RESTARTABLE: tuple[str, ...] = (*SERVICES, "redis")
+
+
+def _restart_redis(home: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """Stop Redis (SIGTERM: it writes its append-only file) and start it on the same port with the same data."""
+    old = ManagedProcess.from_dict(state["processes"]["redis"])
+    stop(old)
+    port = int(state["redis"]["url"].rsplit(":", 1)[1].split("/", 1)[0])
+    rds = servers.start_redis(home / "data" / "redis", Path(old.log_path), port=port, durable=True)
+    _record(state, rds.process)
+    write_json_atomically(home / STATE_FILE, state)
+    log.info("restarted redis in %s (pid %d)", home, rds.process.pid)
+    return _with_liveness(state)
+
+
 def restart(home: Path | str | None, name: str) -> dict[str, Any]:
     """Stop service ``name`` of the stack in ``home`` if it runs, start it again with the environment ``up``
     gave it (same addresses, so the worker, Prometheus and the CLI find it where they did), record its new
     PID; returns the state (see ``status``)."""
-    if name not in SERVICES:
-        raise StackError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+    if name not in RESTARTABLE:
+        raise StackError(f"unknown service {name!r}; known: {', '.join(RESTARTABLE)}")
     located = locate_home(home)
     home = located.path
     with _locked(home):
         state = _load(home)
         if state is None or not _with_liveness(state)["running"]:
             raise StackError(no_stack_hint(located))
+        if name == "redis":
+            return _restart_redis(home, state)
         entry = state["processes"].get(name)
         env = state.get("env", {}).get(name)
         if entry is None:

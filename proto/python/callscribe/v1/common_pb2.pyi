@@ -53,6 +53,7 @@ class PipelineState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PIPELINE_STATE_INDEXING: _ClassVar[PipelineState]
     PIPELINE_STATE_DONE: _ClassVar[PipelineState]
     PIPELINE_STATE_FAILED: _ClassVar[PipelineState]
+    PIPELINE_STATE_NOT_ANALYSABLE: _ClassVar[PipelineState]
 CHANNEL_LAYOUT_UNSPECIFIED: ChannelLayout
 CHANNEL_LAYOUT_MONO: ChannelLayout
 CHANNEL_LAYOUT_STEREO_AGENT_LEFT: ChannelLayout
@@ -79,6 +80,7 @@ PIPELINE_STATE_ASR: PipelineState
 PIPELINE_STATE_INDEXING: PipelineState
 PIPELINE_STATE_DONE: PipelineState
 PIPELINE_STATE_FAILED: PipelineState
+PIPELINE_STATE_NOT_ANALYSABLE: PipelineState
 
 class Hotword(_message.Message):
     __slots__ = ("text", "weight")

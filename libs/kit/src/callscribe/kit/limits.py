@@ -8,3 +8,6 @@ from __future__ import annotations
 
 MAX_HOTWORDS = 200
 MAX_HOTWORD_CHARS = 100
+
+# Audio bytes per upload message (the gRPC message limit adds room for the envelope: kit.server).
+MAX_CHUNK_BYTES = 4 * 1024 * 1024

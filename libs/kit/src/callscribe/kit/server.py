@@ -16,13 +16,14 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
 from callscribe.kit.interceptors import AuthInterceptor, ErrorMappingInterceptor, MetricsInterceptor
+from callscribe.kit.limits import MAX_CHUNK_BYTES
 from callscribe.kit.settings import ServiceSettings
 from callscribe.kit.tenants import TenantRegistry
 
 log = logging.getLogger(__name__)
 
-# Chunks are at most 4 MiB; leave room for the message envelope.
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024 + 64 * 1024
+# Chunks are at most MAX_CHUNK_BYTES (4 MiB); leave room for the message envelope.
+MAX_MESSAGE_BYTES = MAX_CHUNK_BYTES + 64 * 1024
 
 
 @dataclass(frozen=True)

@@ -333,6 +333,27 @@ class RedisJobs:
             )
             pipe.execute()
 
+    def not_analysable(self, entry_id: str, job: Job, attempts: int, stage: str, reason: str) -> None:
+        """Acknowledge the entry: the recording stays archived as sent, and its state says why no service
+        can analyse it. Final; not a dead letter (nothing to retry, nothing wrong with the system)."""
+        now = f"{time.time():.3f}"
+        with _reachable(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            pipe.hdel(STATE_KEY.format(job.recording_id), *_ADVANCE_FIELDS)
+            pipe.hset(
+                STATE_KEY.format(job.recording_id),
+                mapping={
+                    "state": "unanalysable",
+                    "detail": f"archived, not analysable ({stage}): {reason}"[:2000],
+                    "attempts": attempts,
+                    "updated_at": now,
+                    "tenant": job.tenant,
+                },
+            )
+            pipe.delete(WORK_KEY.format(job.recording_id, job.sha256))
+            pipe.execute()
+
     def promote_due(self, limit: int = 100) -> int:
         """Move retries whose time has come back onto the stream; returns how many moved."""
         with _reachable():

@@ -100,8 +100,8 @@ class Reconciler:
             fields = states.get(rec_id)
             if fields:
                 state = fields.get("state", "")
-                if state == "failed":
-                    continue  # a dead letter: requeued by a person, not by reconciliation
+                if state in ("failed", "unanalysable"):
+                    continue  # a dead letter (requeued by a person) or audio no service can analyse: final
                 if state in IN_PROGRESS and now - float(fields.get("updated_at") or 0) < self._stale_after_s:
                     continue  # a live job
             record = self._store.find(tenant, rec_id)

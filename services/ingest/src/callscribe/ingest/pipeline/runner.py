@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 FAULT = "fault"  # of the recording: no retry can help
 TRANSIENT = "transient"  # a retry may help; counts toward the dead letters
 PRESSURE = "pressure"  # the service is busy, restarting or stopping: wait, never counted
+UNANALYSABLE = "unanalysable"  # VAD or ASR refuse the audio itself: kept as sent, final, not a dead letter
 RELEASED = "released"  # this worker is stopping: the job goes back to the queue, never counted
 
 # The service says it cannot take the request now (overloaded, restarting, shutting down).
@@ -62,13 +63,21 @@ class StageError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.kind != FAULT
+        return self.kind not in (FAULT, UNANALYSABLE)
 
 
-def kind_of(code: grpc.StatusCode) -> str:
+# Stages that read the audio: their INVALID_ARGUMENT is about the recording's bytes (or its layout).
+_AUDIO_STAGES = ("vad", "asr")
+
+
+def kind_of(code: grpc.StatusCode, stage: str = "") -> str:
     if code in PRESSURE_CODES:
         return PRESSURE
-    return TRANSIENT if code in TRANSIENT_CODES else FAULT
+    if code in TRANSIENT_CODES:
+        return TRANSIENT
+    if code == grpc.StatusCode.INVALID_ARGUMENT and stage in _AUDIO_STAGES:
+        return UNANALYSABLE
+    return FAULT
 
 
 class WorkStore(Protocol):
@@ -255,7 +264,7 @@ class Pipeline:
             return future.result()
         except grpc.RpcError as exc:
             code = exc.code()
-            raise StageError(stage, f"{code.name}: {exc.details()}", kind_of(code)) from exc
+            raise StageError(stage, f"{code.name}: {exc.details()}", kind_of(code, stage)) from exc
 
     @staticmethod
     def _call_document(

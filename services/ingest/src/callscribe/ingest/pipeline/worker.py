@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from callscribe.ingest.jobs import RedisJobs, job_from_fields
 from callscribe.ingest.model import Job, StageAdvance
-from callscribe.ingest.pipeline.runner import FAULT, PRESSURE, RELEASED, Pipeline, StageError
+from callscribe.ingest.pipeline.runner import FAULT, PRESSURE, RELEASED, UNANALYSABLE, Pipeline, StageError
 from callscribe.ingest.settings import PipelineSettings
 from callscribe.kit.errors import Unavailable
 
@@ -239,6 +239,11 @@ class Worker:
             self._metrics.released.inc()
             log.info("%s given back to the queue at %s", job.recording_id, exc.stage)
             return
+        if exc.kind == UNANALYSABLE:
+            self._queue.not_analysable(entry_id, job, attempt, exc.stage, exc.reason)
+            self._metrics.jobs.labels("not_analysable").inc()
+            log.warning("%s/%s archived, not analysable (%s): %s", job.tenant, job.recording_id, exc.stage, exc.reason)
+            return
         if exc.kind == PRESSURE:
             self.admission.pressure()
             self._metrics.admission.set(self.admission.limit)
@@ -256,7 +261,7 @@ class Worker:
                 self.admission.limit,
             )
             return
-        if exc.kind != FAULT and attempt < s.worker_max_attempts:
+        if exc.kind not in (FAULT, UNANALYSABLE) and attempt < s.worker_max_attempts:
             delay = min(s.worker_backoff_max_seconds, s.worker_backoff_seconds * 2 ** (attempt - 1))
             self._queue.retry_later(entry_id, job, attempt, delay, exc.stage, exc.reason)
             self._metrics.jobs.labels("retry").inc()

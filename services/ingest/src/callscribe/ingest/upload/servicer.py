@@ -28,6 +28,7 @@ from callscribe.kit.errors import (
     Unavailable,
 )
 from callscribe.kit.interceptors import resolve_tenant
+from callscribe.kit.limits import MAX_CHUNK_BYTES
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
@@ -43,6 +44,7 @@ _STATES = {
     "indexing": c.PIPELINE_STATE_INDEXING,
     "done": c.PIPELINE_STATE_DONE,
     "failed": c.PIPELINE_STATE_FAILED,
+    "unanalysable": c.PIPELINE_STATE_NOT_ANALYSABLE,
 }
 
 
@@ -110,7 +112,14 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             info = info_from_proto(first.metadata, tenant.name)
             declared = Declared(sha256=first.sha256.lower(), size_bytes=first.size_bytes)
             chunks = _chunks(messages, self._metrics.received)
-            ack = self._archiver.upload(tenant, info, chunks, declared, connected=context.is_active)
+            try:
+                ack = self._archiver.upload(tenant, info, chunks, declared, connected=context.is_active)
+            except InvalidArgument as exc:
+                # A client that cancelled mid-upload leaves a truncated file behind it: that is CANCELLED,
+                # not the client's bad audio. (A stream the client ended early is a truncated file: INVALID.)
+                if not context.is_active():
+                    raise Cancelled("the client went away before the upload finished; nothing was stored") from exc
+                raise
         return pb.UploadRecordingResponse(
             recording_id=ack.record.recording_id,
             sha256=ack.record.sha256,
@@ -289,6 +298,10 @@ def _chunks(messages: Iterator[UploadMessage], received: Counter) -> Iterator[by
             chunk = message.chunk  # each read of .chunk is a new copy: read it once
         else:
             raise InvalidArgument("metadata may only be sent once, in the first message")
+        if len(chunk) > MAX_CHUNK_BYTES:
+            raise ResourceExhausted(
+                f"a chunk of {len(chunk)} bytes: at most {MAX_CHUNK_BYTES} (4 MiB) per message; send smaller chunks"
+            )
         received.inc(len(chunk))
         yield chunk
 
