@@ -6,8 +6,8 @@
 Starts the local stack (`callscribe.stack.up`, as `make demo` does: SeaweedFS, Redis with its
 append-only file, the Elasticsearch-API server, ingest, VAD, ASR (Whisper base on CPU), indexer and the
 worker) in a temp dir, then at once:
-- `--uploaders` threads upload `--calls` calls whose lengths are drawn log-uniformly between `--min-s`
-  and `--max-s` and then scaled so that all of them hold `--audio-min` minutes (each call is built from
+- `--uploaders` threads upload `--calls` calls whose lengths run from `--min-s` to `--max-s` (one of
+  them the longest), skewed towards short calls so that all of them hold `--audio-min` minutes (each call is built from
   the pipeline bench's synthetic calls, cut or joined, with a unique tail so every call is new bytes);
   an upload refused as UNAVAILABLE (ingest being restarted) is sent again; only an acknowledged upload
   counts, and every acknowledged one must end indexed;
@@ -121,10 +121,25 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 
 
 def _lengths(cfg: Config, rng: random.Random) -> list[float]:
-    """Log-uniform lengths in [min_s, max_s], scaled so they hold audio_min minutes in all."""
-    raw = [math.exp(rng.uniform(math.log(cfg.min_s), math.log(cfg.max_s))) for _ in range(cfg.calls)]
-    scale = cfg.audio_min * 60 / sum(raw)
-    return [max(3.0, s * scale) for s in raw]
+    """Lengths from `min_s` to `max_s` that hold `audio_min` minutes in all: u uniform in [0, 1] gives
+    min * (max/min) ** (u ** k), log-uniform for k = 1, more short calls for larger k; k is chosen (by
+    bisection) so the total fits, so a few calls still come near `max_s` as call centers see them."""
+    draws = sorted(rng.random() for _ in range(cfg.calls))
+    draws[-1] = 1.0  # one call of the longest length, whatever the draw
+    ratio = cfg.max_s / cfg.min_s
+    target = cfg.audio_min * 60
+
+    def total(k: float) -> float:
+        return sum(cfg.min_s * ratio ** (u**k) for u in draws)
+
+    low, high = 0.05, 64.0
+    for _ in range(60):
+        mid = math.sqrt(low * high)
+        low, high = (mid, high) if total(mid) > target else (low, mid)
+    k = math.sqrt(low * high)
+    lengths = [cfg.min_s * ratio ** (u**k) for u in draws]
+    rng.shuffle(lengths)
+    return lengths
 
 
 def make_calls(cfg: Config, out: Path, sources: list[Path]) -> list[tuple[Path, float]]:
@@ -145,7 +160,7 @@ def make_calls(cfg: Config, out: Path, sources: list[Path]) -> list[tuple[Path, 
         tail = np.random.default_rng(cfg.seed + i).integers(-40, 40, (rate // 50, 2), dtype=np.int16)
         path = out / f"soak-{i:03d}.wav"
         sf.write(str(path), np.concatenate([*parts, tail]), rate, subtype="PCM_16")
-        calls.append((path, seconds))
+        calls.append((path, frames / rate))
     return calls
 
 
