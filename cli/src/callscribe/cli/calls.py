@@ -30,6 +30,7 @@ from callscribe.cli.connect import (
     resolve,
 )
 from callscribe.kit.names import ROLES, SPOKEN_LANGUAGES
+from callscribe.kit.text import shown
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
@@ -299,16 +300,16 @@ def _qa(analytics: pb.CallAnalytics) -> str:
 
 def format_hit(hit: pb.CallHit, color: bool) -> str:
     head = [
-        hit.recording_id,
-        f"call={hit.call_id}" if hit.call_id else "",
-        f"agent={hit.agent_id}" if hit.agent_id else "",
+        shown(hit.recording_id),
+        f"call={shown(hit.call_id)}" if hit.call_id else "",
+        f"agent={shown(hit.agent_id)}" if hit.agent_id else "",
         _when(hit.started_at),
         _clock(hit.duration_ms),
         _qa(hit.analytics) if hit.HasField("analytics") else "",
     ]
     lines = ["  ".join(part for part in head if part)]
     for u in hit.utterances:
-        text = render_highlight(u.highlight, color) if u.highlight else u.text
+        text = render_highlight(shown(u.highlight), color) if u.highlight else shown(u.text)
         lines.append(f"  [{_mmss(u.start_ms)}] {_role(u.role)}: {text}")
     return "\n".join(lines)
 
@@ -327,21 +328,21 @@ def format_call(call: pb.Call, color: bool) -> str:
     meta = call.metadata
     dim, reset = (DIM, RESET) if color else ("", "")
     facts = [
-        ("call", meta.call_id),
-        ("agent", meta.agent_id),
-        ("customer", meta.customer_id),
+        ("call", shown(meta.call_id)),
+        ("agent", shown(meta.agent_id)),
+        ("customer", shown(meta.customer_id)),
         ("started", _when(meta.started_at)),
         ("duration", _clock(call.audio.duration_ms) if call.audio.duration_ms else ""),
         ("language", _enum_word(c.Language, meta.language, "LANGUAGE_")),
         ("layout", _enum_word(c.ChannelLayout, meta.channel_layout, "CHANNEL_LAYOUT_")),
         ("sha256", call.object.sha256),
     ]
-    lines = [f"recording {call.recording_id}", "  ".join(f"{k}={v}" for k, v in facts if v)]
+    lines = [f"recording {shown(call.recording_id)}", "  ".join(f"{k}={v}" for k, v in facts if v)]
     if call.utterances:
         lines += ["", "Transcript"]
     for u in call.utterances:
-        text = u.normalized_text or u.text
-        raw = f"  {dim}({u.text}){reset}" if u.normalized_text and u.text and u.text != u.normalized_text else ""
+        text = shown(u.normalized_text or u.text)
+        raw = f"  {dim}({shown(u.text)}){reset}" if u.normalized_text and u.text and u.text != u.normalized_text else ""
         lines.append(f"  [{_mmss_tenth(u.start_ms)}-{_mmss_tenth(u.end_ms)}] {_role(u.role)}: {text}{raw}")
     if call.HasField("analytics"):
         lines += _analytics_lines(call.analytics, _rate_unit(call))

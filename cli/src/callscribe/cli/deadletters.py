@@ -10,6 +10,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from callscribe.cli.connect import CliError, add_connection_args, auth_metadata, channel, check_recording_id, resolve
+from callscribe.kit.text import shown
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
 
@@ -70,8 +71,8 @@ def _list(args: argparse.Namespace) -> int:
     table = [("RECORDING_ID", "STAGE", "ATTEMPTS", "FAILED_AT", "REASON")]
     for d in letters:
         failed = d.failed_at.ToJsonString() if d.failed_at.seconds or d.failed_at.nanos else "-"
-        reason = " ".join(d.reason.split())  # one line per dead letter
-        table.append((d.recording_id, d.stage or "-", str(d.attempts), failed, reason))
+        reason = shown(" ".join(d.reason.split()))  # one line per dead letter, nothing a terminal obeys
+        table.append((shown(d.recording_id), shown(d.stage) or "-", str(d.attempts), failed, reason))
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])

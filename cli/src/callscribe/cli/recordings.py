@@ -27,6 +27,7 @@ from callscribe.cli.messages import flag_names, unreachable
 from callscribe.cli.status import add_status_parser, lock_text
 from callscribe.cli.uploads import Upload, upload_messages, upload_method
 from callscribe.kit.names import LANGUAGES
+from callscribe.kit.text import shown
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc, vad_pb2_grpc
@@ -199,11 +200,11 @@ def upload(args: argparse.Namespace) -> int:
 
 def _file_line(row: dict[str, Any]) -> str:
     if row["outcome"] == "refused":
-        return f"{row['file']} → refused: {row['reason']}"
+        return f"{shown(row['file'])} → refused: {shown(row['reason'])}"
     outcome = row["outcome"]
     if outcome == "archived" and not row["enqueued"]:
         outcome += ", not queued yet: the worker's reconciliation queues it"
-    return f"{row['file']} → {row['recording_id']} ({outcome})"
+    return f"{shown(row['file'])} → {row['recording_id']} ({outcome})"
 
 
 def _report(results: list[dict[str, Any]], as_json: bool, not_sent: int = 0) -> None:
@@ -224,7 +225,7 @@ def _report(results: list[dict[str, Any]], as_json: bool, not_sent: int = 0) -> 
         print(f"{label:<11} {count}")
     width = max((len(row["file"]) for row in refused), default=0)
     for row in refused:
-        print(f"  {row['file']:<{width}}  {row['reason']}")
+        print(f"  {shown(row['file']):<{width}}  {shown(row['reason'])}")
 
 
 def list_recordings(args: argparse.Namespace) -> int:
@@ -244,7 +245,7 @@ def list_recordings(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         print(
-            f"{r.recording_id}  {r.archived_at.ToJsonString()}  call={r.metadata.call_id}  "
+            f"{shown(r.recording_id)}  {r.archived_at.ToJsonString()}  call={shown(r.metadata.call_id)}  "
             f"{r.audio.duration_ms / 1000:.1f}s  {c.PipelineState.Name(r.state)}"
         )
     if token:
