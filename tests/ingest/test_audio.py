@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from callscribe.audio.policy import ACCEPTED_HINT
 from callscribe.ingest.upload.audio import (
     HEADER_PROBE_BYTES,
     AudioFacts,
@@ -20,7 +21,6 @@ from callscribe.ingest.upload.audio import (
 from callscribe.ingest.upload.spool import UploadSpool
 
 SECONDS = 3  # every fixture is padded/trimmed to exactly this length
-ACCEPTED_HINT = "send 16-bit PCM, mu-law or A-law WAV, MP3, FLAC or Ogg (Opus or Vorbis)"
 
 
 def _run(*args: str | Path) -> bytes:
@@ -131,6 +131,7 @@ ACCEPTED = [
     ("opus.ogg", "OGG", "OPUS", 16000, 1, 150),
     ("vorbis.ogg", "OGG", "VORBIS", 16000, 1, 150),
     ("streamed.wav", "WAV", "PCM_16", 16000, 1, 50),
+    ("pcm24.wav", "WAV", "PCM_24", 16000, 1, 50),  # refused before issue 17: every WAV codec libsndfile decodes
 ]
 
 
@@ -185,7 +186,6 @@ REJECTED = [
     ("cut.opus.ogg", ["OGG", "truncated", "final page"]),
     ("cut.vorbis.ogg", ["OGG", "truncated", "final page"]),
     ("cut.speech.mp3", ["MP3", "truncated", "frames decode"]),
-    ("pcm24.wav", ["unsupported WAV codec PCM_24", ACCEPTED_HINT]),
     ("r96.wav", ["unsupported sample rate 96000 Hz", "8000", "48000"]),
     ("quad.wav", ["unsupported channel count 4", "mono or stereo"]),
     ("streamed.flac", ["does not record the audio length", "re-encode"]),
@@ -201,7 +201,7 @@ def test_validate_rejects_with_informative_message(audio: dict[str, Path], name:
     assert str(audio[name]) not in caught.value.message  # the server's temp path means nothing to the caller
 
 
-@pytest.mark.parametrize("name", ["pcm24.wav", "r96.wav", "quad.wav", "notes.txt", "doc.pdf", "random.bin"])
+@pytest.mark.parametrize("name", ["r96.wav", "quad.wav", "notes.txt", "doc.pdf", "random.bin"])
 def test_probe_rejects_early_on_a_header_sized_prefix(audio: dict[str, Path], name: str, tmp_path: Path) -> None:
     prefix = _cut(audio[name], tmp_path / ("prefix." + name), HEADER_PROBE_BYTES)
     assert prefix.stat().st_size == HEADER_PROBE_BYTES

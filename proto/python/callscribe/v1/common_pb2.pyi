@@ -91,16 +91,18 @@ class Hotword(_message.Message):
     def __init__(self, text: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class ObjectRef(_message.Message):
-    __slots__ = ("bucket", "key", "version_id", "sha256")
+    __slots__ = ("bucket", "key", "version_id", "sha256", "raw_format")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    RAW_FORMAT_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     version_id: str
     sha256: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+    raw_format: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., sha256: _Optional[str] = ..., raw_format: _Optional[str] = ...) -> None: ...
 
 class AudioFacts(_message.Message):
     __slots__ = ("container", "codec", "sample_rate_hz", "channels", "duration_ms", "size_bytes")

@@ -1,12 +1,15 @@
 """Decode audio to 16 kHz float32: whole files as a stream of blocks, spans of one channel, inline PCM.
 
-libsndfile (through soundfile) decodes; soxr resamples. `AudioStream` reads a file front to back in
-blocks (bounded memory whatever its length), one resampler stream per channel with its state carried
-across blocks (no seams at block edges). `AudioClips` seeks to spans `[start_ms, end_ms)` of one
-channel (the ASR cuts a recording's speech segments out of it). `pcm16_to_float32` takes raw 16 kHz
-PCM. What is accepted, and the completeness checks libsndfile does not make, are `policy`, the one
-acceptance policy ingest validates uploads with: a recording ingest stored decodes here, and anything
-else is refused with the same INVALID_ARGUMENT message, truncated files included.
+libsndfile (through soundfile) or FFmpeg (through PyAV, `ffmpeg.py`) decodes, whichever `policy.recognise`
+names for the file; soxr resamples. `AudioStream` reads a file front to back in blocks (bounded memory
+whatever its length: libsndfile reads fixed blocks, FFmpeg decodes packet by packet), one resampler
+stream per channel with its state carried across blocks (no seams at block edges). `AudioClips` seeks to
+spans `[start_ms, end_ms)` of one channel (the ASR cuts a recording's speech segments out of it).
+`pcm16_to_float32` takes raw 16 kHz PCM. What is accepted, and the completeness checks the decoders do
+not make, are `policy`, the one acceptance policy ingest validates uploads with: a recording ingest
+stored decodes here, and anything else is refused with the same INVALID_ARGUMENT message, truncated
+files included. A headerless recording (raw G.729) is read only when the caller passes the
+`raw_format` ingest recognised it by (`ObjectRef.raw_format`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol
 
 import numpy as np
 import soundfile as sf
 import soxr
 
 from callscribe.audio import policy
+from callscribe.audio.ffmpeg import FfmpegAudio
 from callscribe.kit.errors import InvalidArgument
 
 TARGET_RATE_HZ = 16000
@@ -41,12 +46,15 @@ class AudioInfo:
 
 
 class AudioStream:
-    """An open audio file; iterate `blocks()` once. `decoded_frames` counts source frames read so far."""
+    """An open audio file; iterate `blocks()` once. `decoded_frames` counts source frames read so far.
+    `raw_format`: the headerless format the recording was declared as at upload ("" for all others)."""
 
-    def __init__(self, path: str | os.PathLike[str], block_seconds: float = BLOCK_SECONDS) -> None:
-        self._file, self.info, self._missing = _open_checked(path)
+    def __init__(
+        self, path: str | os.PathLike[str], block_seconds: float = BLOCK_SECONDS, raw_format: str = ""
+    ) -> None:
+        self._reader = _open_checked(path, raw_format)
+        self.info = self._reader.info
         self._block_frames = max(1, int(block_seconds * self.info.sample_rate_hz))
-        self.decoded_frames = 0
 
     def __enter__(self) -> AudioStream:
         return self
@@ -55,7 +63,11 @@ class AudioStream:
         self.close()
 
     def close(self) -> None:
-        self._file.close()
+        self._reader.close()
+
+    @property
+    def decoded_frames(self) -> int:
+        return self._reader.decoded_frames
 
     @property
     def duration_ms(self) -> int:
@@ -67,41 +79,25 @@ class AudioStream:
         Raises InvalidArgument for a file with no frames, corrupt data or a truncated file
         (the caller has then consumed the blocks before it: nothing it returns should be kept).
         """
-        if self._missing:
-            raise policy.truncated(self.info.container, self._missing)
+        if self._reader.missing:
+            raise policy.truncated(self.info.container, self._reader.missing)
         info = self.info
-        resamplers = (
-            [soxr.ResampleStream(info.sample_rate_hz, TARGET_RATE_HZ, 1, dtype="float32") for _ in range(info.channels)]
-            if info.sample_rate_hz != TARGET_RATE_HZ
-            else None
-        )
+        if info.sample_rate_hz == TARGET_RATE_HZ:
+            yield from self._reader.blocks(self._block_frames)
+            return
+        resamplers = [
+            soxr.ResampleStream(info.sample_rate_hz, TARGET_RATE_HZ, 1, dtype="float32") for _ in range(info.channels)
+        ]
         aligner = _Aligner(info.channels)
-        buf = np.empty((self._block_frames, info.channels), dtype=np.float32)
-        while True:
-            try:
-                got = len(self._file.read(self._block_frames, dtype="float32", always_2d=True, out=buf))
-            except sf.SoundFileError as exc:
-                raise policy.corrupt(info.container, exc) from exc
-            last = got < self._block_frames
-            self.decoded_frames += got
-            block = buf[:got]
-            if resamplers is None:
-                if got:
-                    yield block.copy()
-            else:
-                outs = [
-                    r.resample_chunk(np.ascontiguousarray(block[:, ch]), last=last) for ch, r in enumerate(resamplers)
-                ]
-                out = aligner.push(outs)
-                if len(out):
-                    yield out
-            if last:
-                break
-        if self.decoded_frames == 0:
-            raise policy.no_frames(info.container)
-        missing = policy.missing_after_decoding(info.container, info.frames, self.decoded_frames)
-        if missing:
-            raise policy.truncated(info.container, missing)
+        for block in self._reader.blocks(self._block_frames):
+            out = aligner.push(
+                [r.resample_chunk(np.ascontiguousarray(block[:, ch])) for ch, r in enumerate(resamplers)]
+            )
+            if len(out):
+                yield out
+        tail = aligner.push([r.resample_chunk(np.empty(0, dtype=np.float32), last=True) for r in resamplers])
+        if len(tail):
+            yield tail
 
 
 class AudioClips:
@@ -117,11 +113,12 @@ class AudioClips:
     MARGIN_S = 0.05
     END_TOLERANCE_MS = 100  # a span may end this far past the end (rounding of the caller's times)
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._file, self.info, missing = _open_checked(path)
-        if missing:
-            self._file.close()
-            raise policy.truncated(self.info.container, missing)
+    def __init__(self, path: str | os.PathLike[str], raw_format: str = "") -> None:
+        self._reader = _open_checked(path, raw_format)
+        self.info = self._reader.info
+        if self._reader.missing:
+            self._reader.close()
+            raise policy.truncated(self.info.container, self._reader.missing)
 
     def __enter__(self) -> AudioClips:
         return self
@@ -130,7 +127,7 @@ class AudioClips:
         self.close()
 
     def close(self) -> None:
-        self._file.close()
+        self._reader.close()
 
     @property
     def duration_ms(self) -> int:
@@ -163,8 +160,11 @@ class AudioClips:
         lo = max(0, start - margin)
         hi = end + margin if not info.frames else min(info.frames, end + margin)
         try:
-            self._file.seek(lo)
-            data = self._file.read(hi - lo, dtype="float32", always_2d=True)
+            data = self._reader.span(lo, hi)
+        except policy.InvalidAudio as exc:
+            raise InvalidArgument(
+                f"span [{start_ms}, {end_ms}) ms of the {info.container} audio cannot be decoded ({exc.message})"
+            ) from exc
         except (sf.SoundFileError, RuntimeError) as exc:
             raise InvalidArgument(
                 f"span [{start_ms}, {end_ms}) ms of the {info.container} audio cannot be decoded ({exc}): "
@@ -211,12 +211,125 @@ class _Aligner:
         return np.stack([j[:n] for j in joined], axis=1)
 
 
-def _open_checked(path: str | os.PathLike[str]) -> tuple[sf.SoundFile, AudioInfo, str]:
-    """The open file, its header facts (accepted audio only), and what it lacks that can be seen without
-    decoding ("" when nothing: `policy.missing_at_open`)."""
+class _Reader(Protocol):
+    """A decoder behind AudioStream and AudioClips: samples as float32 (frames, channels) at the file's rate."""
+
+    info: AudioInfo
+    missing: str  # what the file lacks, seen at open without decoding ("" when nothing)
+
+    @property
+    def decoded_frames(self) -> int: ...
+    def blocks(self, block_frames: int) -> Iterator[np.ndarray]: ...
+    def span(self, lo: int, hi: int) -> np.ndarray: ...
+    def close(self) -> None: ...
+
+
+class _SndfileReader:
+    """libsndfile: fixed blocks into one reused buffer; seeks by frame where the codec allows it (GSM 6.10
+    does not: spans are then read forward, reopening the file only to go back)."""
+
+    FLOAT_CODECS = frozenset({"FLOAT", "DOUBLE"})
+    SKIP_BLOCK_FRAMES = 64 * 1024
+
+    def __init__(self, path: str | os.PathLike[str], file: sf.SoundFile, info: AudioInfo, missing: str) -> None:
+        self._path = path
+        self._file = file
+        self.info = info
+        self.missing = missing
+        self.decoded_frames = 0
+        self._at = 0  # where span reads of an unseekable file stand (libsndfile cannot tell it either)
+
+    def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        info = self.info
+        buf = np.empty((block_frames, info.channels), dtype=np.float32)
+        floats = info.codec in self.FLOAT_CODECS
+        while True:
+            try:
+                got = len(self._file.read(block_frames, dtype="float32", always_2d=True, out=buf))
+            except sf.SoundFileError as exc:
+                raise policy.corrupt(info.container, exc) from exc
+            self.decoded_frames += got
+            if got:
+                if floats:
+                    policy.check_finite(info.container, buf[:got])
+                yield buf[:got].copy()
+            if got < block_frames:
+                break
+        if self.decoded_frames == 0:
+            raise policy.no_frames(info.container)
+        missing = policy.missing_after_decoding(info.container, info.frames, self.decoded_frames)
+        if missing:
+            raise policy.truncated(info.container, missing)
+
+    def span(self, lo: int, hi: int) -> np.ndarray:
+        if self._file.seekable():
+            self._file.seek(lo)
+            data = self._file.read(hi - lo, dtype="float32", always_2d=True)
+        else:
+            self._forward_to(lo)
+            data = self._file.read(hi - lo, dtype="float32", always_2d=True)
+            self._at += len(data)
+        if self.info.codec in self.FLOAT_CODECS:
+            policy.check_finite(self.info.container, data)
+        return data
+
+    def _forward_to(self, frame: int) -> None:
+        """Position an unseekable file at `frame` by decoding up to it (from the start when it lies behind)."""
+        if self._at > frame:
+            self._file.close()
+            self._file = sf.SoundFile(self._path)
+            self._at = 0
+        while self._at < frame:
+            got = len(self._file.read(min(self.SKIP_BLOCK_FRAMES, frame - self._at), dtype="float32", always_2d=True))
+            if got == 0:
+                return  # the file ends before `frame`: the span reads nothing, and the caller says so
+            self._at += got
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _FfmpegReader:
+    """FFmpeg: decoded packet by packet, gathered into blocks of about `block_frames`; seeks by timestamp."""
+
+    def __init__(self, audio: FfmpegAudio, info: AudioInfo, missing: str) -> None:
+        self._audio = audio
+        self.info = info
+        self.missing = missing
+
+    @property
+    def decoded_frames(self) -> int:
+        return self._audio.decoded_frames
+
+    def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        pending: list[np.ndarray] = []
+        held = 0
+        for samples in self._audio.frames():
+            pending.append(samples)
+            held += len(samples)
+            if held >= block_frames:
+                yield np.concatenate(pending)
+                pending, held = [], 0
+        if pending:
+            yield np.concatenate(pending)
+
+    def span(self, lo: int, hi: int) -> np.ndarray:
+        return self._audio.span(lo, hi)
+
+    def close(self) -> None:
+        self._audio.close()
+
+
+def _open_checked(path: str | os.PathLike[str], raw_format: str = "") -> _Reader:
+    """The open file behind its decoder, with its header facts (accepted audio only) and what it lacks
+    that can be seen without decoding (`policy.missing_at_open`)."""
     size = os.stat(path).st_size
     if size == 0:
         raise policy.empty()
+    with open(path, "rb") as fh:
+        recognised = policy.recognise(fh.read(policy.HEAD_BYTES), raw_format)
+    if recognised.reader == policy.FFMPEG:
+        return _open_ffmpeg(path, recognised, size)
     try:
         file = sf.SoundFile(path)
     except sf.SoundFileError as exc:
@@ -231,4 +344,17 @@ def _open_checked(path: str | os.PathLike[str]) -> tuple[sf.SoundFile, AudioInfo
     except BaseException:
         file.close()
         raise
-    return file, info, missing
+    return _SndfileReader(path, file, info, missing)
+
+
+def _open_ffmpeg(path: str | os.PathLike[str], recognised: policy.Recognised, size: int) -> _FfmpegReader:
+    audio = FfmpegAudio(path, recognised)
+    try:
+        h = audio.header
+        policy.check_accepted(h.container, h.codec, h.sample_rate_hz, h.channels, h.frames)
+        info = AudioInfo(h.container, h.codec, h.sample_rate_hz, h.channels, h.frames, size)
+        missing = policy.missing_at_open(h.container, path)
+    except BaseException:
+        audio.close()
+        raise
+    return _FfmpegReader(audio, info, missing)

@@ -27,6 +27,7 @@ from callscribe.asr.engines.base import AsrInput, AsrOutput, Hotword, InferOptio
 from callscribe.asr.hotwords import HotwordCorrector
 from callscribe.asr.pool import ReplicaPool
 from callscribe.audio.decode import AudioClips, pcm16_to_float32
+from callscribe.audio.policy import check_raw_format
 from callscribe.audio.source import AudioSource, check_ref
 from callscribe.kit.errors import Cancelled, DomainError, ErrorKind, InvalidArgument, Unavailable
 from callscribe.kit.interceptors import caller_tenant
@@ -232,7 +233,7 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
                 "split the request"
             )
         samples: list[np.ndarray | None] = [None] * len(segments)
-        by_ref: dict[ObjectRef, list[_Span]] = {}
+        by_ref: dict[tuple[ObjectRef, str], list[_Span]] = {}  # (object, raw_format): spans
         for i, seg in enumerate(segments):
             which = seg.WhichOneof("audio")
             where = f"segment {i} ({seg.segment_id!r})"
@@ -254,13 +255,14 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
                 ref = ObjectRef(o.bucket, o.key, o.version_id, o.sha256.lower())
                 try:
                     check_ref(ref, tenant, self._buckets)
+                    check_raw_format(o.raw_format)
                 except DomainError as exc:
                     raise type(exc)(f"{where}: {exc.message}") from exc
-                by_ref.setdefault(ref, []).append(_Span(i, seg.channel, seg.start_ms, seg.end_ms))
+                by_ref.setdefault((ref, o.raw_format), []).append(_Span(i, seg.channel, seg.start_ms, seg.end_ms))
             else:
                 raise InvalidArgument(f"{where}: set its audio: object (a stored recording) or pcm (16 kHz PCM)")
-        for ref, spans in by_ref.items():
-            for span, audio in zip(spans, self._cut(ref, spans), strict=True):
+        for (ref, raw_format), spans in by_ref.items():
+            for span, audio in zip(spans, self._cut(ref, raw_format, spans), strict=True):
                 samples[span.index] = audio
         # Batches never mix tenants, and packed windows never mix calls or channels: text can only
         # land on a segment of the same call and speaker.
@@ -286,12 +288,13 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
                 "a segment may last: split it (the VAD caps its segments)"
             )
 
-    def _cut(self, ref: ObjectRef, spans: list[_Span]) -> list[np.ndarray]:
-        """Read the recording once, check every span, then decode each (in file order)."""
+    def _cut(self, ref: ObjectRef, raw_format: str, spans: list[_Span]) -> list[np.ndarray]:
+        """Read the recording once, check every span, then decode each (in file order). `raw_format`:
+        how to read a headerless recording (ObjectRef.raw_format), "" for all others."""
         if self._source is None:
             raise Unavailable("this ASR has no S3 configured: send pcm segments, or set ASR_S3_ENDPOINT")
         out: dict[int, np.ndarray] = {}
-        with self._source.stored(ref) as path, AudioClips(path) as clips:
+        with self._source.stored(ref) as path, AudioClips(path, raw_format=raw_format) as clips:
             for span in spans:
                 try:
                     clips.check_span(span.channel, span.start_ms, span.end_ms)

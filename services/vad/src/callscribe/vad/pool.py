@@ -54,6 +54,7 @@ class Job:
     layout: str
     engine: str
     params: Any  # callscribe.vad.engines.VadParams (frozen dataclass: pickles)
+    raw_format: str = ""  # a headerless recording's format (ObjectRef.raw_format), "" for all others
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def warm_worker(_: int) -> int:
 def run_job(job: Job) -> Outcome:
     started = time.perf_counter()
     model = _load(job.engine)
-    with AudioStream(job.path) as audio:
+    with AudioStream(job.path, raw_format=job.raw_format) as audio:
         roles = channel_roles(job.layout, audio.info.channels)
         detection = detect(audio.blocks(), roles, lambda: model.stream(job.params), job.params.max_single_segment_ms)
         return Outcome(detection, audio.info, audio.duration_ms, time.perf_counter() - started)

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from callscribe.audio.policy import check_raw_format
 from callscribe.audio.source import AudioSource, check_ref
 from callscribe.kit.errors import DomainError, InvalidArgument
 from callscribe.kit.interceptors import caller_tenant
@@ -93,16 +94,19 @@ class VadServicer(vad_pb2_grpc.VadServiceServicer):
         req = self._parse(request)
         which = request.WhichOneof("source")
         ref: ObjectRef | None = None
+        raw_format = ""
         if which == "object":
             o = request.object
             ref = ObjectRef(o.bucket, o.key, o.version_id, o.sha256.lower())
             check_ref(ref, tenant.name, self._buckets)
+            check_raw_format(o.raw_format)
+            raw_format = o.raw_format
         elif which != "inline_audio":
             raise InvalidArgument("set the audio: object (an archived recording) or inline_audio (a small clip)")
         with self._pool.admitted():
             spooled = self._source.stored(ref) if ref is not None else self._source.inline(request.inline_audio)
             with spooled as path:
-                outcome = self._pool.run(Job(str(path), req.layout, req.engine, req.params))
+                outcome = self._pool.run(Job(str(path), req.layout, req.engine, req.params, raw_format))
         self._observe(outcome)
         return _response(outcome)
 

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import grpc
 
+from callscribe.audio.policy import declared_raw_format
 from callscribe.ingest.convert import audio_pb, metadata_pb, object_pb
 from callscribe.ingest.model import ArchivedRecording, Job, StageAdvance
 from callscribe.ingest.s3store import S3RecordingStore
@@ -154,7 +155,13 @@ class Pipeline:
     def process(self, job: Job, progress: Progress) -> Outcome:
         record = self._verify(job)
         metadata = metadata_pb(record)  # layout, language and hotwords as the contracts spell them
-        ref = common_pb2.ObjectRef(bucket=job.bucket, key=job.key, version_id=job.version_id, sha256=job.sha256)
+        ref = common_pb2.ObjectRef(
+            bucket=job.bucket,
+            key=job.key,
+            version_id=job.version_id,
+            sha256=job.sha256,
+            raw_format=declared_raw_format(record.audio.container, record.audio.codec),  # headerless: say how
+        )
         auth = self._auth(job.tenant)
         kept = self._work.load_work(job.recording_id, job.sha256)
         speech = vad_pb2.DetectSpeechResponse()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from callscribe.audio.policy import raw_format_of
 from callscribe.ingest.locks import KeyedLocks
 from callscribe.ingest.model import (
     AlreadyArchived,
@@ -100,7 +101,7 @@ class Archiver:
         info.check()
         declared.check(self._limits.max_bytes)
         # A declared SHA-256 streams the bytes to S3 as they arrive: the spool need not keep them.
-        spool = self._new_spool(keep_bytes=not declared.sha256)
+        spool = self._new_spool(keep_bytes=not declared.sha256, raw_format=raw_format_of(info.filename))
         try:
             if declared.sha256:
                 rec_id = recording_id(tenant.name, declared.sha256)
@@ -237,8 +238,9 @@ class Archiver:
     def _now(self) -> datetime:
         return self._clock().replace(microsecond=0)
 
-    def _new_spool(self, keep_bytes: bool) -> UploadSpool:
-        return UploadSpool(self._limits.spool_dir, self._limits.max_bytes, self._limits.memory_bytes, keep_bytes)
+    def _new_spool(self, keep_bytes: bool, raw_format: str) -> UploadSpool:
+        limits = self._limits
+        return UploadSpool(limits.spool_dir, limits.max_bytes, limits.memory_bytes, keep_bytes, raw_format)
 
     def _enqueue(self, record: ArchivedRecording) -> bool:
         if record.object is None:

@@ -1,9 +1,11 @@
 """Audio validation for uploads spooled to a local file: pure core, no gRPC, no S3.
 
-What is accepted, and the checks libsndfile does not make, are `callscribe.audio.policy`, shared with
-the services that decode stored recordings. Here: the early probe of a partial upload, the full check
-of a complete one (every frame decoded in fixed blocks), and the byte-exact WAV shortcut (16-bit PCM,
-mu-law, A-law: every byte sequence decodes, so the data chunk's size decides).
+What is accepted, which decoder reads it (libsndfile, or FFmpeg through `callscribe.audio.ffmpeg`), and
+the checks the decoders do not make, are `callscribe.audio.policy`, shared with the services that decode
+stored recordings. Here: the early probe of a partial upload, the full check of a complete one (every
+frame decoded: libsndfile in fixed blocks, FFmpeg packet by packet), and the byte-exact WAV shortcut
+(16-bit PCM, mu-law, A-law: every byte sequence decodes, so the data chunk's size decides). A headerless
+upload (raw G.729) is recognised only by the `raw_format` its file name declares (`policy.raw_format_of`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import numpy as np
 import soundfile as sf
 
 from callscribe.audio import policy
-from callscribe.audio.policy import MAX_RATE_HZ, MIN_RATE_HZ, InvalidAudio, Source
+from callscribe.audio.ffmpeg import FfmpegAudio
+from callscribe.audio.policy import MAX_RATE_HZ, MIN_RATE_HZ, InvalidAudio, Recognised, Source
 from callscribe.ingest.model import AudioFacts
 
 __all__ = [
@@ -39,9 +42,11 @@ logger = logging.getLogger(__name__)
 
 # Enough for every accepted header: WAV fmt/fact/LIST chunks, FLAC STREAMINFO + metadata,
 # MP3 ID3v2 + first frame with its Xing/Info tag, and Ogg Opus/Vorbis header pages (the Vorbis
-# setup header alone is often 3-8 KiB; a partial Ogg below ~16 KiB does not open at all).
-# Below this size a failed open may only mean "not here yet"; at or above it, it means "not audio".
-HEADER_PROBE_BYTES = 64 * 1024
+# setup header alone is often 3-8 KiB; a partial Ogg below ~16 KiB does not open at all), an MP4's
+# ftyp box (and its moov box when it comes first), an AMR file's magic and first frames.
+# Below this size a failed open may only mean "not here yet"; at or above it, it means "not audio"
+# (except an MP4 whose moov box, its index, comes after the media data: that is decided at the end).
+HEADER_PROBE_BYTES = policy.HEAD_BYTES
 
 # Decode in fixed blocks so memory stays bounded whatever the upload's length.
 _BLOCK_FRAMES = 64 * 1024
@@ -101,37 +106,65 @@ def _name(src: Source) -> str:
     return f"<{len(src)} bytes in memory>" if isinstance(src, bytes) else os.fspath(src)
 
 
-def probe(path: Source, *, complete: bool) -> AudioFacts | None:
+def probe(path: Source, *, complete: bool, raw_format: str = "") -> AudioFacts | None:
     """Early check on a possibly partial spool file.
 
     Returns None when more bytes are needed (only when complete=False), raises InvalidAudio when
     the bytes are clearly not accepted audio, else the header facts. For a partial file `frames`
-    counts only what is present so far (libsndfile clamps to the bytes on disk).
+    counts only what is present so far (libsndfile clamps to the bytes on disk; FFmpeg's whole
+    packets). `raw_format`: the headerless format the upload declared ("" when none).
     """
     size = policy.source_size(path)
     if size == 0:
         if complete:
             raise policy.empty()
         return None
-    try:
-        with _open_sound(path) as f:
-            facts = _header_facts(f)
-    except sf.SoundFileError as exc:
-        if not complete and size < HEADER_PROBE_BYTES:
+    recognised = policy.recognise(_head(path), raw_format)
+    if recognised.reader == policy.FFMPEG:
+        facts = _probe_ffmpeg(path, recognised, complete, size)
+        if facts is None:
             return None
-        raise policy.unrecognised(exc) from exc
+    else:
+        try:
+            with _open_sound(path) as f:
+                facts = _header_facts(f)
+        except sf.SoundFileError as exc:
+            if not complete and size < HEADER_PROBE_BYTES:
+                return None
+            raise policy.unrecognised(exc) from exc
     _check_accepted(facts, require_frames=complete)
     logger.debug("probe %s: %s (%d bytes, complete=%s)", _name(path), facts, size, complete)
     return facts
 
 
-def validate(path: Source) -> AudioFacts:
-    """Full check of the complete file: decodes every frame in fixed-size blocks.
+def _probe_ffmpeg(path: Source, recognised: Recognised, complete: bool, size: int) -> AudioFacts | None:
+    if recognised.container == "MP4" and not complete and b"moov" not in policy.mp4_boxes(path):
+        return None  # its index follows the media data: what the file holds is known at the end
+    try:
+        audio = FfmpegAudio(path, recognised)
+    except InvalidAudio:
+        if not complete and size < HEADER_PROBE_BYTES:
+            return None
+        raise
+    with audio:
+        h = audio.header
+        frames = audio.present_frames(partial=not complete)
+    return AudioFacts(h.container, h.codec, h.sample_rate_hz, h.channels, frames, _ms(frames, h.sample_rate_hz))
+
+
+def validate(path: Source, raw_format: str = "") -> AudioFacts:
+    """Full check of the complete file: decodes every frame (libsndfile: fixed-size blocks; FFmpeg:
+    packet by packet), so memory stays bounded whatever its length.
 
     Returns the facts with the true decoded frame count and duration.
     """
     if policy.source_size(path) == 0:
         raise policy.empty()
+    recognised = policy.recognise(_head(path), raw_format)
+    if recognised.reader == policy.FFMPEG:
+        facts = _validate_ffmpeg(path, recognised)
+        logger.info("validated %s: %s", _name(path), facts)
+        return facts
     try:
         f = _open_sound(path)
     except sf.SoundFileError as exc:
@@ -152,6 +185,28 @@ def validate(path: Source) -> AudioFacts:
     return facts
 
 
+def _validate_ffmpeg(path: Source, recognised: Recognised) -> AudioFacts:
+    """As the services decode it (`callscribe.audio.decode`): the policy's facts, the data the header
+    declares (WAV), then every packet decoded and dropped."""
+    with FfmpegAudio(path, recognised) as audio:
+        h = audio.header
+        policy.check_accepted(h.container, h.codec, h.sample_rate_hz, h.channels, h.frames)
+        missing = policy.missing_at_open(h.container, path)
+        if missing:
+            raise policy.truncated(h.container, missing)
+        for _ in audio.frames():
+            pass
+        decoded = audio.decoded_frames
+    return AudioFacts(h.container, h.codec, h.sample_rate_hz, h.channels, decoded, _ms(decoded, h.sample_rate_hz))
+
+
+def _head(src: Source) -> bytes:
+    if isinstance(src, bytes):
+        return src[:HEADER_PROBE_BYTES]
+    with open(src, "rb") as fh:
+        return fh.read(HEADER_PROBE_BYTES)
+
+
 def _header_facts(f: sf.SoundFile) -> AudioFacts:
     frames = f.frames
     duration = 0 if frames >= policy.UNKNOWN_FRAMES else _ms(frames, f.samplerate)
@@ -165,14 +220,18 @@ def _check_accepted(facts: AudioFacts, *, require_frames: bool) -> None:
 
 
 def _decode_all(f: sf.SoundFile, declared: AudioFacts) -> int:
-    """Decode every frame into one reused block buffer; return how many frames decoded."""
-    buf = np.empty((_BLOCK_FRAMES, declared.channels), dtype=np.int16)
+    """Decode every frame into one reused block buffer; return how many frames decoded. Float samples
+    are read as they are and must be numbers (`policy.check_finite`)."""
+    floats = declared.codec in ("FLOAT", "DOUBLE")
+    buf = np.empty((_BLOCK_FRAMES, declared.channels), dtype=np.float32 if floats else np.int16)
     total = 0
     try:
         while True:
-            got = len(f.read(_BLOCK_FRAMES, dtype="int16", always_2d=True, out=buf))
+            got = len(f.read(_BLOCK_FRAMES, dtype=buf.dtype.name, always_2d=True, out=buf))  # type: ignore[call-overload]
             if got == 0:
                 return total
+            if floats:
+                policy.check_finite(declared.container, buf[:got])
             total += got
     except sf.SoundFileError as exc:
         raise policy.corrupt(declared.container, exc) from exc

@@ -30,9 +30,17 @@ SPOOL_SUFFIX = ".upload"
 
 
 class UploadSpool:
-    def __init__(self, directory: Path, max_bytes: int, memory_bytes: int = 0, keep_bytes: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int,
+        memory_bytes: int = 0,
+        keep_bytes: bool = True,
+        raw_format: str = "",
+    ) -> None:
         self._directory = directory
         self._keep_bytes = keep_bytes
+        self._raw_format = raw_format  # the headerless format the upload's file name declares ("" when none)
         self._head = bytearray()  # the first HEADER_PROBE_BYTES
         self._facts: audio.AudioFacts | None = None
         self._wav: audio.WavData | None = None  # set: only the head is kept (byte-exact WAV)
@@ -65,8 +73,9 @@ class UploadSpool:
             self._spill().write(chunk)
         if not self._header_checked and self.size >= audio.HEADER_PROBE_BYTES:
             head = bytes(self._head)
-            self._facts = audio.probe(head, complete=False)
-            self._header_checked = self._facts is not None
+            self._facts = audio.probe(head, complete=False, raw_format=self._raw_format)
+            # Probed once: None now means an MP4 whose index follows its media data (decided at the end).
+            self._header_checked = True
             if self._facts is not None and not self._keep_bytes:
                 self._wav = audio.byte_exact_wav(head, self._facts)
                 if self._wav is not None:
@@ -115,7 +124,7 @@ class UploadSpool:
         source = self._source()
         if self._file is not None:
             self._file.close()
-        return self._sha.hexdigest(), audio.validate(source)
+        return self._sha.hexdigest(), audio.validate(source, self._raw_format)
 
     def read_back(self, block: int = 1024 * 1024) -> Iterator[bytes]:
         """The received bytes again, in order (after `finish`; only with `keep_bytes`)."""
