@@ -107,7 +107,7 @@ class Audio:
 
 @pytest.fixture(scope="session")
 def audio(tmp_path_factory: pytest.TempPathFactory) -> Audio:
-    missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
+    missing = [tool for tool in ("espeak-ng", "sox", "ffmpeg") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"test audio needs {', '.join(missing)} on PATH")
     d = tmp_path_factory.mktemp("vad-audio")
@@ -121,11 +121,14 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> Audio:
         "pcm24": d / "pcm24.wav",
         "rate96k": d / "rate96k.wav",
         "header_only": d / "header_only.wav",
+        "alac": d / "alac.m4a",
     }
     _run("sox", "-n", "-r", "16000", "-c", "1", "-b", "16", extra["silence"], "trim", "0", "10")
     _run("sox", calls["clean_left"].path, "-b", "24", extra["pcm24"], "trim", "0", "3")
     _run("sox", calls["clean_left"].path, "-r", "96000", extra["rate96k"], "trim", "0", "3")
     _run("sox", "-n", "-r", "16000", "-c", "1", "-b", "16", extra["header_only"], "trim", "0", "0")
+    # A codec no call recorder writes: Apple Lossless in M4A (refused by the policy, not by FFmpeg).
+    _run("ffmpeg", "-loglevel", "error", "-i", extra["pcm24"], "-c:a", "alac", extra["alac"])
     return Audio(d, calls, extra)
 
 

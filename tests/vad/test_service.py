@@ -307,7 +307,7 @@ def _truncated(data: bytes) -> bytes:
 BAD_INPUT = {
     "corrupt": (lambda a: b"%PDF-1.7\n" + bytes(range(256)) * 400, "not a recognised audio file"),
     "truncated_wav": (lambda a: _truncated(a.calls["clean_left"].data), "truncated"),
-    "pcm24": (lambda a: a.path("pcm24").read_bytes(), "unsupported WAV codec PCM_24"),
+    "alac_m4a": (lambda a: a.path("alac").read_bytes(), "unsupported MP4 codec ALAC"),
     "rate96k": (lambda a: a.path("rate96k").read_bytes(), "unsupported sample rate 96000 Hz"),
     "header_only": (lambda a: a.path("header_only").read_bytes(), "no audio frames"),
     "empty": (lambda a: b"", "inline_audio is empty"),
