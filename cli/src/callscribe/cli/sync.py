@@ -53,7 +53,8 @@ from callscribe.v1 import ingest_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".opus")  # what the audio policy decodes (case ignored)
+# What the audio policy decodes (case ignored); *.g729 / *.729 name raw G.729, which has no header.
+AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".mp4", ".3gp", ".amr", ".g729", ".729")
 PARTIAL_SUFFIXES = (".part", ".tmp", ".filepart")  # what SFTP clients write before renaming
 LEDGER_NAME = ".callscribe-sync.jsonl"
 MANIFEST_COLUMNS = (
@@ -83,7 +84,8 @@ def add_sync_parser(subparsers: Any) -> None:
         "sync",
         help="upload every recording under a folder once (nightly backfill; --watch keeps going)",
         description=(
-            "Upload every recording (.wav .mp3 .flac .ogg .opus) under DIR, recursively, exactly once. A ledger "
+            "Upload every recording (.wav .mp3 .flac .ogg .opus .m4a .mp4 .3gp .amr .g729 .729) under DIR, "
+            "recursively, exactly once. A ledger "
             "of what was archived lets a re-run skip it without reading it. Exit status 1 when any file was "
             "refused, 2 for a usage error."
         ),
