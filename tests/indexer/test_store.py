@@ -415,3 +415,61 @@ def test_enricher_parts_that_are_not_built_are_skipped() -> None:
     enrich.copy_text(call)
     assert [u.normalized_text for u in call.utterances] == [u.text for u in call.utterances]
     assert enrich.utterance_language(call.utterances[0], call) == "zh"
+
+
+# --------------------------------------------------------------------------- diarized mono calls (issue 17.3)
+
+
+def _diarized_call() -> pb.Call:
+    call = make_call(layout=c.CHANNEL_LAYOUT_MONO, language=c.LANGUAGE_EN)
+    call.diarization.CopyFrom(
+        c.Diarization(
+            status=c.DIARIZATION_STATUS_DIARIZED,
+            agent_rule="first_speaker",
+            voice_similarity=0.7,
+            model="resemblyzer-0.1.4-voice-encoder",
+            speakers=[
+                c.SpeakerSpeech(speaker=1, role=c.SPEAKER_ROLE_AGENT, speech_ms=4000, segment_count=1),
+                c.SpeakerSpeech(speaker=2, role=c.SPEAKER_ROLE_CUSTOMER, speech_ms=3000, segment_count=1),
+            ],
+        )
+    )
+    call.utterances.add(
+        channel=0, role=c.SPEAKER_ROLE_AGENT, start_ms=0, end_ms=4000, text="Good morning, how can I help?",
+        speaker=1, role_confidence=0.97, language=c.LANGUAGE_EN,
+    )  # fmt: skip
+    call.utterances.add(
+        channel=0, role=c.SPEAKER_ROLE_CUSTOMER, start_ms=4500, end_ms=7500, text="I was charged twice.",
+        speaker=2, role_confidence=0.91, language=c.LANGUAGE_EN,
+    )  # fmt: skip
+    return call
+
+
+def test_indices_of_an_older_mapping_take_the_diarization_fields(es_server, indexer_tenants, es) -> None:  # type: ignore[no-untyped-def]
+    """A tenant index created before mapping version 2 (no diarization fields) gets them when the indexer
+    connects, and a diarized call is then written and read back whole."""
+    old = {kind: mappings.mappings(kind) for kind in mappings.KINDS}
+    old["calls"]["properties"] = {k: v for k, v in old["calls"]["properties"].items() if k != "diarization"}
+    old["utterances"]["properties"] = {
+        k: v for k, v in old["utterances"]["properties"].items() if k not in ("speaker", "role_confidence")
+    }
+    for kind in mappings.KINDS:
+        es.indices.create(
+            index=f"upgr-{kind}-acme-000001",
+            mappings=old[kind],
+            aliases={f"upgr-{kind}-acme": {"is_write_index": True}},
+        )
+    store = new_store(es_server.url, indexer_tenants, index_prefix="upgr")
+    store.connect()
+    for kind in mappings.KINDS:
+        props = es.indices.get_mapping(index=f"upgr-{kind}-acme-000001")[f"upgr-{kind}-acme-000001"]["mappings"]
+        wanted = ("diarization",) if kind == "calls" else ("speaker", "role_confidence")
+        assert all(name in props["properties"] for name in wanted), props["properties"].keys()
+    call = indexed(_diarized_call())
+    store.index_call(Tenant("acme"), call)
+    back = store.get_call("acme", call.recording_id)
+    assert back.diarization == call.diarization
+    assert [(u.speaker, round(u.role_confidence, 2), u.role) for u in back.utterances] == [
+        (1, 0.97, c.SPEAKER_ROLE_AGENT),
+        (2, 0.91, c.SPEAKER_ROLE_CUSTOMER),
+    ]

@@ -54,6 +54,13 @@ class PipelineState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PIPELINE_STATE_DONE: _ClassVar[PipelineState]
     PIPELINE_STATE_FAILED: _ClassVar[PipelineState]
     PIPELINE_STATE_NOT_ANALYSABLE: _ClassVar[PipelineState]
+
+class DiarizationStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DIARIZATION_STATUS_UNSPECIFIED: _ClassVar[DiarizationStatus]
+    DIARIZATION_STATUS_OFF: _ClassVar[DiarizationStatus]
+    DIARIZATION_STATUS_DIARIZED: _ClassVar[DiarizationStatus]
+    DIARIZATION_STATUS_MIXED: _ClassVar[DiarizationStatus]
 CHANNEL_LAYOUT_UNSPECIFIED: ChannelLayout
 CHANNEL_LAYOUT_MONO: ChannelLayout
 CHANNEL_LAYOUT_STEREO_AGENT_LEFT: ChannelLayout
@@ -81,6 +88,10 @@ PIPELINE_STATE_INDEXING: PipelineState
 PIPELINE_STATE_DONE: PipelineState
 PIPELINE_STATE_FAILED: PipelineState
 PIPELINE_STATE_NOT_ANALYSABLE: PipelineState
+DIARIZATION_STATUS_UNSPECIFIED: DiarizationStatus
+DIARIZATION_STATUS_OFF: DiarizationStatus
+DIARIZATION_STATUS_DIARIZED: DiarizationStatus
+DIARIZATION_STATUS_MIXED: DiarizationStatus
 
 class Hotword(_message.Message):
     __slots__ = ("text", "weight")
@@ -162,16 +173,48 @@ class LockInfo(_message.Message):
     def __init__(self, mode: _Optional[_Union[LockMode, str]] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., legal_hold: _Optional[bool] = ...) -> None: ...
 
 class Segment(_message.Message):
-    __slots__ = ("channel", "role", "start_ms", "end_ms")
+    __slots__ = ("channel", "role", "start_ms", "end_ms", "speaker", "role_confidence")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     channel: int
     role: SpeakerRole
     start_ms: int
     end_ms: int
-    def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[SpeakerRole, str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+    speaker: int
+    role_confidence: float
+    def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[SpeakerRole, str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., speaker: _Optional[int] = ..., role_confidence: _Optional[float] = ...) -> None: ...
+
+class SpeakerSpeech(_message.Message):
+    __slots__ = ("speaker", "role", "speech_ms", "segment_count")
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_MS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    speaker: int
+    role: SpeakerRole
+    speech_ms: int
+    segment_count: int
+    def __init__(self, speaker: _Optional[int] = ..., role: _Optional[_Union[SpeakerRole, str]] = ..., speech_ms: _Optional[int] = ..., segment_count: _Optional[int] = ...) -> None: ...
+
+class Diarization(_message.Message):
+    __slots__ = ("status", "reason", "agent_rule", "voice_similarity", "speakers", "model")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AGENT_RULE_FIELD_NUMBER: _ClassVar[int]
+    VOICE_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    status: DiarizationStatus
+    reason: str
+    agent_rule: str
+    voice_similarity: float
+    speakers: _containers.RepeatedCompositeFieldContainer[SpeakerSpeech]
+    model: str
+    def __init__(self, status: _Optional[_Union[DiarizationStatus, str]] = ..., reason: _Optional[str] = ..., agent_rule: _Optional[str] = ..., voice_similarity: _Optional[float] = ..., speakers: _Optional[_Iterable[_Union[SpeakerSpeech, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class Token(_message.Message):
     __slots__ = ("text", "start_ms", "end_ms", "confidence")

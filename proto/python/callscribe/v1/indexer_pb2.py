@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from callscribe.v1 import common_pb2 as callscribe_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x61llscribe/v1/indexer.proto\x12\rcallscribe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x63\x61llscribe/v1/common.proto\"\x97\x02\n\tUtterance\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\r\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x10\n\x08start_ms\x18\x03 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\r\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x17\n\x0fnormalized_text\x18\x06 \x01(\t\x12\x12\n\nconfidence\x18\x07 \x01(\x02\x12)\n\x08language\x18\x08 \x01(\x0e\x32\x17.callscribe.v1.Language\x12$\n\x06tokens\x18\t \x03(\x0b\x32\x14.callscribe.v1.Token\x12\x0e\n\x06\x65ngine\x18\n \x01(\t\x12\x11\n\tsentiment\x18\x0b \x01(\x02\"\x98\x01\n\nKeywordHit\x12\x0c\n\x04list\x18\x01 \x01(\t\x12\x0e\n\x06phrase\x18\x02 \x01(\t\x12\x0f\n\x07matched\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\r\x12(\n\x04role\x18\x05 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x10\n\x08start_ms\x18\x06 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x07 \x01(\r\"l\n\tSideStats\x12\x0f\n\x07talk_ms\x18\x01 \x01(\x04\x12\x15\n\rspeaking_rate\x18\x02 \x01(\x02\x12\x15\n\rinterruptions\x18\x03 \x01(\r\x12\x11\n\tsentiment\x18\x04 \x01(\x02\x12\r\n\x05words\x18\x05 \x01(\r\"Y\n\x0cInterruption\x12&\n\x02\x62y\x18\x01 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\r\n\x05\x61t_ms\x18\x02 \x01(\r\x12\x12\n\noverlap_ms\x18\x03 \x01(\r\";\n\x0bQaDeduction\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x02\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\\\n\x08QaResult\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x11\n\tmax_score\x18\x02 \x01(\x02\x12.\n\ndeductions\x18\x03 \x03(\x0b\x32\x1a.callscribe.v1.QaDeduction\"\xcb\x03\n\rCallAnalytics\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.callscribe.v1.SideStats\x12*\n\x08\x63ustomer\x18\x02 \x01(\x0b\x32\x18.callscribe.v1.SideStats\x12\x18\n\x10\x61gent_talk_ratio\x18\x03 \x01(\x02\x12\x12\n\nsilence_ms\x18\x04 \x01(\x04\x12\x1a\n\x12longest_silence_ms\x18\x05 \x01(\x04\x12\x16\n\x0e\x64\x65\x61\x64_air_count\x18\x06 \x01(\r\x12\x1d\n\x15\x64\x65\x61\x64_air_threshold_ms\x18\x07 \x01(\r\x12\x12\n\noverlap_ms\x18\x08 \x01(\x04\x12\x1a\n\x12interruption_count\x18\t \x01(\r\x12\x32\n\rinterruptions\x18\n \x03(\x0b\x32\x1b.callscribe.v1.Interruption\x12/\n\x0ckeyword_hits\x18\x0b \x03(\x0b\x32\x19.callscribe.v1.KeywordHit\x12\x11\n\tsentiment\x18\x0c \x01(\x02\x12\x17\n\x0fsentiment_label\x18\r \x01(\t\x12#\n\x02qa\x18\x0e \x01(\x0b\x32\x17.callscribe.v1.QaResult\"\xed\x02\n\x04\x43\x61ll\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x32\n\x08metadata\x18\x03 \x01(\x0b\x32 .callscribe.v1.RecordingMetadata\x12(\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12(\n\x06object\x18\x05 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12(\n\x04tier\x18\x06 \x01(\x0e\x32\x1a.callscribe.v1.StorageTier\x12,\n\nutterances\x18\x07 \x03(\x0b\x32\x18.callscribe.v1.Utterance\x12.\n\nindexed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\tanalytics\x18\t \x01(\x0b\x32\x1c.callscribe.v1.CallAnalytics\"5\n\x10IndexCallRequest\x12!\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x13.callscribe.v1.Call\"E\n\x11IndexCallResponse\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x1a\n\x12utterances_indexed\x18\x02 \x01(\r\"\xa6\x04\n\rSearchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x30\n\x0cstarted_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08language\x18\x06 \x01(\x0e\x32\x17.callscribe.v1.Language\x12\x17\n\x0fmin_duration_ms\x18\x07 \x01(\x04\x12\x17\n\x0fmax_duration_ms\x18\x08 \x01(\x04\x12\x11\n\tpage_size\x18\t \x01(\r\x12\x12\n\npage_token\x18\n \x01(\t\x12(\n\x04role\x18\x0b \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x0f\n\x07keyword\x18\x0c \x01(\t\x12\x17\n\x0fmissing_keyword\x18\r \x01(\t\x12\x1e\n\x16min_longest_silence_ms\x18\x0e \x01(\x04\x12\x19\n\x11min_interruptions\x18\x0f \x01(\r\x12\x17\n\x0fsentiment_label\x18\x10 \x01(\t\x12\x19\n\x0cmin_qa_score\x18\x11 \x01(\x02H\x00\x88\x01\x01\x12\x19\n\x0cmax_qa_score\x18\x12 \x01(\x02H\x01\x88\x01\x01\x42\x0f\n\r_min_qa_scoreB\x0f\n\r_max_qa_score\"\x8c\x01\n\x0cUtteranceHit\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\r\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x10\n\x08start_ms\x18\x03 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\r\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x11\n\thighlight\x18\x06 \x01(\t\"\xf8\x01\n\x07\x43\x61llHit\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x04\x12\r\n\x05score\x18\x06 \x01(\x02\x12/\n\nutterances\x18\x07 \x03(\x0b\x32\x1b.callscribe.v1.UtteranceHit\x12/\n\tanalytics\x18\x08 \x01(\x0b\x32\x1c.callscribe.v1.CallAnalytics\"^\n\x0eSearchResponse\x12$\n\x04hits\x18\x01 \x03(\x0b\x32\x16.callscribe.v1.CallHit\x12\r\n\x05total\x18\x02 \x01(\x04\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"6\n\x0eGetCallRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\"B\n\x12\x45xportCallsRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.callscribe.v1.SearchRequest\";\n\x12\x46indIndexedRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x15\n\rrecording_ids\x18\x02 \x03(\t\",\n\x13\x46indIndexedResponse\x12\x15\n\rrecording_ids\x18\x01 \x03(\t2\x85\x03\n\x0eIndexerService\x12N\n\tIndexCall\x12\x1f.callscribe.v1.IndexCallRequest\x1a .callscribe.v1.IndexCallResponse\x12\x45\n\x06Search\x12\x1c.callscribe.v1.SearchRequest\x1a\x1d.callscribe.v1.SearchResponse\x12=\n\x07GetCall\x12\x1d.callscribe.v1.GetCallRequest\x1a\x13.callscribe.v1.Call\x12G\n\x0b\x45xportCalls\x12!.callscribe.v1.ExportCallsRequest\x1a\x13.callscribe.v1.Call0\x01\x12T\n\x0b\x46indIndexed\x12!.callscribe.v1.FindIndexedRequest\x1a\".callscribe.v1.FindIndexedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x61llscribe/v1/indexer.proto\x12\rcallscribe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x63\x61llscribe/v1/common.proto\"\xc1\x02\n\tUtterance\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\r\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x10\n\x08start_ms\x18\x03 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\r\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x17\n\x0fnormalized_text\x18\x06 \x01(\t\x12\x12\n\nconfidence\x18\x07 \x01(\x02\x12)\n\x08language\x18\x08 \x01(\x0e\x32\x17.callscribe.v1.Language\x12$\n\x06tokens\x18\t \x03(\x0b\x32\x14.callscribe.v1.Token\x12\x0e\n\x06\x65ngine\x18\n \x01(\t\x12\x11\n\tsentiment\x18\x0b \x01(\x02\x12\x0f\n\x07speaker\x18\x0c \x01(\r\x12\x17\n\x0frole_confidence\x18\r \x01(\x02\"\x98\x01\n\nKeywordHit\x12\x0c\n\x04list\x18\x01 \x01(\t\x12\x0e\n\x06phrase\x18\x02 \x01(\t\x12\x0f\n\x07matched\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\r\x12(\n\x04role\x18\x05 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x10\n\x08start_ms\x18\x06 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x07 \x01(\r\"l\n\tSideStats\x12\x0f\n\x07talk_ms\x18\x01 \x01(\x04\x12\x15\n\rspeaking_rate\x18\x02 \x01(\x02\x12\x15\n\rinterruptions\x18\x03 \x01(\r\x12\x11\n\tsentiment\x18\x04 \x01(\x02\x12\r\n\x05words\x18\x05 \x01(\r\"Y\n\x0cInterruption\x12&\n\x02\x62y\x18\x01 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\r\n\x05\x61t_ms\x18\x02 \x01(\r\x12\x12\n\noverlap_ms\x18\x03 \x01(\r\";\n\x0bQaDeduction\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x0e\n\x06points\x18\x02 \x01(\x02\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\\\n\x08QaResult\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x11\n\tmax_score\x18\x02 \x01(\x02\x12.\n\ndeductions\x18\x03 \x03(\x0b\x32\x1a.callscribe.v1.QaDeduction\"\xcb\x03\n\rCallAnalytics\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.callscribe.v1.SideStats\x12*\n\x08\x63ustomer\x18\x02 \x01(\x0b\x32\x18.callscribe.v1.SideStats\x12\x18\n\x10\x61gent_talk_ratio\x18\x03 \x01(\x02\x12\x12\n\nsilence_ms\x18\x04 \x01(\x04\x12\x1a\n\x12longest_silence_ms\x18\x05 \x01(\x04\x12\x16\n\x0e\x64\x65\x61\x64_air_count\x18\x06 \x01(\r\x12\x1d\n\x15\x64\x65\x61\x64_air_threshold_ms\x18\x07 \x01(\r\x12\x12\n\noverlap_ms\x18\x08 \x01(\x04\x12\x1a\n\x12interruption_count\x18\t \x01(\r\x12\x32\n\rinterruptions\x18\n \x03(\x0b\x32\x1b.callscribe.v1.Interruption\x12/\n\x0ckeyword_hits\x18\x0b \x03(\x0b\x32\x19.callscribe.v1.KeywordHit\x12\x11\n\tsentiment\x18\x0c \x01(\x02\x12\x17\n\x0fsentiment_label\x18\r \x01(\t\x12#\n\x02qa\x18\x0e \x01(\x0b\x32\x17.callscribe.v1.QaResult\"\x9e\x03\n\x04\x43\x61ll\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x32\n\x08metadata\x18\x03 \x01(\x0b\x32 .callscribe.v1.RecordingMetadata\x12(\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12(\n\x06object\x18\x05 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12(\n\x04tier\x18\x06 \x01(\x0e\x32\x1a.callscribe.v1.StorageTier\x12,\n\nutterances\x18\x07 \x03(\x0b\x32\x18.callscribe.v1.Utterance\x12.\n\nindexed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\tanalytics\x18\t \x01(\x0b\x32\x1c.callscribe.v1.CallAnalytics\x12/\n\x0b\x64iarization\x18\n \x01(\x0b\x32\x1a.callscribe.v1.Diarization\"5\n\x10IndexCallRequest\x12!\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x13.callscribe.v1.Call\"E\n\x11IndexCallResponse\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x1a\n\x12utterances_indexed\x18\x02 \x01(\r\"\xa6\x04\n\rSearchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x30\n\x0cstarted_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08language\x18\x06 \x01(\x0e\x32\x17.callscribe.v1.Language\x12\x17\n\x0fmin_duration_ms\x18\x07 \x01(\x04\x12\x17\n\x0fmax_duration_ms\x18\x08 \x01(\x04\x12\x11\n\tpage_size\x18\t \x01(\r\x12\x12\n\npage_token\x18\n \x01(\t\x12(\n\x04role\x18\x0b \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x0f\n\x07keyword\x18\x0c \x01(\t\x12\x17\n\x0fmissing_keyword\x18\r \x01(\t\x12\x1e\n\x16min_longest_silence_ms\x18\x0e \x01(\x04\x12\x19\n\x11min_interruptions\x18\x0f \x01(\r\x12\x17\n\x0fsentiment_label\x18\x10 \x01(\t\x12\x19\n\x0cmin_qa_score\x18\x11 \x01(\x02H\x00\x88\x01\x01\x12\x19\n\x0cmax_qa_score\x18\x12 \x01(\x02H\x01\x88\x01\x01\x42\x0f\n\r_min_qa_scoreB\x0f\n\r_max_qa_score\"\x8c\x01\n\x0cUtteranceHit\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\r\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x10\n\x08start_ms\x18\x03 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\r\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x11\n\thighlight\x18\x06 \x01(\t\"\xf8\x01\n\x07\x43\x61llHit\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x04\x12\r\n\x05score\x18\x06 \x01(\x02\x12/\n\nutterances\x18\x07 \x03(\x0b\x32\x1b.callscribe.v1.UtteranceHit\x12/\n\tanalytics\x18\x08 \x01(\x0b\x32\x1c.callscribe.v1.CallAnalytics\"^\n\x0eSearchResponse\x12$\n\x04hits\x18\x01 \x03(\x0b\x32\x16.callscribe.v1.CallHit\x12\r\n\x05total\x18\x02 \x01(\x04\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"6\n\x0eGetCallRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\"B\n\x12\x45xportCallsRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.callscribe.v1.SearchRequest\";\n\x12\x46indIndexedRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x15\n\rrecording_ids\x18\x02 \x03(\t\",\n\x13\x46indIndexedResponse\x12\x15\n\rrecording_ids\x18\x01 \x03(\t2\x85\x03\n\x0eIndexerService\x12N\n\tIndexCall\x12\x1f.callscribe.v1.IndexCallRequest\x1a .callscribe.v1.IndexCallResponse\x12\x45\n\x06Search\x12\x1c.callscribe.v1.SearchRequest\x1a\x1d.callscribe.v1.SearchResponse\x12=\n\x07GetCall\x12\x1d.callscribe.v1.GetCallRequest\x1a\x13.callscribe.v1.Call\x12G\n\x0b\x45xportCalls\x12!.callscribe.v1.ExportCallsRequest\x1a\x13.callscribe.v1.Call0\x01\x12T\n\x0b\x46indIndexed\x12!.callscribe.v1.FindIndexedRequest\x1a\".callscribe.v1.FindIndexedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,41 +34,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'callscribe.v1.indexer_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_UTTERANCE']._serialized_start=108
-  _globals['_UTTERANCE']._serialized_end=387
-  _globals['_KEYWORDHIT']._serialized_start=390
-  _globals['_KEYWORDHIT']._serialized_end=542
-  _globals['_SIDESTATS']._serialized_start=544
-  _globals['_SIDESTATS']._serialized_end=652
-  _globals['_INTERRUPTION']._serialized_start=654
-  _globals['_INTERRUPTION']._serialized_end=743
-  _globals['_QADEDUCTION']._serialized_start=745
-  _globals['_QADEDUCTION']._serialized_end=804
-  _globals['_QARESULT']._serialized_start=806
-  _globals['_QARESULT']._serialized_end=898
-  _globals['_CALLANALYTICS']._serialized_start=901
-  _globals['_CALLANALYTICS']._serialized_end=1360
-  _globals['_CALL']._serialized_start=1363
-  _globals['_CALL']._serialized_end=1728
-  _globals['_INDEXCALLREQUEST']._serialized_start=1730
-  _globals['_INDEXCALLREQUEST']._serialized_end=1783
-  _globals['_INDEXCALLRESPONSE']._serialized_start=1785
-  _globals['_INDEXCALLRESPONSE']._serialized_end=1854
-  _globals['_SEARCHREQUEST']._serialized_start=1857
-  _globals['_SEARCHREQUEST']._serialized_end=2407
-  _globals['_UTTERANCEHIT']._serialized_start=2410
-  _globals['_UTTERANCEHIT']._serialized_end=2550
-  _globals['_CALLHIT']._serialized_start=2553
-  _globals['_CALLHIT']._serialized_end=2801
-  _globals['_SEARCHRESPONSE']._serialized_start=2803
-  _globals['_SEARCHRESPONSE']._serialized_end=2897
-  _globals['_GETCALLREQUEST']._serialized_start=2899
-  _globals['_GETCALLREQUEST']._serialized_end=2953
-  _globals['_EXPORTCALLSREQUEST']._serialized_start=2955
-  _globals['_EXPORTCALLSREQUEST']._serialized_end=3021
-  _globals['_FINDINDEXEDREQUEST']._serialized_start=3023
-  _globals['_FINDINDEXEDREQUEST']._serialized_end=3082
-  _globals['_FINDINDEXEDRESPONSE']._serialized_start=3084
-  _globals['_FINDINDEXEDRESPONSE']._serialized_end=3128
-  _globals['_INDEXERSERVICE']._serialized_start=3131
-  _globals['_INDEXERSERVICE']._serialized_end=3520
+  _globals['_UTTERANCE']._serialized_end=429
+  _globals['_KEYWORDHIT']._serialized_start=432
+  _globals['_KEYWORDHIT']._serialized_end=584
+  _globals['_SIDESTATS']._serialized_start=586
+  _globals['_SIDESTATS']._serialized_end=694
+  _globals['_INTERRUPTION']._serialized_start=696
+  _globals['_INTERRUPTION']._serialized_end=785
+  _globals['_QADEDUCTION']._serialized_start=787
+  _globals['_QADEDUCTION']._serialized_end=846
+  _globals['_QARESULT']._serialized_start=848
+  _globals['_QARESULT']._serialized_end=940
+  _globals['_CALLANALYTICS']._serialized_start=943
+  _globals['_CALLANALYTICS']._serialized_end=1402
+  _globals['_CALL']._serialized_start=1405
+  _globals['_CALL']._serialized_end=1819
+  _globals['_INDEXCALLREQUEST']._serialized_start=1821
+  _globals['_INDEXCALLREQUEST']._serialized_end=1874
+  _globals['_INDEXCALLRESPONSE']._serialized_start=1876
+  _globals['_INDEXCALLRESPONSE']._serialized_end=1945
+  _globals['_SEARCHREQUEST']._serialized_start=1948
+  _globals['_SEARCHREQUEST']._serialized_end=2498
+  _globals['_UTTERANCEHIT']._serialized_start=2501
+  _globals['_UTTERANCEHIT']._serialized_end=2641
+  _globals['_CALLHIT']._serialized_start=2644
+  _globals['_CALLHIT']._serialized_end=2892
+  _globals['_SEARCHRESPONSE']._serialized_start=2894
+  _globals['_SEARCHRESPONSE']._serialized_end=2988
+  _globals['_GETCALLREQUEST']._serialized_start=2990
+  _globals['_GETCALLREQUEST']._serialized_end=3044
+  _globals['_EXPORTCALLSREQUEST']._serialized_start=3046
+  _globals['_EXPORTCALLSREQUEST']._serialized_end=3112
+  _globals['_FINDINDEXEDREQUEST']._serialized_start=3114
+  _globals['_FINDINDEXEDREQUEST']._serialized_end=3173
+  _globals['_FINDINDEXEDRESPONSE']._serialized_start=3175
+  _globals['_FINDINDEXEDRESPONSE']._serialized_end=3219
+  _globals['_INDEXERSERVICE']._serialized_start=3222
+  _globals['_INDEXERSERVICE']._serialized_end=3611
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Utterance(_message.Message):
-    __slots__ = ("channel", "role", "start_ms", "end_ms", "text", "normalized_text", "confidence", "language", "tokens", "engine", "sentiment")
+    __slots__ = ("channel", "role", "start_ms", "end_ms", "text", "normalized_text", "confidence", "language", "tokens", "engine", "sentiment", "speaker", "role_confidence")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,8 @@ class Utterance(_message.Message):
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     SENTIMENT_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     channel: int
     role: _common_pb2.SpeakerRole
     start_ms: int
@@ -34,7 +36,9 @@ class Utterance(_message.Message):
     tokens: _containers.RepeatedCompositeFieldContainer[_common_pb2.Token]
     engine: str
     sentiment: float
-    def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., text: _Optional[str] = ..., normalized_text: _Optional[str] = ..., confidence: _Optional[float] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., tokens: _Optional[_Iterable[_Union[_common_pb2.Token, _Mapping]]] = ..., engine: _Optional[str] = ..., sentiment: _Optional[float] = ...) -> None: ...
+    speaker: int
+    role_confidence: float
+    def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., text: _Optional[str] = ..., normalized_text: _Optional[str] = ..., confidence: _Optional[float] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., tokens: _Optional[_Iterable[_Union[_common_pb2.Token, _Mapping]]] = ..., engine: _Optional[str] = ..., sentiment: _Optional[float] = ..., speaker: _Optional[int] = ..., role_confidence: _Optional[float] = ...) -> None: ...
 
 class KeywordHit(_message.Message):
     __slots__ = ("list", "phrase", "matched", "channel", "role", "start_ms", "end_ms")
@@ -131,7 +135,7 @@ class CallAnalytics(_message.Message):
     def __init__(self, agent: _Optional[_Union[SideStats, _Mapping]] = ..., customer: _Optional[_Union[SideStats, _Mapping]] = ..., agent_talk_ratio: _Optional[float] = ..., silence_ms: _Optional[int] = ..., longest_silence_ms: _Optional[int] = ..., dead_air_count: _Optional[int] = ..., dead_air_threshold_ms: _Optional[int] = ..., overlap_ms: _Optional[int] = ..., interruption_count: _Optional[int] = ..., interruptions: _Optional[_Iterable[_Union[Interruption, _Mapping]]] = ..., keyword_hits: _Optional[_Iterable[_Union[KeywordHit, _Mapping]]] = ..., sentiment: _Optional[float] = ..., sentiment_label: _Optional[str] = ..., qa: _Optional[_Union[QaResult, _Mapping]] = ...) -> None: ...
 
 class Call(_message.Message):
-    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "tier", "utterances", "indexed_at", "analytics")
+    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "tier", "utterances", "indexed_at", "analytics", "diarization")
     RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +145,7 @@ class Call(_message.Message):
     UTTERANCES_FIELD_NUMBER: _ClassVar[int]
     INDEXED_AT_FIELD_NUMBER: _ClassVar[int]
     ANALYTICS_FIELD_NUMBER: _ClassVar[int]
+    DIARIZATION_FIELD_NUMBER: _ClassVar[int]
     recording_id: str
     tenant: str
     metadata: _common_pb2.RecordingMetadata
@@ -150,7 +155,8 @@ class Call(_message.Message):
     utterances: _containers.RepeatedCompositeFieldContainer[Utterance]
     indexed_at: _timestamp_pb2.Timestamp
     analytics: CallAnalytics
-    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., utterances: _Optional[_Iterable[_Union[Utterance, _Mapping]]] = ..., indexed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., analytics: _Optional[_Union[CallAnalytics, _Mapping]] = ...) -> None: ...
+    diarization: _common_pb2.Diarization
+    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., utterances: _Optional[_Iterable[_Union[Utterance, _Mapping]]] = ..., indexed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., analytics: _Optional[_Union[CallAnalytics, _Mapping]] = ..., diarization: _Optional[_Union[_common_pb2.Diarization, _Mapping]] = ...) -> None: ...
 
 class IndexCallRequest(_message.Message):
     __slots__ = ("call",)

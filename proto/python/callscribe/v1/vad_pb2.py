@@ -25,23 +25,23 @@ _sym_db = _symbol_database.Default()
 from callscribe.v1 import common_pb2 as callscribe_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63\x61llscribe/v1/vad.proto\x12\rcallscribe.v1\x1a\x1a\x63\x61llscribe/v1/common.proto\"\xb1\x01\n\nVadOptions\x12(\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x18.callscribe.v1.VadEngine\x12\x1d\n\x15max_single_segment_ms\x18\x02 \x01(\r\x12\x1a\n\x12max_end_silence_ms\x18\x03 \x01(\r\x12#\n\x16speech_noise_threshold\x18\x04 \x01(\x02H\x00\x88\x01\x01\x42\x19\n\x17_speech_noise_threshold\"\xc5\x01\n\x13\x44\x65tectSpeechRequest\x12*\n\x06object\x18\x01 \x01(\x0b\x32\x18.callscribe.v1.ObjectRefH\x00\x12\x16\n\x0cinline_audio\x18\x02 \x01(\x0cH\x00\x12\x34\n\x0e\x63hannel_layout\x18\x03 \x01(\x0e\x32\x1c.callscribe.v1.ChannelLayout\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.callscribe.v1.VadOptionsB\x08\n\x06source\"t\n\rChannelSpeech\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\r\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x11\n\tspeech_ms\x18\x03 \x01(\x04\x12\x15\n\rsegment_count\x18\x04 \x01(\r\"\xaf\x01\n\x14\x44\x65tectSpeechResponse\x12(\n\x08segments\x18\x01 \x03(\x0b\x32\x16.callscribe.v1.Segment\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x04\x12.\n\x08\x63hannels\x18\x03 \x03(\x0b\x32\x1c.callscribe.v1.ChannelSpeech\x12(\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts*S\n\tVadEngine\x12\x1a\n\x16VAD_ENGINE_UNSPECIFIED\x10\x00\x12\x13\n\x0fVAD_ENGINE_FSMN\x10\x01\x12\x15\n\x11VAD_ENGINE_SILERO\x10\x02\x32\x65\n\nVadService\x12W\n\x0c\x44\x65tectSpeech\x12\".callscribe.v1.DetectSpeechRequest\x1a#.callscribe.v1.DetectSpeechResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63\x61llscribe/v1/vad.proto\x12\rcallscribe.v1\x1a\x1a\x63\x61llscribe/v1/common.proto\"\xd3\x01\n\nVadOptions\x12(\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x18.callscribe.v1.VadEngine\x12\x1d\n\x15max_single_segment_ms\x18\x02 \x01(\r\x12\x1a\n\x12max_end_silence_ms\x18\x03 \x01(\r\x12#\n\x16speech_noise_threshold\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x07\x64iarize\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\x19\n\x17_speech_noise_thresholdB\n\n\x08_diarize\"\xc5\x01\n\x13\x44\x65tectSpeechRequest\x12*\n\x06object\x18\x01 \x01(\x0b\x32\x18.callscribe.v1.ObjectRefH\x00\x12\x16\n\x0cinline_audio\x18\x02 \x01(\x0cH\x00\x12\x34\n\x0e\x63hannel_layout\x18\x03 \x01(\x0e\x32\x1c.callscribe.v1.ChannelLayout\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.callscribe.v1.VadOptionsB\x08\n\x06source\"t\n\rChannelSpeech\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\r\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x11\n\tspeech_ms\x18\x03 \x01(\x04\x12\x15\n\rsegment_count\x18\x04 \x01(\r\"\xe0\x01\n\x14\x44\x65tectSpeechResponse\x12(\n\x08segments\x18\x01 \x03(\x0b\x32\x16.callscribe.v1.Segment\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x04\x12.\n\x08\x63hannels\x18\x03 \x03(\x0b\x32\x1c.callscribe.v1.ChannelSpeech\x12(\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x19.callscribe.v1.AudioFacts\x12/\n\x0b\x64iarization\x18\x05 \x01(\x0b\x32\x1a.callscribe.v1.Diarization*S\n\tVadEngine\x12\x1a\n\x16VAD_ENGINE_UNSPECIFIED\x10\x00\x12\x13\n\x0fVAD_ENGINE_FSMN\x10\x01\x12\x15\n\x11VAD_ENGINE_SILERO\x10\x02\x32\x65\n\nVadService\x12W\n\x0c\x44\x65tectSpeech\x12\".callscribe.v1.DetectSpeechRequest\x1a#.callscribe.v1.DetectSpeechResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'callscribe.v1.vad_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VADENGINE']._serialized_start=746
-  _globals['_VADENGINE']._serialized_end=829
+  _globals['_VADENGINE']._serialized_start=829
+  _globals['_VADENGINE']._serialized_end=912
   _globals['_VADOPTIONS']._serialized_start=71
-  _globals['_VADOPTIONS']._serialized_end=248
-  _globals['_DETECTSPEECHREQUEST']._serialized_start=251
-  _globals['_DETECTSPEECHREQUEST']._serialized_end=448
-  _globals['_CHANNELSPEECH']._serialized_start=450
-  _globals['_CHANNELSPEECH']._serialized_end=566
-  _globals['_DETECTSPEECHRESPONSE']._serialized_start=569
-  _globals['_DETECTSPEECHRESPONSE']._serialized_end=744
-  _globals['_VADSERVICE']._serialized_start=831
-  _globals['_VADSERVICE']._serialized_end=932
+  _globals['_VADOPTIONS']._serialized_end=282
+  _globals['_DETECTSPEECHREQUEST']._serialized_start=285
+  _globals['_DETECTSPEECHREQUEST']._serialized_end=482
+  _globals['_CHANNELSPEECH']._serialized_start=484
+  _globals['_CHANNELSPEECH']._serialized_end=600
+  _globals['_DETECTSPEECHRESPONSE']._serialized_start=603
+  _globals['_DETECTSPEECHRESPONSE']._serialized_end=827
+  _globals['_VADSERVICE']._serialized_start=914
+  _globals['_VADSERVICE']._serialized_end=1015
 # @@protoc_insertion_point(module_scope)

@@ -18,16 +18,18 @@ VAD_ENGINE_FSMN: VadEngine
 VAD_ENGINE_SILERO: VadEngine
 
 class VadOptions(_message.Message):
-    __slots__ = ("engine", "max_single_segment_ms", "max_end_silence_ms", "speech_noise_threshold")
+    __slots__ = ("engine", "max_single_segment_ms", "max_end_silence_ms", "speech_noise_threshold", "diarize")
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     MAX_SINGLE_SEGMENT_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_END_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
     SPEECH_NOISE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DIARIZE_FIELD_NUMBER: _ClassVar[int]
     engine: VadEngine
     max_single_segment_ms: int
     max_end_silence_ms: int
     speech_noise_threshold: float
-    def __init__(self, engine: _Optional[_Union[VadEngine, str]] = ..., max_single_segment_ms: _Optional[int] = ..., max_end_silence_ms: _Optional[int] = ..., speech_noise_threshold: _Optional[float] = ...) -> None: ...
+    diarize: bool
+    def __init__(self, engine: _Optional[_Union[VadEngine, str]] = ..., max_single_segment_ms: _Optional[int] = ..., max_end_silence_ms: _Optional[int] = ..., speech_noise_threshold: _Optional[float] = ..., diarize: _Optional[bool] = ...) -> None: ...
 
 class DetectSpeechRequest(_message.Message):
     __slots__ = ("object", "inline_audio", "channel_layout", "options")
@@ -54,13 +56,15 @@ class ChannelSpeech(_message.Message):
     def __init__(self, channel: _Optional[int] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., speech_ms: _Optional[int] = ..., segment_count: _Optional[int] = ...) -> None: ...
 
 class DetectSpeechResponse(_message.Message):
-    __slots__ = ("segments", "duration_ms", "channels", "audio")
+    __slots__ = ("segments", "duration_ms", "channels", "audio", "diarization")
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
+    DIARIZATION_FIELD_NUMBER: _ClassVar[int]
     segments: _containers.RepeatedCompositeFieldContainer[_common_pb2.Segment]
     duration_ms: int
     channels: _containers.RepeatedCompositeFieldContainer[ChannelSpeech]
     audio: _common_pb2.AudioFacts
-    def __init__(self, segments: _Optional[_Iterable[_Union[_common_pb2.Segment, _Mapping]]] = ..., duration_ms: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelSpeech, _Mapping]]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ...) -> None: ...
+    diarization: _common_pb2.Diarization
+    def __init__(self, segments: _Optional[_Iterable[_Union[_common_pb2.Segment, _Mapping]]] = ..., duration_ms: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelSpeech, _Mapping]]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., diarization: _Optional[_Union[_common_pb2.Diarization, _Mapping]] = ...) -> None: ...

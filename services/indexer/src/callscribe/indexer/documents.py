@@ -222,6 +222,7 @@ def call_document(call: pb.Call) -> dict[str, Any]:
         "analytics": message_to_doc(call.analytics) if call.HasField("analytics") else None,
         "keywords": sorted({h.phrase for h in hits if h.phrase}) or None,
         "keyword_lists": sorted({h.list for h in hits if h.list}) or None,
+        "diarization": message_to_doc(call.diarization) if call.HasField("diarization") else None,
     }
     return _compact(doc)
 
@@ -251,6 +252,8 @@ def utterance_documents(call: pb.Call) -> list[dict[str, Any]]:
             "engine": u.engine,
             "confidence": float32(u.confidence),
             "sentiment": float32(u.sentiment),
+            "speaker": u.speaker or None,  # diarized mono calls only
+            "role_confidence": float32(u.role_confidence) if u.speaker else None,
         }
         docs.append(_compact(doc))
     return docs
@@ -288,6 +291,8 @@ def utterance_from_doc(doc: Mapping[str, Any]) -> pb.Utterance:
         language=_enum_value(c.Language, doc.get("language")),
         engine=str(doc.get("engine", "")),
         sentiment=float(doc.get("sentiment", 0.0)),
+        speaker=int(doc.get("speaker", 0)),
+        role_confidence=float(doc.get("role_confidence", 0.0)),
     )
 
 
@@ -335,6 +340,8 @@ def call_from_docs(doc: Mapping[str, Any], utterance_docs: Iterable[Mapping[str,
     )
     if doc.get("analytics"):
         call.analytics.CopyFrom(analytics_from_doc(doc))
+    if doc.get("diarization"):
+        doc_to_message(doc["diarization"], call.diarization)
     utterances = sorted(utterance_docs, key=lambda u: (int(u.get("start_ms", 0)), int(u.get("channel", 0))))
     call.utterances.extend(utterance_from_doc(u) for u in utterances)
     return call

@@ -54,7 +54,7 @@ def make_enricher(settings: IndexerSettings) -> Enricher:
     """The service's enricher: ITN where `callscribe.indexer.text` is installed, analytics where
     `callscribe.indexer.analytics` is (with INDEXER_ANALYTICS_FILE or its defaults)."""
     text = _optional_module("callscribe.indexer.text", ("TextNormalizer",))
-    analytics = _optional_module("callscribe.indexer.analytics", ("load_config", "analyze"))
+    analytics = _optional_module("callscribe.indexer.analytics", ("load_config", "analyze", "choose_agent"))
     normalize: Callable[[str, str], str] | None = None
     if text is None:
         log.warning("callscribe.indexer.text is not installed: normalized_text is the recognized text (no ITN)")
@@ -73,6 +73,7 @@ def make_enricher(settings: IndexerSettings) -> Enricher:
             for utterance in call.utterances:
                 utterance.normalized_text = normalize(utterance.text, utterance_language(utterance, call))
         if analytics is not None:
+            analytics.choose_agent(call, config)  # needs the normalized text; before the analytics use the roles
             call.analytics.CopyFrom(analytics.analyze(call, config))
 
     warm_up(enrich)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2  # 2: diarization on calls, speaker and role_confidence on utterances (added to old indices)
 
 # Chinese (CJK bigrams) as the main analysis, English (stemming) and exact value as sub-fields.
 TEXT: dict[str, Any] = {
@@ -120,6 +120,19 @@ CALL_MAPPINGS: dict[str, Any] = {
     # Phrases and list names of analytics.keyword_hits, for filters and terms aggregations.
     "keywords": KEYWORD,
     "keyword_lists": KEYWORD,
+    # Diarization, field for field (proto field names): how a mono call was split into agent and customer.
+    "diarization": {
+        "properties": {
+            "status": KEYWORD,
+            "reason": TEXT,
+            "agent_rule": KEYWORD,
+            "voice_similarity": FLOAT,
+            "speakers": {
+                "properties": {"speaker": INTEGER, "role": KEYWORD, "speech_ms": LONG, "segment_count": INTEGER}
+            },
+            "model": KEYWORD,
+        }
+    },
 }
 
 UTTERANCE_MAPPINGS: dict[str, Any] = {
@@ -139,6 +152,8 @@ UTTERANCE_MAPPINGS: dict[str, Any] = {
     "engine": KEYWORD,
     "confidence": FLOAT,
     "sentiment": FLOAT,
+    "speaker": INTEGER,  # diarized mono calls: the voice (1 or 2)
+    "role_confidence": FLOAT,
 }
 
 # The call document's fields that are never returned by reads (rebuilt from the utterances instead).

@@ -37,6 +37,8 @@ class Segment:
     role: str
     start_ms: int
     end_ms: int
+    speaker: int = 0  # diarized mono: the voice (1 heard first, 2 the other); 0 otherwise
+    confidence: float = 0.0  # diarized mono: how sure the voice assignment is (0.5 to 1)
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,37 @@ class ChannelSpeech:
     segment_count: int
 
 
+# Diarization outcomes (Diarization.status).
+OFF = "OFF"
+DIARIZED = "DIARIZED"
+
+
+@dataclass(frozen=True)
+class SpeakerSpeech:
+    speaker: int
+    role: str
+    speech_ms: int
+    segment_count: int
+
+
+@dataclass(frozen=True)
+class Diarization:
+    status: str  # OFF, DIARIZED or MIXED
+    reason: str = ""
+    agent_rule: str = ""
+    similarity: float = 0.0
+    speakers: tuple[SpeakerSpeech, ...] = ()
+    model: str = ""
+
+
+NOT_DIARIZED = Diarization(OFF)
+
+
 @dataclass(frozen=True)
 class Detection:
     segments: list[Segment]
     channels: list[ChannelSpeech]
+    diarization: Diarization = NOT_DIARIZED
 
 
 def channel_roles(layout: str, channels: int) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from prometheus_client import CollectorRegistry
@@ -20,6 +21,7 @@ from callscribe.vad.settings import VadSettings
 log = logging.getLogger("callscribe.vad")
 
 SPOOL_SUFFIX = ".vad"  # the VAD's temp files in VAD_SPOOL_DIR
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def build(settings: VadSettings, registry: CollectorRegistry) -> tuple[GrpcServer, VadPool]:
@@ -27,7 +29,7 @@ def build(settings: VadSettings, registry: CollectorRegistry) -> tuple[GrpcServe
         settings.pool,
         settings.workers,
         settings.queue_limit,
-        ModelConfig(settings.engine, settings.model_dir, settings.threads_per_worker),
+        ModelConfig(settings.engine, settings.model_dir, settings.threads_per_worker, settings.diarize_config),
     )
     client = make_client(
         settings.s3_endpoint,
@@ -58,6 +60,10 @@ def main() -> int:
     if settings is None:
         return 2
     configure_logging(settings.log_level)
+    # The voice encoder's matrix products run on numpy's BLAS: as many threads per worker as onnxruntime
+    # gets (spawned worker processes read this when they load numpy). More would fight over the cores.
+    for variable in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(variable, str(settings.threads_per_worker))
     clear_stale_spool(settings.spool_dir, SPOOL_SUFFIX)
     registry = CollectorRegistry()
     server, pool = build(settings, registry)
@@ -66,16 +72,23 @@ def main() -> int:
     try:
         pool.start()
     except Exception:
-        log.exception("not serving: the %s model could not be loaded", settings.engine)
+        log.exception(
+            "not serving: the %s model%s could not be loaded",
+            settings.engine,
+            " or the voice encoder (VAD_DIARIZE=true: pip install --no-deps resemblyzer==0.1.4)"
+            if settings.diarize
+            else "",
+        )
         server.stop(0)
         pool.shutdown()
         return 1
     log.info(
-        "serving: engine %s, %d %s worker(s), queue %d",
+        "serving: engine %s, %d %s worker(s), queue %d, mono diarization %s",
         settings.engine,
         pool.workers,
         pool.kind,
         pool.capacity - pool.workers,
+        f"on (agent: {settings.diarize_agent})" if settings.diarize else "off",
     )
     server.mark_serving()
     serve_until_signalled(server, settings.grace_seconds)

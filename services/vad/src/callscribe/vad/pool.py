@@ -26,13 +26,14 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from callscribe.audio.decode import AudioInfo, AudioStream
 from callscribe.kit.errors import ResourceExhausted, Unavailable
-from callscribe.vad.detect import Detection, channel_roles, detect
+from callscribe.vad.detect import MIXED, Detection, channel_roles, detect
+from callscribe.vad.mono import DiarizeConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class ModelConfig:
     default_engine: str
     model_dir: Path | None
     threads: int
+    diarize: DiarizeConfig = DiarizeConfig(enabled=False)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Job:
     engine: str
     params: Any  # callscribe.vad.engines.VadParams (frozen dataclass: pickles)
     raw_format: str = ""  # a headerless recording's format (ObjectRef.raw_format), "" for all others
+    diarize: bool | None = None  # a mono recording's voices split into agent and customer (None: the default)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Outcome:
 _models: dict[str, Any] = {}
 _models_lock = threading.Lock()
 _config: ModelConfig | None = None
+ENCODER = "voice-encoder"  # the speaker-embedding model's key in _models
 
 
 def _load(engine: str) -> Any:
@@ -82,6 +86,16 @@ def _load(engine: str) -> Any:
         if model is None:
             assert _config is not None, "worker not initialised"
             started = time.perf_counter()
+            if engine == ENCODER:
+                from callscribe.vad.voice import VoiceEncoder, warm_up
+
+                model = VoiceEncoder()
+                warm_up(model)
+                _models[engine] = model
+                log.info(
+                    "voice encoder loaded and warmed in %.2fs (pid %d)", time.perf_counter() - started, os.getpid()
+                )
+                return model
             if engine == "fsmn" and _config.model_dir is not None:
                 model = engines.FsmnVadModel(_config.model_dir, threads=_config.threads)
             else:
@@ -103,6 +117,8 @@ def init_worker(config: ModelConfig, log_level: int | None = None) -> None:
         logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     _config = config
     _load(config.default_engine)
+    if config.diarize.enabled:
+        _load(ENCODER)
 
 
 def warm_worker(_: int) -> int:
@@ -116,7 +132,19 @@ def run_job(job: Job) -> Outcome:
     with AudioStream(job.path, raw_format=job.raw_format) as audio:
         roles = channel_roles(job.layout, audio.info.channels)
         detection = detect(audio.blocks(), roles, lambda: model.stream(job.params), job.params.max_single_segment_ms)
-        return Outcome(detection, audio.info, audio.duration_ms, time.perf_counter() - started)
+        info, duration_ms = audio.info, audio.duration_ms
+    assert _config is not None, "worker not initialised"
+    diarize = _config.diarize.enabled if job.diarize is None else job.diarize
+    if roles == [MIXED]:
+        if diarize:
+            from callscribe.vad.mono import split_speakers
+
+            # A second pass: only the windows' samples are kept.
+            with AudioStream(job.path, raw_format=job.raw_format) as audio:
+                detection = split_speakers(detection, audio.blocks(), _load(ENCODER), _config.diarize)
+        else:
+            detection = replace(detection, diarization=replace(detection.diarization, reason="diarization is off"))
+    return Outcome(detection, info, duration_ms, time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------------------- server side

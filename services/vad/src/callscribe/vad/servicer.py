@@ -32,6 +32,11 @@ _LAYOUTS = {
 }
 _ROLES = {core.AGENT: c.SPEAKER_ROLE_AGENT, core.CUSTOMER: c.SPEAKER_ROLE_CUSTOMER, core.MIXED: c.SPEAKER_ROLE_MIXED}
 _ENGINES = {pb.VAD_ENGINE_FSMN: "fsmn", pb.VAD_ENGINE_SILERO: "silero"}
+_DIARIZATION = {
+    core.OFF: c.DIARIZATION_STATUS_OFF,
+    core.DIARIZED: c.DIARIZATION_STATUS_DIARIZED,
+    core.MIXED: c.DIARIZATION_STATUS_MIXED,
+}
 
 # Accepted ranges of the per-request options (0 / unset: the engine default).
 MAX_SEGMENT_RANGE_MS = (1000, 600_000)
@@ -45,6 +50,7 @@ class Request:
     engine: str
     params: Any
     layout: str
+    diarize: bool | None  # None: the service's default
 
 
 class VadMetrics:
@@ -106,7 +112,9 @@ class VadServicer(vad_pb2_grpc.VadServiceServicer):
         with self._pool.admitted():
             spooled = self._source.stored(ref) if ref is not None else self._source.inline(request.inline_audio)
             with spooled as path:
-                outcome = self._pool.run(Job(str(path), req.layout, req.engine, req.params, raw_format))
+                outcome = self._pool.run(
+                    Job(str(path), req.layout, req.engine, req.params, raw_format=raw_format, diarize=req.diarize)
+                )
         self._observe(outcome)
         return _response(outcome)
 
@@ -138,7 +146,8 @@ class VadServicer(vad_pb2_grpc.VadServiceServicer):
                     "or leave it unset for the default"
                 )
             overrides["speech_noise_threshold"] = float(value)
-        return Request(engine, replace(VadParams(), **overrides), _LAYOUTS[request.channel_layout])
+        diarize = opts.diarize if opts.HasField("diarize") else None
+        return Request(engine, replace(VadParams(), **overrides), _LAYOUTS[request.channel_layout], diarize)
 
     def _observe(self, outcome: Outcome) -> None:
         seconds = outcome.duration_ms / 1000
@@ -146,8 +155,9 @@ class VadServicer(vad_pb2_grpc.VadServiceServicer):
         if seconds > 0:
             self._metrics.rtf.observe(outcome.seconds / seconds)
         self._metrics.segments.inc(len(outcome.detection.segments))
+        diarization = outcome.detection.diarization
         log.info(
-            "%d segment(s) in %.1fs of %s/%s audio (%d ch, %d Hz) in %.2fs (RTF %.4f)",
+            "%d segment(s) in %.1fs of %s/%s audio (%d ch, %d Hz) in %.2fs (RTF %.4f)%s",
             len(outcome.detection.segments),
             seconds,
             outcome.info.container,
@@ -156,6 +166,10 @@ class VadServicer(vad_pb2_grpc.VadServiceServicer):
             outcome.info.sample_rate_hz,
             outcome.seconds,
             outcome.seconds / seconds if seconds else 0.0,
+            f"; diarization {diarization.status.lower()}"
+            + (f": {diarization.reason}" if diarization.reason else f", similarity {diarization.similarity:.2f}")
+            if outcome.info.channels == 1
+            else "",
         )
 
 
@@ -171,7 +185,14 @@ def _response(outcome: Outcome) -> pb.DetectSpeechResponse:
     info = outcome.info
     return pb.DetectSpeechResponse(
         segments=[
-            c.Segment(channel=s.channel, role=_ROLES[s.role], start_ms=s.start_ms, end_ms=s.end_ms)
+            c.Segment(
+                channel=s.channel,
+                role=_ROLES[s.role],
+                start_ms=s.start_ms,
+                end_ms=s.end_ms,
+                speaker=s.speaker,
+                role_confidence=s.confidence,
+            )
             for s in det.segments
         ],
         duration_ms=outcome.duration_ms,
@@ -189,4 +210,21 @@ def _response(outcome: Outcome) -> pb.DetectSpeechResponse:
             duration_ms=outcome.duration_ms,
             size_bytes=info.size_bytes,
         ),
+        diarization=_diarization(det.diarization),
+    )
+
+
+def _diarization(d: core.Diarization) -> c.Diarization:
+    return c.Diarization(
+        status=_DIARIZATION[d.status],
+        reason=d.reason,
+        agent_rule=d.agent_rule,
+        voice_similarity=d.similarity,
+        speakers=[
+            c.SpeakerSpeech(
+                speaker=s.speaker, role=_ROLES[s.role], speech_ms=s.speech_ms, segment_count=s.segment_count
+            )
+            for s in d.speakers
+        ],
+        model=d.model,
     )

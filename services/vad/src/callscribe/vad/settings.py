@@ -12,6 +12,8 @@ from pydantic_settings import SettingsConfigDict
 
 from callscribe.kit.settings import ServiceSettings
 from callscribe.storage.client import check_endpoint_url
+from callscribe.vad.diarize import DiarizeParams
+from callscribe.vad.mono import DiarizeConfig
 
 
 def _cores() -> int:
@@ -39,6 +41,15 @@ class VadSettings(ServiceSettings):
     s3_region: str = "us-east-1"
     hot_bucket: str = "callscribe-hot"
     cold_bucket: str = "callscribe-cold"
+    diarize: bool = Field(True, description="split a mono recording's speech into agent and customer by voice")
+    diarize_agent: Literal["first_speaker", "second_speaker"] = Field(
+        "first_speaker", description="which of the two voices is the agent: the one heard first, or the other"
+    )
+    diarize_window_ms: int = Field(1500, ge=500, le=5000, description="longest stretch of speech embedded at once")
+    diarize_max_similarity: float = Field(0.83, gt=0.0, le=1.0, description="voices this alike are one voice")
+    diarize_min_speech_seconds: float = Field(6.0, ge=0.0, description="less speech in all: the call stays MIXED")
+    diarize_min_speaker_seconds: float = Field(1.5, ge=0.0, description="a second voice with less is not believed")
+    diarize_max_cluster_windows: int = Field(600, ge=10, le=5000, description="windows clustered (memory n^2)")
 
     @field_validator("s3_endpoint")
     @classmethod
@@ -54,6 +65,20 @@ class VadSettings(ServiceSettings):
     @property
     def queue_limit(self) -> int:
         return 2 * self.workers if self.queue_size is None else self.queue_size
+
+    @property
+    def diarize_config(self) -> DiarizeConfig:
+        return DiarizeConfig(
+            enabled=self.diarize,
+            agent_rule=self.diarize_agent,
+            params=DiarizeParams(
+                window_ms=self.diarize_window_ms,
+                max_similarity=self.diarize_max_similarity,
+                min_speech_ms=round(self.diarize_min_speech_seconds * 1000),
+                min_speaker_ms=round(self.diarize_min_speaker_seconds * 1000),
+                max_cluster_windows=self.diarize_max_cluster_windows,
+            ),
+        )
 
     @property
     def max_inline_bytes(self) -> int:

@@ -33,9 +33,11 @@ _TOP_KEYS = (
     "keywords",
     "qa",
     "sentiment",
+    "diarized_agent",
 )
 _QA_KEYS = ("max_score", "required", "dead_air", "agent_interruptions", "forbidden")
 _SENTIMENT_KEYS = ("positive_threshold", "negative_threshold", "terms")
+_DIARIZED_AGENT_KEYS = ("rule", "lists", "within_first_ms")
 MAX_PHRASE_CHARS = 200
 
 
@@ -102,6 +104,20 @@ class SentimentConfig:
 
 
 @dataclass(frozen=True)
+class DiarizedAgentRule:
+    """Which voice of a diarized mono call is the agent. `rule` "greeting": the voice that says more phrases
+    of `lists` starting within the first `within_first_ms` (a tie, or none said: the VAD's choice stands);
+    "vad": always the VAD's choice (the first voice heard, or VAD_DIARIZE_AGENT)."""
+
+    rule: str = "greeting"
+    lists: tuple[str, ...] = ("greeting",)
+    within_first_ms: int = 60000
+
+
+_AGENT_RULES = ("greeting", "vad")
+
+
+@dataclass(frozen=True)
 class AnalyticsConfig:
     """Everything :func:`callscribe.indexer.analytics.analyze` needs besides the call.
 
@@ -125,6 +141,7 @@ class AnalyticsConfig:
     keyword_lists: tuple[KeywordList, ...] = ()
     qa: QaRules = QaRules()
     sentiment: SentimentConfig = SentimentConfig()
+    diarized_agent: DiarizedAgentRule = DiarizedAgentRule()
 
     def keyword_list(self, name: str) -> KeywordList | None:
         return next((kl for kl in self.keyword_lists if kl.name == name), None)
@@ -163,8 +180,8 @@ def _merge(defaults: dict[str, Any], override: dict[str, Any], where: str) -> di
         if key == "keywords":
             _expect(value, dict, "keywords", where, "an object of list name -> array of phrases")
             merged["keywords"] = {**defaults["keywords"], **value}
-        elif key in ("qa", "sentiment"):
-            allowed = _QA_KEYS if key == "qa" else _SENTIMENT_KEYS
+        elif key in ("qa", "sentiment", "diarized_agent"):
+            allowed = {"qa": _QA_KEYS, "sentiment": _SENTIMENT_KEYS, "diarized_agent": _DIARIZED_AGENT_KEYS}[key]
             _expect(value, dict, key, where, f"an object with some of the keys {', '.join(allowed)}")
             _no_unknown(value, allowed, f"{key}.", where)
             merged[key] = {**defaults[key], **value}
@@ -198,7 +215,28 @@ def _parse(raw: dict[str, Any], where: str) -> AnalyticsConfig:
         keyword_lists=lists,
         qa=_qa(raw.get("qa", {}), names, where),
         sentiment=_sentiment(raw.get("sentiment", {}), where),
+        diarized_agent=_diarized_agent(raw.get("diarized_agent", {}), names, where),
     )
+
+
+def _diarized_agent(value: Any, names: set[str], where: str) -> DiarizedAgentRule:
+    _expect(value, dict, "diarized_agent", where, f"an object with some of the keys {', '.join(_DIARIZED_AGENT_KEYS)}")
+    _no_unknown(value, _DIARIZED_AGENT_KEYS, "diarized_agent.", where)
+    rule = value.get("rule", "greeting")
+    if rule not in _AGENT_RULES:
+        raise ValueError(f"{where}: diarized_agent.rule must be one of {', '.join(_AGENT_RULES)}, got {rule!r}")
+    lists = value.get("lists", ["greeting"])
+    _expect(lists, list, "diarized_agent.lists", where, "an array of keyword list names")
+    for i, name in enumerate(lists):
+        if name not in names:
+            raise ValueError(
+                f"{where}: diarized_agent.lists[{i}] must name a keyword list "
+                f"({', '.join(sorted(names)) or 'none defined'}), got {name!r}"
+            )
+    within = (
+        _int(value, "within_first_ms", "diarized_agent.", where, minimum=1) if "within_first_ms" in value else 60000
+    )
+    return DiarizedAgentRule(rule, tuple(lists), within)
 
 
 def _keyword_lists(value: Any, where: str) -> tuple[KeywordList, ...]:

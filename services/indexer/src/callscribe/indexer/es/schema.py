@@ -15,7 +15,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch
 
 from callscribe.indexer.es.client import agree_version, compat_major, error_reason, error_type, translate_errors
-from callscribe.indexer.mappings import CALLS, KINDS, UTTERANCES, index_template, lifecycle_policy
+from callscribe.indexer.mappings import CALLS, KINDS, UTTERANCES, index_template, lifecycle_policy, mappings
 from callscribe.indexer.metrics import IndexerMetrics
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.kit.errors import FailedPrecondition
@@ -144,6 +144,13 @@ class Schema:
                 refresh_interval=s.refresh_interval,
             )
             self._es.indices.put_index_template(name=f"{self._prefix}-{kind}", body=body)
+            # Indices created by an older template get the fields added since (additive, never a change of
+            # type), so documents with them are not refused by the strict mapping.
+            self._es.indices.put_mapping(
+                index=f"{self._prefix}-{kind}-*",
+                properties=mappings(kind)["properties"],
+                allow_no_indices=True,
+            )
 
     # ------------------------------------------------------------------ tenants
 

@@ -181,6 +181,8 @@ class Pipeline:
         results = self._transcribe(job, speech.segments, ref, metadata, auth, kept, progress)
         progress("indexing", "", None)
         call = self._call_document(record, metadata, speech.segments, results)
+        if speech.HasField("diarization"):
+            call.diarization.CopyFrom(speech.diarization)
         self._call(
             "indexing", self._indexer.IndexCall, indexer_pb2.IndexCallRequest(call=call), auth, self._timeouts.indexer_s
         )
@@ -304,6 +306,8 @@ class Pipeline:
                     language=result.language,
                     tokens=result.tokens,
                     engine=result.engine,
+                    speaker=seg.speaker,
+                    role_confidence=seg.role_confidence,
                 )
             )
         return call
