@@ -1,7 +1,8 @@
 """Soak and chaos: many calls of mixed lengths through the whole local stack while services die.
 
     python bench/soak.py [--calls 200] [--min-s 10] [--max-s 1800] [--audio-min 240] [--uploaders 32]
-                         [--searchers 2] [--chaos-every-s 30] [--chaos-max 12] [--max-wall-s 7200] [--json OUT]
+                         [--searchers 2] [--chaos-every-s 30] [--chaos-max 12] [--max-wall-s 7200] [--spread-s 0]
+                         [--json OUT]
 
 Starts the local stack (`callscribe.stack.up`, as `make demo` does: SeaweedFS, Redis with its
 append-only file, the Elasticsearch-API server, ingest, VAD, ASR (Whisper base on CPU), indexer and the
@@ -72,6 +73,7 @@ class Config:
     chaos_every_s: float = 30.0
     chaos_max: int = 12
     max_wall_s: float = 7200.0
+    spread_s: float = 0.0  # uploads start spread over this many seconds (a day's calls trickle in)
     seed: int = 20261205
 
 
@@ -251,6 +253,8 @@ def run(cfg: Config, sources: list[Path], work: Path, say: Callable[[str], None]
 
     def upload_one(item: tuple[int, tuple[Path, float]]) -> None:
         index, (path, seconds) = item
+        start_at = begun + index * cfg.spread_s / max(1, len(calls))
+        time.sleep(max(0.0, start_at - time.monotonic()))
         for _ in range(60):
             started = time.perf_counter()
             try:

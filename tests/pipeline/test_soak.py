@@ -30,9 +30,10 @@ def test_a_short_soak_with_chaos_loses_and_duplicates_nothing(soak, make_calls, 
         audio_min=4.0,
         uploaders=8,
         searchers=1,
-        chaos_every_s=10.0,
+        chaos_every_s=8.0,
         chaos_max=5,
         max_wall_s=420.0,
+        spread_s=45.0,  # the chaos loop strikes while calls still arrive, however fast the pipeline is
         seed=7,
     )
     report = soak.run(cfg, make_calls("soak-source", 3), tmp_path)
