@@ -401,7 +401,7 @@ def test_make_enricher_uses_what_is_installed(monkeypatch, indexer_tenants) -> N
     settings = settings_from_env(monkeypatch, indexer_tenants, **BASE_ENV)
     enricher = enrich.make_enricher(settings)
     call = make_call(utterances=REFUND_ZH)
-    enricher(call)
+    enricher(call, "simplified")
     assert all(u.normalized_text for u in call.utterances)
     has_analytics = enrich._optional_module("callscribe.indexer.analytics", ("load_config", "analyze")) is not None
     assert call.HasField("analytics") == has_analytics
