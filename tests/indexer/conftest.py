@@ -36,7 +36,11 @@ from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
 
-TENANTS = {"acme": TenantSpec("COMPLIANCE", 1825), "globex": TenantSpec("COMPLIANCE", 30)}
+TENANTS = {
+    "acme": TenantSpec("COMPLIANCE", 1825),
+    "globex": TenantSpec("COMPLIANCE", 30),
+    "hant": TenantSpec("COMPLIANCE", 1825, zh_script="traditional"),  # normalized text in Traditional characters
+}
 # The pipeline's service account: the only caller allowed to write the index (IndexCall).
 PIPELINE_TOKEN = secrets.token_hex(24)
 SHARED_PREFIX = "itest"
@@ -146,18 +150,20 @@ HOURS_EN = [
 
 @dataclass
 class ScriptedEnricher:
-    """Normalizes with `ITN`, sets each utterance's sentiment from its text, and the analytics a test planted
-    for the recording (`plant(recording_id, CallAnalytics)`)."""
+    """Normalizes with `ITN` (no script conversion; the script it was asked for is kept in `scripts`), sets
+    each utterance's sentiment from its text, and the analytics a test planted for the recording
+    (`plant(recording_id, CallAnalytics)`)."""
 
     planted: dict[str, pb.CallAnalytics] = field(default_factory=dict)
     seen: list[str] = field(default_factory=list)
+    scripts: dict[str, str] = field(default_factory=dict)  # recording id -> the zh_script it was enriched in
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def plant(self, recording_id: str, analytics: pb.CallAnalytics) -> None:
         with self.lock:
             self.planted[recording_id] = analytics
 
-    def __call__(self, call: pb.Call) -> None:
+    def __call__(self, call: pb.Call, script: str = "simplified") -> None:
         for u in call.utterances:
             text = u.text
             for spoken, written in ITN.items():
@@ -166,6 +172,7 @@ class ScriptedEnricher:
             u.sentiment = -0.5 if ("退费" in u.text or "refund" in u.text) else 0.25
         with self.lock:
             self.seen.append(call.recording_id)
+            self.scripts[call.recording_id] = script
             planted = self.planted.get(call.recording_id)
         if planted is not None:
             call.analytics.CopyFrom(planted)
@@ -224,7 +231,7 @@ class Indexer:
     server: GrpcServer
     store: EsStore
     registry: CollectorRegistry
-    enricher: ScriptedEnricher
+    enricher: ScriptedEnricher  # not used by an indexer started with real_enricher=True
     tokens: dict[str, str]
     channel: grpc.Channel
     stub: indexer_pb2_grpc.IndexerServiceStub
@@ -300,14 +307,17 @@ def indexer_settings(es_url: str, tenants: TenantsFile, **overrides: Any) -> Ind
 
 @pytest.fixture(scope="session")
 def start_indexer(es_server, indexer_tenants: TenantsFile) -> Iterator[StartIndexer]:  # type: ignore[no-untyped-def]
-    """`start_indexer(wait=True, es_url=None, **settings)`: an in-process indexer; all stopped at the end."""
+    """`start_indexer(wait=True, es_url=None, real_enricher=False, **settings)`: an in-process indexer, with the
+    scripted enricher or (real_enricher) the service's own (script, ITN, analytics); all stopped at the end."""
     started: list[Indexer] = []
 
-    def start(*, wait: bool = True, es_url: str | None = None, **overrides: Any) -> Indexer:
+    def start(
+        *, wait: bool = True, es_url: str | None = None, real_enricher: bool = False, **overrides: Any
+    ) -> Indexer:
         settings = indexer_settings(es_url or es_server.url, indexer_tenants, **overrides)
         registry = CollectorRegistry()
         enricher = ScriptedEnricher()
-        server, store = build(settings, registry, enricher)
+        server, store = build(settings, registry, None if real_enricher else enricher)
         server.start()
         _, stop_event = start_connecting(server, store, settings.startup_retry_seconds)
         channel = grpc.insecure_channel(server.address)

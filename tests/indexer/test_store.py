@@ -401,7 +401,7 @@ def test_make_enricher_uses_what_is_installed(monkeypatch, indexer_tenants) -> N
     settings = settings_from_env(monkeypatch, indexer_tenants, **BASE_ENV)
     enricher = enrich.make_enricher(settings)
     call = make_call(utterances=REFUND_ZH)
-    enricher(call)
+    enricher(call, "simplified")
     assert all(u.normalized_text for u in call.utterances)
     has_analytics = enrich._optional_module("callscribe.indexer.analytics", ("load_config", "analyze")) is not None
     assert call.HasField("analytics") == has_analytics
@@ -447,7 +447,7 @@ def _diarized_call() -> pb.Call:
 
 def test_indices_of_an_older_mapping_take_the_diarization_fields(es_server, indexer_tenants, es) -> None:  # type: ignore[no-untyped-def]
     """A tenant index created before mapping version 2 (no diarization fields) gets them when the indexer
-    connects, and a diarized call is then written and read back whole."""
+    first uses the tenant, and a diarized call is then written and read back whole."""
     old = {kind: mappings.mappings(kind) for kind in mappings.KINDS}
     old["calls"]["properties"] = {k: v for k, v in old["calls"]["properties"].items() if k != "diarization"}
     old["utterances"]["properties"] = {
@@ -461,12 +461,12 @@ def test_indices_of_an_older_mapping_take_the_diarization_fields(es_server, inde
         )
     store = new_store(es_server.url, indexer_tenants, index_prefix="upgr")
     store.connect()
+    call = indexed(_diarized_call())
+    store.index_call(Tenant("acme"), call)  # the tenant's first use adds the fields to its indices
     for kind in mappings.KINDS:
         props = es.indices.get_mapping(index=f"upgr-{kind}-acme-000001")[f"upgr-{kind}-acme-000001"]["mappings"]
         wanted = ("diarization",) if kind == "calls" else ("speaker", "role_confidence")
         assert all(name in props["properties"] for name in wanted), props["properties"].keys()
-    call = indexed(_diarized_call())
-    store.index_call(Tenant("acme"), call)
     back = store.get_call("acme", call.recording_id)
     assert back.diarization == call.diarization
     assert [(u.speaker, round(u.role_confidence, 2), u.role) for u in back.utterances] == [

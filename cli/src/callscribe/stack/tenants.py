@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 class TenantSpec:
     retention_mode: str = "COMPLIANCE"
     retention_days: int = 1825
+    zh_script: str | None = None  # the indexer's output script for Chinese (kit.tenants.ZH_SCRIPTS); None: its default
 
 
 LOCAL_TENANTS: Mapping[str, TenantSpec] = {
@@ -52,16 +53,8 @@ def write_tenants_file(
     pipeline worker's, which act for any tenant they name. Returns tenant -> plaintext token.
     """
     tokens = {name: new_token() for name in tenants}
-    document: dict[str, object] = {
-        "tenants": {
-            name: {
-                "token_sha256": [token_sha256(tokens[name])],
-                "retention_mode": spec.retention_mode,
-                "retention_days": spec.retention_days,
-            }
-            for name, spec in tenants.items()
-        }
-    }
+    entries = {name: _tenant_entry(spec, tokens[name]) for name, spec in tenants.items()}
+    document: dict[str, object] = {"tenants": entries}
     if service_tokens:
         document["service_accounts"] = {
             name: {"token_sha256": [token_sha256(token)]} for name, token in service_tokens.items()
@@ -69,6 +62,17 @@ def write_tenants_file(
     write_json_atomically(path, document)
     log.info("wrote tenants file %s (%d tenants)", path, len(tenants))
     return tokens
+
+
+def _tenant_entry(spec: TenantSpec, token: str) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "token_sha256": [token_sha256(token)],
+        "retention_mode": spec.retention_mode,
+        "retention_days": spec.retention_days,
+    }
+    if spec.zh_script is not None:
+        entry["zh_script"] = spec.zh_script
+    return entry
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ from pathlib import Path
 
 RETENTION_MODES = ("COMPLIANCE", "GOVERNANCE")
 DEFAULT_RETENTION_DAYS = 5 * 365
+# The script the indexer writes Chinese text in (normalized text, analytics' matched phrases): Simplified,
+# Traditional (OpenCC's standard forms, or Taiwan's or Hong Kong's), or each utterance as the ASR wrote it.
+ZH_SCRIPTS = ("simplified", "traditional", "traditional_tw", "traditional_hk", "as_recognized")
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,7 @@ class Tenant:
     name: str
     retention_mode: str = "COMPLIANCE"
     retention_days: int = DEFAULT_RETENTION_DAYS
+    zh_script: str | None = None  # one of ZH_SCRIPTS; None: the indexer's default (INDEXER_ZH_SCRIPT)
 
 
 class TenantRegistry:
@@ -87,4 +91,7 @@ def _parse_tenant(name: str, spec: dict) -> Tenant:
     days = int(spec.get("retention_days", DEFAULT_RETENTION_DAYS))
     if days < 1:
         raise ValueError(f"tenant {name}: retention_days must be at least 1, got {days}")
-    return Tenant(name=name, retention_mode=mode, retention_days=days)
+    script = spec.get("zh_script")
+    if script is not None and script not in ZH_SCRIPTS:
+        raise ValueError(f"tenant {name}: zh_script must be one of {', '.join(ZH_SCRIPTS)}, got {script!r}")
+    return Tenant(name=name, retention_mode=mode, retention_days=days, zh_script=script)

@@ -5,6 +5,9 @@ values by their shortest decimal form (0.1, not 0.10000000149011612). Absent val
 unset times) are left out of the document rather than stored empty.
 
 Not stored, so not returned by the way back: utterance tokens (word times) and hotwords.
+
+Each text field that search matches has its Simplified form beside it (`<name>_simplified`,
+`callscribe.indexer.script.fold`) where that differs from the text, for script-insensitive search.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from callscribe.indexer.mappings import CALL_TEXT_FIELDS, UTTERANCE_TEXT_FIELDS, folded
+from callscribe.indexer.script import fold
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
 
@@ -185,6 +190,14 @@ def _joined(texts: Iterable[str]) -> str:
     return "\n".join(t for t in texts if t)
 
 
+def _add_folded(doc: dict[str, Any], fields: Iterable[str]) -> None:
+    """`<field>_simplified` for each of `fields` whose Simplified form differs from its text (None otherwise)."""
+    for name in fields:
+        text = doc.get(name)
+        simplified = fold(text) if isinstance(text, str) else None
+        doc[folded(name)] = simplified if simplified != text else None
+
+
 def call_document(call: pb.Call) -> dict[str, Any]:
     """The call document (id = recording_id). Analytics fields come from `call.analytics`."""
     meta, audio, obj = call.metadata, call.audio, call.object
@@ -224,6 +237,7 @@ def call_document(call: pb.Call) -> dict[str, Any]:
         "keyword_lists": sorted({h.list for h in hits if h.list}) or None,
         "diarization": message_to_doc(call.diarization) if call.HasField("diarization") else None,
     }
+    _add_folded(doc, CALL_TEXT_FIELDS)
     return _compact(doc)
 
 
@@ -255,6 +269,7 @@ def utterance_documents(call: pb.Call) -> list[dict[str, Any]]:
             "speaker": u.speaker or None,  # diarized mono calls only
             "role_confidence": float32(u.role_confidence) if u.speaker else None,
         }
+        _add_folded(doc, UTTERANCE_TEXT_FIELDS)
         docs.append(_compact(doc))
     return docs
 

@@ -1,7 +1,8 @@
-"""What IndexCall does to a call before it is written: normalized text (ITN), sentiment and call analytics.
+"""What IndexCall does to a call before it is written: normalized text (script, ITN), sentiment and call analytics.
 
-An enricher is `Callable[[indexer_pb2.Call], None]` that mutates the call: it sets each utterance's
-`normalized_text` and `sentiment`, and `call.analytics`. `make_enricher` builds the service's from
+An enricher is `Callable[[indexer_pb2.Call, str], None]` that mutates the call: given the tenant's output
+script for Chinese (`callscribe.indexer.script.SCRIPTS`), it sets each utterance's `normalized_text` (in that
+script) and `sentiment`, and `call.analytics`. `make_enricher` builds the service's from
 `callscribe.indexer.text` (TextNormalizer) and `callscribe.indexer.analytics` (load_config, analyze);
 where one of them is not installed, its part is skipped with a warning at start, never silently
 (normalized text then is the recognized text).
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from callscribe.indexer import script as scripts
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.kit.names import SPOKEN_LANGUAGES
 from callscribe.v1 import common_pb2 as c
@@ -22,7 +24,7 @@ from callscribe.v1 import indexer_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-Enricher = Callable[[pb.Call], None]
+Enricher = Callable[[pb.Call, str], None]  # (call, zh_script)
 _LANGUAGE_CODES = {value: name for name, value in SPOKEN_LANGUAGES.items()}  # auto falls through to the call's
 
 
@@ -44,10 +46,11 @@ def utterance_language(utterance: pb.Utterance, call: pb.Call) -> str:
     return _LANGUAGE_CODES.get(utterance.language) or _LANGUAGE_CODES.get(call.metadata.language) or "auto"
 
 
-def copy_text(call: pb.Call) -> None:
-    """The fallback normalization: the recognized text as it is."""
+def copy_text(call: pb.Call, script: str = scripts.AS_RECOGNIZED) -> None:
+    """The fallback normalization (no ITN): the recognized text, utterances declared Chinese in `script`."""
     for utterance in call.utterances:
-        utterance.normalized_text = utterance.text
+        chinese = utterance_language(utterance, call) == "zh"
+        utterance.normalized_text = scripts.to_script(utterance.text, script) if chinese else utterance.text
 
 
 def make_enricher(settings: IndexerSettings) -> Enricher:
@@ -55,7 +58,7 @@ def make_enricher(settings: IndexerSettings) -> Enricher:
     `callscribe.indexer.analytics` is (with INDEXER_ANALYTICS_FILE or its defaults)."""
     text = _optional_module("callscribe.indexer.text", ("TextNormalizer",))
     analytics = _optional_module("callscribe.indexer.analytics", ("load_config", "analyze", "choose_agent"))
-    normalize: Callable[[str, str], str] | None = None
+    normalize: Callable[[str, str, str], str] | None = None
     if text is None:
         log.warning("callscribe.indexer.text is not installed: normalized_text is the recognized text (no ITN)")
     else:
@@ -66,23 +69,25 @@ def make_enricher(settings: IndexerSettings) -> Enricher:
     else:
         config = analytics.load_config(settings.analytics_file)  # a bad file stops the start, with its reason
 
-    def enrich(call: pb.Call) -> None:
+    def enrich(call: pb.Call, script: str) -> None:
+        scripts.check_script(script)
         if normalize is None:
-            copy_text(call)
+            copy_text(call, script)
         else:
             for utterance in call.utterances:
-                utterance.normalized_text = normalize(utterance.text, utterance_language(utterance, call))
+                utterance.normalized_text = normalize(utterance.text, utterance_language(utterance, call), script)
         if analytics is not None:
             analytics.choose_agent(call, config)  # needs the normalized text; before the analytics use the roles
             call.analytics.CopyFrom(analytics.analyze(call, config))
 
+    scripts.load()
     warm_up(enrich)
     return enrich
 
 
 def warm_up(enrich: Enricher) -> None:
     """Run the enricher once on a small Chinese and English call, so that what it loads on first use (ITN
-    graphs) is loaded before the service says SERVING, not during the first IndexCall."""
+    graphs, script tables) is loaded before the service says SERVING, not during the first IndexCall."""
     started = time.perf_counter()
     call = pb.Call(
         recording_id="warm-up", metadata=c.RecordingMetadata(channel_layout=c.CHANNEL_LAYOUT_STEREO_AGENT_LEFT)
@@ -98,5 +103,5 @@ def warm_up(enrich: Enricher) -> None:
         text="I paid twenty dollars twice",
         language=c.LANGUAGE_EN,
     )
-    enrich(call)
+    enrich(call, scripts.TRADITIONAL)
     log.info("enricher ready in %.2f s", time.perf_counter() - started)

@@ -12,7 +12,10 @@ indices instead of a tenant's whole index. Index patterns `<prefix>-calls-*` and
 (Kibana data views) match the backing indices.
 
 `CALL_MAPPINGS` and `UTTERANCE_MAPPINGS` are the agreed shapes, as data: Kibana saved objects and the
-benchmark read them. Enums are stored by name (`SPEAKER_ROLE_AGENT`, `LANGUAGE_ZH`, `STORAGE_TIER_HOT`).
+benchmark read them. Each searched text field `<name>` has a `<name>_simplified` beside it: the text folded to
+Simplified characters (`callscribe.indexer.script.fold`), written only where that differs from the text (it
+has Traditional characters), so that search finds a call in either script (the query is folded the same way).
+Enums are stored by name (`SPEAKER_ROLE_AGENT`, `LANGUAGE_ZH`, `STORAGE_TIER_HOT`).
 Mappings are strict: a field that is not declared here is refused, never guessed.
 """
 
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
-MAPPING_VERSION = 2  # 2: diarization on calls, speaker and role_confidence on utterances (added to old indices)
+# 2: diarization on calls, speaker and role_confidence on utterances; 3: the `*_simplified` fields
+# (script-insensitive search). Existing indices get new fields when the indexer connects (es.schema).
+MAPPING_VERSION = 3
 
 # Chinese (CJK bigrams) as the main analysis, English (stemming) and exact value as sub-fields.
 TEXT: dict[str, Any] = {
@@ -31,6 +36,9 @@ TEXT: dict[str, Any] = {
         "keyword": {"type": "keyword", "ignore_above": 256},
     },
 }
+# A text's Simplified form, for matching only (never shown, so no english or keyword sub-field).
+FOLDED: dict[str, Any] = {"type": "text", "analyzer": "cjk"}
+FOLDED_SUFFIX = "_simplified"
 KEYWORD: dict[str, Any] = {"type": "keyword"}
 DATE: dict[str, Any] = {"type": "date"}
 LONG: dict[str, Any] = {"type": "long"}  # every uint32/uint64 of the proto (uint32 does not fit an integer)
@@ -114,6 +122,10 @@ CALL_MAPPINGS: dict[str, Any] = {
     "transcript_agent": TEXT,
     "transcript_customer": TEXT,
     "transcript_normalized": TEXT,
+    "transcript_simplified": FOLDED,
+    "transcript_agent_simplified": FOLDED,
+    "transcript_customer_simplified": FOLDED,
+    "transcript_normalized_simplified": FOLDED,
     "utterance_count": INTEGER,
     "indexed_at": DATE,
     "analytics": {"properties": ANALYTICS_MAPPINGS},
@@ -148,6 +160,8 @@ UTTERANCE_MAPPINGS: dict[str, Any] = {
     "end_ms": LONG,
     "text": TEXT,
     "normalized_text": TEXT,
+    "text_simplified": FOLDED,
+    "normalized_text_simplified": FOLDED,
     "language": KEYWORD,
     "engine": KEYWORD,
     "confidence": FLOAT,
@@ -156,8 +170,17 @@ UTTERANCE_MAPPINGS: dict[str, Any] = {
     "role_confidence": FLOAT,
 }
 
+
+def folded(field: str) -> str:
+    """The name of the field that holds `field`'s Simplified form."""
+    return field + FOLDED_SUFFIX
+
+
 # The call document's fields that are never returned by reads (rebuilt from the utterances instead).
-TRANSCRIPT_FIELDS = ("transcript", "transcript_agent", "transcript_customer", "transcript_normalized")
+CALL_TEXT_FIELDS = ("transcript", "transcript_agent", "transcript_customer", "transcript_normalized")
+TRANSCRIPT_FIELDS = CALL_TEXT_FIELDS + tuple(folded(name) for name in CALL_TEXT_FIELDS)
+UTTERANCE_TEXT_FIELDS = ("text", "normalized_text")
+UTTERANCE_FOLDED_FIELDS = tuple(folded(name) for name in UTTERANCE_TEXT_FIELDS)
 
 CALLS = "calls"
 UTTERANCES = "utterances"

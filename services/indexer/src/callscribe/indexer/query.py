@@ -4,6 +4,13 @@ Free text is matched against the call document's transcripts (all words, in any 
 utterances), so results are calls; the page's matching utterances are then fetched from the
 utterance index with highlights. A query with Chinese characters is matched with the `cjk` analysis
 (bigrams); other text also with the `english` sub-field (stems: refund matches refunds).
+
+Search does not care which script Chinese is written in: the query is folded to Simplified characters
+(`callscribe.indexer.script.fold`) and matched against the texts and their folded forms (`<field>_simplified`,
+written where a text has Traditional characters), so 谢谢 finds a call transcribed 謝謝 and 謝謝 one transcribed
+谢谢. The query as typed is matched too (calls indexed before the folded fields existed). Highlights are on
+the stored text: a highlight of a folded field is put back on the text it was folded from, character for
+character.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from datetime import UTC
 from typing import Any
 
 from callscribe.indexer.documents import iso
+from callscribe.indexer.mappings import folded
+from callscribe.indexer.script import TRADITIONAL, TRADITIONAL_HK, TRADITIONAL_TW, fold, has_han, to_script
 from callscribe.kit.errors import InvalidArgument
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
@@ -35,6 +44,7 @@ _ROLE_FIELDS = {
 }
 _ALL_TRANSCRIPTS = ("transcript", "transcript_normalized")
 _UTTERANCE_TEXTS = ("normalized_text", "text")
+_HIGHLIGHT_MARK_RE = re.compile("(" + re.escape(HIGHLIGHT_TAGS[0][0]) + "|" + re.escape(HIGHLIGHT_TAGS[1][0]) + ")")
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,11 @@ class SearchQuery:
     @property
     def cjk(self) -> bool:
         return bool(_CJK_RE.search(self.text))
+
+    @property
+    def folded(self) -> str:
+        """The text in the Simplified form the `*_simplified` fields hold."""
+        return fold(self.text)
 
     def fingerprint(self) -> str:
         """Identifies the search (not the page): a page token only continues the search that made it."""
@@ -127,25 +142,36 @@ def page_size(requested: int, default: int, maximum: int) -> int:
 # --------------------------------------------------------------------------- queries
 
 
+def script_variants(value: str) -> list[str]:
+    """`value`, and where it has Chinese characters, the same in Simplified and the Traditional forms (the
+    phrases of keyword lists are stored as the analytics file writes them, in either script)."""
+    if not has_han(value):
+        return [value]
+    forms = [value, fold(value)] + [to_script(value, s) for s in (TRADITIONAL, TRADITIONAL_TW, TRADITIONAL_HK)]
+    return list(dict.fromkeys(forms))
+
+
 def _keyword_clause(value: str) -> dict[str, Any]:
-    """A hit of this phrase or of this list (case-insensitive)."""
-    return {
-        "bool": {
-            "should": [
-                {"term": {"keywords": {"value": value, "case_insensitive": True}}},
-                {"term": {"keyword_lists": {"value": value, "case_insensitive": True}}},
-            ],
-            "minimum_should_match": 1,
-        }
-    }
+    """A hit of this phrase or of this list (case-insensitive; a phrase in either script)."""
+    should = [
+        {"term": {field: {"value": form, "case_insensitive": True}}}
+        for form in script_variants(value)
+        for field in ("keywords", "keyword_lists")
+    ]
+    return {"bool": {"should": should, "minimum_should_match": 1}}
 
 
-def _text_clause(fields: tuple[str, ...], text: str, cjk: bool, operator: str) -> dict[str, Any]:
+def _text_clause(fields: tuple[str, ...], q: SearchQuery, operator: str) -> dict[str, Any]:
+    """Any of `fields` has the words (all of them with operator "and"): the query folded to Simplified or as
+    typed; with Chinese characters also the fields' folded forms, else the `english` sub-fields."""
     should: list[dict[str, Any]] = []
     for name in fields:
-        should.append({"match": {name: {"query": text, "operator": operator}}})
-        if not cjk:
-            should.append({"match": {f"{name}.english": {"query": text, "operator": operator}}})
+        for text in dict.fromkeys((q.folded, q.text)):
+            should.append({"match": {name: {"query": text, "operator": operator}}})
+        if q.cjk:
+            should.append({"match": {folded(name): {"query": q.folded, "operator": operator}}})
+        else:
+            should.append({"match": {f"{name}.english": {"query": q.text, "operator": operator}}})
     return {"bool": {"should": should, "minimum_should_match": 1}}
 
 
@@ -193,7 +219,7 @@ def call_query(q: SearchQuery) -> dict[str, Any]:
     clause: dict[str, Any] = {"filter": call_filters(q)}
     if q.text:
         fields = _ROLE_FIELDS.get(q.role, _ALL_TRANSCRIPTS)
-        clause["must"] = [_text_clause(fields, q.text, q.cjk, "and")]
+        clause["must"] = [_text_clause(fields, q, "and")]
     if q.missing_keyword:
         clause["must_not"] = [_keyword_clause(q.missing_keyword)]
     return {"bool": clause}
@@ -212,27 +238,54 @@ def utterance_query(q: SearchQuery, recording_ids: list[str]) -> dict[str, Any]:
     filters: list[dict[str, Any]] = [{"term": {"tenant": q.tenant}}, {"terms": {"recording_id": recording_ids}}]
     if q.role != c.SPEAKER_ROLE_UNSPECIFIED:
         filters.append({"term": {"role": c.SpeakerRole.Name(q.role)}})
-    return {"bool": {"filter": filters, "must": [_text_clause(_UTTERANCE_TEXTS, q.text, q.cjk, "or")]}}
+    return {"bool": {"filter": filters, "must": [_text_clause(_UTTERANCE_TEXTS, q, "or")]}}
 
 
 def utterance_highlight() -> dict[str, Any]:
     fields = {}
     for name in _UTTERANCE_TEXTS:
-        fields[name] = {"number_of_fragments": 0}
-        fields[f"{name}.english"] = {"number_of_fragments": 0}
+        for field in (name, f"{name}.english", folded(name)):
+            fields[field] = {"number_of_fragments": 0}
     return {"pre_tags": HIGHLIGHT_TAGS[0], "post_tags": HIGHLIGHT_TAGS[1], "fields": fields}
 
 
 def pick_highlight(source: dict[str, Any], highlight: dict[str, list[str]], cjk: bool) -> tuple[str, str]:
-    """(text, highlighted text) of an utterance hit: the normalized text where it matched, else the raw one."""
+    """(text, highlighted text) of an utterance hit: the normalized text where it matched, else the raw one.
+
+    A match in a text's Simplified form (`<name>_simplified`) is preferred for a Chinese query (it has every
+    word the query matched in either script) and shown on the stored text itself (`transplant`)."""
     for name in _UTTERANCE_TEXTS:
-        order = (name, f"{name}.english") if cjk else (f"{name}.english", name)
+        text = str(source.get(name, ""))
+        order = (folded(name), name, f"{name}.english") if cjk else (f"{name}.english", name)
         for field in order:
             fragments = highlight.get(field)
-            if fragments:
-                return str(source.get(name, "")), fragments[0]
+            if not fragments:
+                continue
+            if field != folded(name):
+                return text, fragments[0]
+            marked = transplant(fragments[0], text)
+            if marked is not None:
+                return text, marked
     text = str(source.get("normalized_text") or source.get("text") or "")
     return text, text
+
+
+def transplant(fragment: str, text: str) -> str | None:
+    """The `<em></em>` marks of `fragment` (the whole of `fold(text)`, highlighted) put on `text` at the same
+    character positions; None when `fragment` is not `text`'s folded form character for character."""
+    parts = _HIGHLIGHT_MARK_RE.split(fragment)
+    plain = "".join(part for part in parts if part not in (HIGHLIGHT_TAGS[0][0], HIGHLIGHT_TAGS[1][0]))
+    if len(plain) != len(text) or plain != fold(text):
+        return None
+    out: list[str] = []
+    at = 0
+    for part in parts:
+        if part in (HIGHLIGHT_TAGS[0][0], HIGHLIGHT_TAGS[1][0]):
+            out.append(part)
+        else:
+            out.append(text[at : at + len(part)])
+            at += len(part)
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------- page tokens

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from callscribe.kit.settings import ServiceSettings
+from callscribe.kit.tenants import ZH_SCRIPTS
 
 # Elasticsearch index names: lowercase, no leading '-', '_' or '+', none of \ / * ? " < > | , # : or spaces.
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -74,6 +75,19 @@ class IndexerSettings(ServiceSettings):
     analytics_file: Path | None = Field(
         None, description="call analytics config (keyword lists, QA rules, thresholds); unset: built-in defaults"
     )
+
+    zh_script: str = Field(
+        "simplified",
+        description="script of Chinese normalized text for tenants whose entry in the tenants file sets no zh_script: "
+        + ", ".join(ZH_SCRIPTS),
+    )
+
+    @field_validator("zh_script")
+    @classmethod
+    def _script(cls, value: str) -> str:
+        if value not in ZH_SCRIPTS:
+            raise ValueError(f"zh_script must be one of {', '.join(ZH_SCRIPTS)}, got {value!r}")
+        return value
 
     @field_validator("elasticsearch_url")
     @classmethod

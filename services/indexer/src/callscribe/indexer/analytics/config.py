@@ -128,12 +128,16 @@ class AnalyticsConfig:
     padded (Silero measured about 0 / 70). `word_time_slack_ms`: how far the speech may reach before the
     first word's start and after the last word's end (word times are that inexact); see timeline.speech_span.
 
+    `min_interruption_overlap_ms`: the overlap, as measured on the trimmed spans, from which a barge-in is
+    an interruption. 350 ms: with the default VAD, planted overlaps of 0.1-0.2 s measured 170-250 ms and of
+    0.4-0.5 s 400-480 ms (services/indexer/README.md, "Interruptions: the threshold").
+
     `backchannels`: utterances made only of these ("ok", "uh-huh", "嗯", "对") never count as an
     interruption, however long they overlap the other side (they still count as talk and overlap).
     """
 
     dead_air_threshold_ms: int = 5000
-    min_interruption_overlap_ms: int = 500
+    min_interruption_overlap_ms: int = 350
     segment_padding_start_ms: int = 260
     segment_padding_end_ms: int = 220
     word_time_slack_ms: int = 200

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from callscribe.indexer.analytics import keywords, qa, sentiment, timeline
 from callscribe.indexer.analytics.config import AnalyticsConfig
+from callscribe.indexer.script import fold
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
 
@@ -30,6 +31,7 @@ class _Utt:
     role: int  # AGENT, CUSTOMER or MIXED
     span: timeline.Span | None
     text: str  # normalized text, or the raw text
+    folded: str  # `text` in the one Simplified form phrases and lexicons are compared in (script.fold)
 
 
 def _role(utterance: pb.Utterance, layout: int) -> int:
@@ -45,6 +47,10 @@ def _role(utterance: pb.Utterance, layout: int) -> int:
 def analyze(call: pb.Call, config: AnalyticsConfig) -> pb.CallAnalytics:
     """Talk, silence, overlap, interruptions, speaking rate, keyword hits, sentiment and QA of `call`.
 
+    Text is compared in one script: utterances, keyword phrases, backchannels and the sentiment lexicon are
+    folded to Simplified characters (`callscribe.indexer.script.fold`), so a phrase written in either script
+    matches a transcript in either; a hit's `matched` is the text as the utterance shows it.
+
     Sets `sentiment` on each of `call.utterances`; changes nothing else in `call`.
     """
     layout = call.metadata.channel_layout
@@ -53,7 +59,8 @@ def analyze(call: pb.Call, config: AnalyticsConfig) -> pb.CallAnalytics:
         span = timeline.speech_span(
             u, config.segment_padding_start_ms, config.segment_padding_end_ms, config.word_time_slack_ms
         )
-        utts.append(_Utt(u, _role(u, layout), span, u.normalized_text or u.text))
+        text = u.normalized_text or u.text
+        utts.append(_Utt(u, _role(u, layout), span, text, fold(text)))
     mono = not any(u.role in (AGENT, CUSTOMER) for u in utts)
 
     agent = timeline.union(u.span for u in utts if u.role == AGENT and u.span)
@@ -63,7 +70,7 @@ def analyze(call: pb.Call, config: AnalyticsConfig) -> pb.CallAnalytics:
         role: timeline.union(
             u.span
             for u in utts
-            if u.role == role and u.span and not keywords.is_backchannel(u.text, config.backchannels)
+            if u.role == role and u.span and not keywords.is_backchannel(u.folded, config.backchannels)
         )
         for role in (AGENT, CUSTOMER)
     }
@@ -89,7 +96,7 @@ def analyze(call: pb.Call, config: AnalyticsConfig) -> pb.CallAnalytics:
     lex = sentiment.lexicon_for(config.sentiment.terms)
     scores: dict[int, list[float]] = {AGENT: [], CUSTOMER: [], MIXED: []}
     for u in utts:
-        value = sentiment.score(u.text, lex)
+        value = sentiment.score(u.folded, lex)
         u.message.sentiment = value
         if value:
             scores[u.role].append(value)
@@ -133,16 +140,17 @@ def _keyword_hits(utts: list[_Utt], config: AnalyticsConfig) -> list[pb.KeywordH
             continue
         msg = u.message
         tokens = timeline.usable_tokens(msg.tokens, msg.start_ms, msg.end_ms)
+        shown = u.text if len(u.text) == len(u.folded) else u.folded  # positions of the folded text
         for keyword_list in config.keyword_lists:
             for phrase in keyword_list.phrases:
                 m = keywords.matcher(phrase)
-                spans = m.find(u.text)
+                spans = m.find(u.folded)
                 for index, (lo, hi) in enumerate(spans):
-                    start, end = keywords.place(m, u.text, spans, index, tokens, (msg.start_ms, msg.end_ms))
+                    start, end = keywords.place(m, u.folded, spans, index, tokens, (msg.start_ms, msg.end_ms))
                     hit = pb.KeywordHit(
                         list=keyword_list.name,
                         phrase=phrase,
-                        matched=u.text[lo:hi],
+                        matched=shown[lo:hi],
                         channel=msg.channel,
                         role=u.role,
                         start_ms=start,

@@ -2,7 +2,9 @@
 
 English phrases (no Chinese characters) match whole words, case-insensitively; the words of a phrase may be
 separated by spaces or hyphens, and a trailing ``*`` matches any ending (``cancel*``: cancel, cancelled,
-cancellation). Phrases with Chinese characters match as substrings, ignoring whitespace and case.
+cancellation). Phrases with Chinese characters match as substrings, ignoring whitespace and case; they are
+compared in the Simplified form of `callscribe.indexer.script.fold`, with the text folded the same way (退費
+and 退费 are one phrase; the spans found are positions in the folded text).
 
 A match is placed in time by the utterance's word times where it has them (the same phrase found in the
 words, or else the words at the same relative position of the text); otherwise it gets the utterance's span.
@@ -15,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from callscribe.indexer.script import fold
 from callscribe.v1 import common_pb2 as c
 
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -28,10 +31,10 @@ class PhraseMatcher:
     compact: str  # phrases with Chinese characters: lowercased, whitespace removed
 
     def find(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of the non-overlapping matches in `text`."""
+        """Character spans of the non-overlapping matches in `text` (in `fold(text)` for a Chinese phrase)."""
         if self.regex is not None:
             return [m.span() for m in self.regex.finditer(text)]
-        squeezed, keep = _squeeze(text)
+        squeezed, keep = _squeeze(fold(text))
         spans = []
         at = squeezed.find(self.compact)
         while at >= 0 and self.compact:
@@ -56,7 +59,7 @@ def _lower1(ch: str) -> str:
 def matcher(phrase: str) -> PhraseMatcher:
     phrase = phrase.strip()
     if _CJK_RE.search(phrase):
-        return PhraseMatcher(phrase, None, "".join(_lower1(ch) for ch in phrase if not ch.isspace()))
+        return PhraseMatcher(phrase, None, "".join(_lower1(ch) for ch in fold(phrase) if not ch.isspace()))
     parts = []
     for word in phrase.split():
         if word.endswith("*"):
@@ -75,10 +78,11 @@ def place(
     tokens: Sequence[c.Token],
     fallback: tuple[int, int],
 ) -> tuple[int, int]:
-    """Start and end (ms) of the `index`-th of `spans` (matches of `m` in `text`)."""
+    """Start and end (ms) of the `index`-th of `spans` (matches of `m` in `text`, folded); the words are folded
+    here."""
     if not tokens:
         return fallback
-    words = [t.text.strip() for t in tokens]
+    words = [fold(t.text.strip()) for t in tokens]
     joined, offsets = "", []
     for word in words:
         if joined:
@@ -117,16 +121,17 @@ def _ascii_alnum(ch: str) -> bool:
 
 @functools.lru_cache(maxsize=64)
 def _backchannel_set(phrases: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(_squash(p) for p in phrases) - {""}
+    return frozenset(_squash(fold(p)) for p in phrases) - {""}
 
 
 def is_backchannel(text: str, phrases: tuple[str, ...]) -> bool:
     """Whether `text` is made only of the given phrases ("Mm-hmm, ok." for "mm hmm" and "ok"; "对对" for "对").
 
-    Punctuation, case and hyphens are ignored; a Latin phrase must end at a word boundary.
+    Punctuation, case and hyphens are ignored; a Latin phrase must end at a word boundary. Phrases and text
+    are compared folded to Simplified characters (`script.fold`: 對 is 对).
     """
     known = _backchannel_set(phrases)
-    squashed = _squash(text)
+    squashed = _squash(fold(text))
     if not known or not squashed or len(squashed) > MAX_BACKCHANNEL_CHARS:
         return False
     longest = max(len(p) for p in known)

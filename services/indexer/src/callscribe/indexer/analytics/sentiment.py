@@ -15,7 +15,8 @@ How a text is scored:
 
 Labels: positive at or above the positive threshold (default 0.2), negative at or below the negative
 threshold (default -0.2), neutral between. The lexicon files (lexicon_en.tsv, lexicon_zh.tsv,
-modifiers.tsv) are in this package.
+modifiers.tsv) are in this package. Chinese terms are kept in the Simplified form of
+`callscribe.indexer.script.fold`, and text is folded the same way before it is scored.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import math
 import re
 from dataclasses import dataclass
 from importlib import resources
+
+from callscribe.indexer.script import fold
 
 WINDOW = 3
 NEGATION_FACTOR = -0.5
@@ -62,7 +65,7 @@ class Lexicon:
         for term, weight in terms:
             key = term.lower()
             if _CJK_RE.search(key):
-                zh[key.replace(" ", "")] = Entry("term", weight)
+                zh[fold(key.replace(" ", ""))] = Entry("term", weight)
             else:
                 en[" ".join(key.split())] = Entry("term", weight)
         return Lexicon(en, _max_len(en, words=True), zh, _max_len(zh, words=False))
@@ -91,11 +94,11 @@ def builtin_lexicon() -> Lexicon:
     zh: dict[str, Entry] = {}
     for table, name in ((en, "lexicon_en.tsv"), (zh, "lexicon_zh.tsv")):
         for term, weight, *_ in _rows(name):
-            table[term.strip().lower()] = Entry("term", float(weight))
+            table[fold(term.strip().lower())] = Entry("term", float(weight))
     for term, kind, factor, *_ in _rows("modifiers.tsv"):
         if kind not in ("negator", "intensifier", "contrast"):
             raise ValueError(f"modifiers.tsv: unknown kind {kind!r} for {term!r}")
-        key = term.strip().lower()
+        key = fold(term.strip().lower())
         (zh if _CJK_RE.search(key) else en)[key] = Entry(kind, float(factor))
     return Lexicon(en, _max_len(en, words=True), zh, _max_len(zh, words=False))
 
@@ -150,7 +153,7 @@ def _tokens(text: str, lex: Lexicon) -> list[Entry | None | str]:
 
 def raw_score(text: str, lex: Lexicon) -> float:
     """The summed contribution of the sentiment terms of `text` (unbounded)."""
-    tokens = _tokens(text, lex)
+    tokens = _tokens(fold(text), lex)
     before = 0.0  # the part before the last contrast word
     current = 0.0
     contrast = False

@@ -16,7 +16,7 @@ from callscribe.indexer import documents as docs
 from callscribe.indexer import query as qb
 from callscribe.indexer.es.client import translate_errors
 from callscribe.indexer.es.schema import Schema
-from callscribe.indexer.mappings import CALLS, TRANSCRIPT_FIELDS, UTTERANCES
+from callscribe.indexer.mappings import CALLS, TRANSCRIPT_FIELDS, UTTERANCE_FOLDED_FIELDS, UTTERANCES
 from callscribe.indexer.metrics import IndexerMetrics
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.kit.errors import InvalidArgument, NotFound
@@ -98,7 +98,8 @@ class Reader:
         flt = [{"term": {"tenant": tenant}}, {"terms": {"recording_id": list(recording_ids)}}]
         sort = ["recording_id", "start_ms", "channel"]
         index = self._schema.alias(UTTERANCES, tenant)
-        for hit in every(self._es, index, {"bool": {"filter": flt}}, sort, True):
+        wanted = {"excludes": list(UTTERANCE_FOLDED_FIELDS)}  # the Simplified forms are for search only
+        for hit in every(self._es, index, {"bool": {"filter": flt}}, sort, wanted):
             source = hit["_source"]
             out.setdefault(str(source.get("recording_id")), []).append(source)
         return out

@@ -1,5 +1,6 @@
 """What the indexer sets up in Elasticsearch: at start the API version, ILM detection and the index templates;
-per tenant, on first use, its lifecycle policy and its write aliases.
+per tenant, on first use, its lifecycle policy and its write aliases, and the fields this version's mappings
+added put on the tenant's existing indices (templates only shape new ones).
 
 Layout per tenant and kind (calls, utterances): the write alias `<prefix>-<kind>-<tenant>` over backing
 indices `<alias>-000001`, ... (see `mappings.py`).
@@ -144,13 +145,8 @@ class Schema:
                 refresh_interval=s.refresh_interval,
             )
             self._es.indices.put_index_template(name=f"{self._prefix}-{kind}", body=body)
-            # Indices created by an older template get the fields added since (additive, never a change of
-            # type), so documents with them are not refused by the strict mapping.
-            self._es.indices.put_mapping(
-                index=f"{self._prefix}-{kind}-*",
-                properties=mappings(kind)["properties"],
-                allow_no_indices=True,
-            )
+            # Indices created by an older template get the fields added since when their tenant is first
+            # used (`_update_mapping`), so documents with them are not refused by the strict mapping.
 
     # ------------------------------------------------------------------ tenants
 
@@ -178,15 +174,16 @@ class Schema:
                 )
                 index_settings["index.lifecycle.name"] = policy
             for kind in KINDS:
-                self._ensure_alias(self.alias(kind, tenant.name), index_settings)
+                self._ensure_alias(self.alias(kind, tenant.name), kind, index_settings)
             self._tenants[tenant.name] = tenant.retention_days
 
     def forget_tenants(self) -> None:
         """Set every tenant up again on its next call (a write alias went missing)."""
         self._tenants.clear()
 
-    def _ensure_alias(self, alias: str, index_settings: dict[str, Any]) -> None:
+    def _ensure_alias(self, alias: str, kind: str, index_settings: dict[str, Any]) -> None:
         if self._es.indices.exists_alias(name=alias):
+            self._update_mapping(alias, kind)
             return
         if self._es.indices.exists(index=alias):
             raise FailedPrecondition(
@@ -206,3 +203,20 @@ class Schema:
             if error_type(exc) != "resource_already_exists_exception":
                 raise
             # Another indexer created it first: the alias must be there now.
+
+    def _update_mapping(self, alias: str, kind: str) -> None:
+        """Put this version's mapping on every backing index of `alias`: fields added since an index was created
+        (diarization fields, version 2; `*_simplified`, version 3) are added; fields it has are left as they
+        are. A field mapped differently cannot be changed in place: FailedPrecondition says so."""
+        wanted = mappings(kind)
+        try:
+            self._es.indices.put_mapping(index=alias, properties=wanted["properties"], meta=wanted["_meta"])
+        except ApiError as exc:
+            if exc.meta.status != 400:
+                raise
+            raise FailedPrecondition(
+                f"the indices behind {alias} map a field differently from this indexer ({error_reason(exc)}); "
+                "reindex them into indices created from the current template (see services/indexer/README.md, "
+                '"Mapping changes")'
+            ) from exc
+        log.info("mapping of %s is at version %d", alias, wanted["_meta"]["mapping_version"])

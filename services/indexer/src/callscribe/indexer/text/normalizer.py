@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
+from callscribe.indexer import script as scripts
 from callscribe.indexer.text.en import EnglishItn
 from callscribe.indexer.text.punctuation import punctuate_en, punctuate_zh
 from callscribe.indexer.text.zh import ChineseItn
@@ -83,6 +84,26 @@ class TextNormalizer:
             log.debug("punctuation failed (%s) on %r; text left as is", lang, text, exc_info=True)
             return text
 
-    def normalize(self, text: str, language: str) -> str:
-        """What the indexer stores as normalized_text: ``punctuate`` (if needed) then ``itn``."""
-        return self.itn(self.punctuate(text, language), language)
+    def normalize(self, text: str, language: str, script: str = scripts.AS_RECOGNIZED) -> str:
+        """What the indexer stores as normalized_text: the text in `script`, then ``punctuate`` (if needed) and
+        ``itn``, with ITN's output in `script` too.
+
+        `script` (`callscribe.indexer.script.SCRIPTS`): ``simplified``, ``traditional`` (OpenCC's standard
+        forms), ``traditional_tw``, ``traditional_hk``, or ``as_recognized`` (each utterance stays in the
+        script it was recognized in). ITN always reads Simplified characters (its grammars are written in
+        them: 五點 is read as 五点, 5点); what it wrote is then put in the utterance's script, so one sentence
+        never mixes the two (到下午五點 -> 到下午5點 in Traditional, 到下午5点 in Simplified). Characters ITN
+        left alone are kept as the conversion to `script` gave them. Text in a language callscribe has no ITN
+        for (Japanese kana, other languages) is neither converted nor normalized.
+        """
+        scripts.check_script(script)
+        if not text or not text.strip():
+            return text or ""
+        if resolve_language(text, language) is None:
+            return text
+        shown = scripts.to_script(text, script)
+        read = scripts.itn_form(shown)
+        written = self.itn(self.punctuate(read, language), language)
+        if read == shown:
+            return written
+        return scripts.restore(shown, read, written, scripts.back_config(script, shown))
