@@ -371,6 +371,37 @@ def test_page_size_cap_is_100(indexer: Indexer) -> None:
     assert len(rest.hits) == 5 and rest.next_page_token == ""
 
 
+def test_ranked_pages_with_equal_scores_end_at_the_result_window(
+    indexer: Indexer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Free-text results page by offset (equal scores across pages, which once made noida-db repeat a
+    search_after page forever) and stop at the result window, `total` still counting every match."""
+    from callscribe.indexer import query as qb
+    from callscribe.kit.tenants import Tenant
+
+    agent = new_agent()
+    for i in range(30):
+        call = make_call(
+            agent_id=agent, started_at=f"2024-07-01T00:00:{i:02d}Z", utterances=[(1, CUSTOMER, 0, 2_000, "我要退费")]
+        )
+        call.indexed_at.GetCurrentTime()
+        indexer.store.index_call(Tenant("acme"), call)
+    monkeypatch.setattr(qb, "MAX_RANKED_RESULTS", 25)
+    seen: list[str] = []
+    sizes = []
+    token = ""
+    while True:
+        page = indexer.search(agent_id=agent, query="退费", page_size=10, page_token=token)
+        assert page.total == 30 and len({h.score for h in page.hits}) == 1
+        seen.extend(ids_of(page))
+        sizes.append(len(page.hits))
+        token = page.next_page_token
+        if not token:
+            break
+        assert len(sizes) < 5, "pages never end"
+    assert sizes == [10, 10, 5] and len(set(seen)) == 25
+
+
 def test_export_streams_every_matching_call(indexer: Indexer) -> None:
     agent = new_agent()
     expected = set()

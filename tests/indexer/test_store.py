@@ -295,17 +295,24 @@ def test_document_values() -> None:
 
 
 def test_page_tokens() -> None:
-    q = qb.parse_search(pb.SearchRequest(query="退费", agent_id="a"), "acme")
-    token = qb.encode_token(q, [1.5, 1704067200000, "rec"])
-    assert qb.decode_token(q, token, 3) == [1.5, 1704067200000, "rec"]
-    assert qb.decode_token(q, "", 3) is None
+    ranked = qb.parse_search(pb.SearchRequest(query="退费", agent_id="a"), "acme")
+    dated = qb.parse_search(pb.SearchRequest(agent_id="a"), "acme")
+    assert qb.decode_token(ranked, "", 3) == qb.PagePosition() == qb.decode_token(dated, "", 2)
+    # A ranked search continues at an offset, a date-sorted one after a sort key.
+    token = qb.encode_token(ranked, offset=20)
+    assert qb.decode_token(ranked, token, 3) == qb.PagePosition(offset=20)
+    keyed = qb.encode_token(dated, after=[1704067200000, "rec"])
+    assert qb.decode_token(dated, keyed, 2) == qb.PagePosition(after=[1704067200000, "rec"])
     other_tenant = qb.parse_search(pb.SearchRequest(query="退费", agent_id="a"), "globex")
     other_filter = qb.parse_search(pb.SearchRequest(query="退费", agent_id="b"), "acme")
     for other in (other_tenant, other_filter):
         with pytest.raises(InvalidArgument):
             qb.decode_token(other, token, 3)
     with pytest.raises(InvalidArgument):
-        qb.decode_token(q, token, 2)
+        qb.decode_token(dated, keyed, 3)  # wrong number of sort values
+    for offset in (0, -1, qb.MAX_RANKED_RESULTS):  # not a next page of a ranked search
+        with pytest.raises(InvalidArgument):
+            qb.decode_token(ranked, qb.encode_token(ranked, offset=offset), 3)
     assert qb.page_size(0, 20, 100) == 20 and qb.page_size(500, 20, 100) == 100 and qb.page_size(7, 20, 100) == 7
 
 

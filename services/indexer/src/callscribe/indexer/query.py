@@ -35,7 +35,7 @@ from callscribe.v1 import indexer_pb2 as pb
 MAX_QUERY_CHARS = 1000
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 HIGHLIGHT_TAGS = (["<em>"], ["</em>"])
-_TOKEN_VERSION = 1
+_TOKEN_VERSION = 2  # 2: offsets for ranked searches
 # CJK Unified Ideographs (+ extension A, compatibility), Hiragana/Katakana, Hangul.
 _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _ROLE_FIELDS = {
@@ -291,15 +291,39 @@ def transplant(fragment: str, text: str) -> str | None:
 # --------------------------------------------------------------------------- page tokens
 
 
-def encode_token(q: SearchQuery, after: list[Any]) -> str:
-    raw = json.dumps({"v": _TOKEN_VERSION, "f": q.fingerprint(), "a": after}, separators=(",", ":"))
+# Free-text searches rank by score and page by offset: search_after on a float `_score` needs the engine to
+# compare the score it sent back exactly, and noida-db (the local stack's Elasticsearch API) rounds the score it
+# reports, so a search_after page there repeated itself forever. Elasticsearch itself answers `from` + `size`
+# up to `index.max_result_window` (10,000 by default), which is as deep as a relevance ranking is read.
+# Date-sorted searches (no text) keep search_after on exact keys (time, recording id): no depth limit.
+MAX_RANKED_RESULTS = 10_000
+
+
+@dataclass(frozen=True)
+class PagePosition:
+    """Where a page starts: after a sort key (date-sorted) or at an offset (ranked by score)."""
+
+    after: list[Any] | None = None
+    offset: int = 0
+
+
+def encode_token(q: SearchQuery, *, after: list[Any] | None = None, offset: int | None = None) -> str:
+    body: dict[str, Any] = {"v": _TOKEN_VERSION, "f": q.fingerprint()}
+    if offset is not None:
+        body["o"] = offset
+    else:
+        body["a"] = after
+    raw = json.dumps(body, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
 
 
-def decode_token(q: SearchQuery, token: str, sort_len: int) -> list[Any] | None:
-    """The search_after values of `token`; None for the first page. INVALID_ARGUMENT when it does not fit."""
+def decode_token(q: SearchQuery, token: str, sort_len: int) -> PagePosition:
+    """Where the page of `token` starts (the first page for ""). INVALID_ARGUMENT when it does not fit.
+
+    A ranked search (free text) takes offset tokens only, a date-sorted one sort-key tokens of `sort_len` values.
+    """
     if not token:
-        return None
+        return PagePosition()
     bad = InvalidArgument(
         "page_token is not a token of this search (a token only continues the search, with the same query and "
         "filters, that returned it); start again without page_token"
@@ -311,9 +335,14 @@ def decode_token(q: SearchQuery, token: str, sort_len: int) -> list[Any] | None:
         raise bad from None
     if not isinstance(data, dict) or data.get("v") != _TOKEN_VERSION or data.get("f") != q.fingerprint():
         raise bad
+    if q.text:
+        offset = data.get("o")
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 < offset < MAX_RANKED_RESULTS:
+            raise bad
+        return PagePosition(offset=offset)
     after = data.get("a")
     if not isinstance(after, list) or len(after) != sort_len:
         raise bad
     if any(not isinstance(v, str | int | float) or isinstance(v, bool) for v in after):
         raise bad
-    return after
+    return PagePosition(after=after)

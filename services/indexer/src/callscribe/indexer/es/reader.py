@@ -147,18 +147,22 @@ class Reader:
         """One page of calls matching `q`, best first (free text) or newest first, with matching utterances."""
         self._schema.require_ready()
         sort = qb.call_sort(q, by_score=True)
-        after = qb.decode_token(q, page_token, len(sort))
+        at = qb.decode_token(q, page_token, len(sort))
+        if q.text:  # ranked: pages by offset, as deep as Elasticsearch's result window
+            size = min(size, qb.MAX_RANKED_RESULTS - at.offset)
+            window: dict[str, Any] = {"from_": at.offset, "size": min(size + 1, qb.MAX_RANKED_RESULTS - at.offset)}
+        else:
+            window = {"search_after": at.after, "size": size + 1}
         started = time.perf_counter()
         with translate_errors("searching"):
             found = self._es.search(
                 index=self._schema.alias(CALLS, q.tenant),
                 query=qb.call_query(q),
                 sort=sort,
-                size=size + 1,
-                search_after=after,
                 source_excludes=list(TRANSCRIPT_FIELDS),
                 track_total_hits=True,
                 ignore_unavailable=True,
+                **window,
             )
             hits = found["hits"]["hits"]
             more = len(hits) > size
@@ -171,7 +175,10 @@ class Reader:
             call_hit.score = float(hit.get("_score") or 0.0)
             call_hit.utterances.extend(matches.get(str(hit["_id"]), []))
         if more:
-            response.next_page_token = qb.encode_token(q, hits[-1]["sort"])
+            if q.text:
+                response.next_page_token = qb.encode_token(q, offset=at.offset + len(hits))
+            else:
+                response.next_page_token = qb.encode_token(q, after=hits[-1]["sort"])
         return response
 
     def _matching_utterances(self, q: qb.SearchQuery, recording_ids: list[str]) -> dict[str, list[pb.UtteranceHit]]:
