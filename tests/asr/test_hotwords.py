@@ -136,6 +136,31 @@ def test_short_terms_only_exact() -> None:
     assert short.correct("VIPs and VIB")[0] == "VIPs and VIB"
 
 
+# (Traditional sentence with a near-miss, the Simplified term that should correct it, what it then reads)
+TRADITIONAL_PLANTED = (
+    ("請問你們的退會政策是什麼", "退费政策", "請問你們的退费政策是什麼"),
+    ("你們營業時奸是幾點到幾點", "营业时间", "你們营业时间是幾點到幾點"),
+    ("會員基分可以兌換禮品嗎", "会员积分", "会员积分可以兌換禮品嗎"),
+    ("有問題請撥打客服熱縣", "客服热线", "有問題請撥打客服热线"),
+)
+
+
+def test_hotwords_correct_a_transcript_in_the_other_script(corrector: HotwordCorrector) -> None:
+    """Whisper writes Mandarin in Traditional characters: Simplified hotwords still correct it (compared
+    folded, written as configured; the indexer then writes the text in the tenant's script), and the
+    other way round; a term already there in the other script is left as written."""
+    for sentence, term, expected in TRADITIONAL_PLANTED:
+        text, reps = corrector.correct(sentence)
+        assert text == expected and [r.replacement for r in reps] == [term], (sentence, text)
+    assert corrector.correct("你們的營業時間是幾點") == ("你們的營業時間是幾點", [])  # already the term
+    assert corrector.correct("會員等級怎麼升級")[0] == "會員等級怎麼升級"  # no term: untouched
+    # OpenCC folds 帳 to 帐, a variant of the term's 账: a homophone one character off, written as configured.
+    assert corrector.correct("帳戶餘額還有多少")[0] == "账户余额還有多少"
+    traditional_terms = HotwordCorrector([Hotword("營業時間"), Hotword("會員積分")])
+    assert traditional_terms.correct("周末的应业时间有变化吗")[0] == "周末的營業時間有变化吗"
+    assert traditional_terms.correct("会员积分怎么用") == ("会员积分怎么用", [])
+
+
 def test_fast_with_many_terms() -> None:
     many = [Hotword(t) for t in ZH_TERMS + EN_TERMS] * 8  # ~100 terms (duplicates are folded)
     many += [Hotword(f"产品编号{i}") for i in range(50)] + [Hotword(f"product code {i}") for i in range(50)]

@@ -18,5 +18,5 @@ def is_recording_id(value: str) -> bool:
 
 
 def not_a_recording_id(value: str, name: str = "recording_id") -> str:
-    """"recording_id 'deadbeef' is not a recording id (32 lowercase hex characters)"."""
+    """ "recording_id 'deadbeef' is not a recording id (32 lowercase hex characters)"."""
     return f"{name} {value!r} is not a recording id ({RECORDING_ID_CHARS} lowercase hex characters)"

@@ -54,9 +54,7 @@ def require_service_account(what: str) -> str:
     """The service account making the call; a tenant's own token is refused (pipeline-internal RPCs)."""
     account = _current_account.get()
     if account is None:
-        raise PermissionDenied(
-            f"{what} is for the pipeline's service account only; a tenant's token cannot call it"
-        )
+        raise PermissionDenied(f"{what} is for the pipeline's service account only; a tenant's token cannot call it")
     return account
 
 

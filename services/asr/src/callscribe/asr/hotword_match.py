@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from callscribe.kit.zhscript import fold
+
 ZH_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 TONE_COST = 0.2  # same syllable, other tone
 FUZZY_COST = 0.35  # a common confusion: zh/z, ch/c, sh/s, n/l, an/ang, en/eng, in/ing
@@ -33,7 +35,10 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Span:
-    """A run of Chinese characters at ``offset`` in the text, with its pinyin (one syllable a character)."""
+    """A run of Chinese characters at ``offset`` in the text, with its pinyin (one syllable a character).
+
+    ``text`` is the run as compared: folded to Simplified characters (`kit.zhscript.fold`) where that keeps
+    its length, so that a term matches a transcript written in either script."""
 
     text: str
     offset: int
@@ -43,7 +48,10 @@ class Span:
 
 @dataclass(frozen=True)
 class ChineseTerm:
+    """A Chinese hotword: ``text`` as given (what a correction writes), ``key`` its folded form (compared)."""
+
     text: str
+    key: str
     plain: list[str]
     toned: list[str]
     max_diff: int
@@ -51,8 +59,16 @@ class ChineseTerm:
 
     @classmethod
     def build(cls, text: str, ratio: float) -> ChineseTerm:
-        plain, toned = read_pinyin(text)
-        return cls(text, plain, toned, max_differences(len(text), ratio), Counter(text))
+        key = comparable(text)
+        plain, toned = read_pinyin(key)
+        return cls(text, key, plain, toned, max_differences(len(key), ratio), Counter(key))
+
+
+def comparable(chars: str) -> str:
+    """``chars`` folded to the one Simplified form terms and transcripts are compared in (營業廳 and 营业厅
+    meet); as it is when folding would change its length (positions must map one to one)."""
+    folded = fold(chars)
+    return folded if len(folded) == len(chars) else chars
 
 
 @dataclass(frozen=True)
@@ -143,21 +159,21 @@ def pinyin_similarity(plain: list[str], toned: list[str], term: ChineseTerm) -> 
 
 
 def chinese_candidates(term: ChineseTerm, span: Span, threshold: float) -> list[Candidate]:
-    n = len(term.text)
-    blocked = _occurrences(span.text, term.text)
+    n = len(term.key)
+    blocked = _occurrences(span.text, term.key)  # the term already there, in either script: left as written
     found = []
     for size in (n, n - 1, n + 1):
         if size < 2 or size > len(span.text):
             continue
         for i in range(len(span.text) - size + 1):
             window = span.text[i : i + size]
-            if window == term.text or _overlaps(i, i + size, blocked):
+            if window == term.key or _overlaps(i, i + size, blocked):
                 continue
             if max(size, n) - sum((Counter(window) & term.chars).values()) > term.max_diff:
                 continue  # cheap lower bound on the character edit distance
             if size != n and not (span.plain[i] == term.plain[0] and span.plain[i + size - 1] == term.plain[-1]):
                 continue  # a longer or shorter window must keep the term's edges (no prefix/suffix grabs)
-            if levenshtein(window, term.text, limit=term.max_diff) > term.max_diff:
+            if levenshtein(window, term.key, limit=term.max_diff) > term.max_diff:
                 continue
             if n <= SHORT_TERM and (size != n or span.toned[i : i + size] != term.toned):
                 continue

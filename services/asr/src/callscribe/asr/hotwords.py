@@ -8,6 +8,11 @@ compared over windows of whole words: letters edit distance with the spaces drop
 and the same over a coarse phonetic key of each word. A span is replaced only when it differs from the
 term by at most a quarter of its characters, every substituted syllable sounds close, and both scores
 clear the threshold; a span that already is the term is never touched, nor is anything overlapping one.
+
+Scripts: terms and transcripts are compared folded to Simplified characters (`kit.zhscript.fold`, OpenCC), so
+a hotword written in Simplified characters corrects a transcript written in Traditional ones (Whisper's usual
+Mandarin) and the other way round; a span that already is the term in the other script is left as written.
+A correction writes the term as configured; the indexer then writes the whole text in the tenant's script.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from callscribe.asr.hotword_match import (
     EnglishTerm,
     Span,
     chinese_candidates,
+    comparable,
     english_candidates,
     pick_non_overlapping,
     read_pinyin,
@@ -104,8 +110,9 @@ class HotwordCorrector:
     def _chinese(self, text: str) -> list[Candidate]:
         found: list[Candidate] = []
         for run in ZH_RUN.finditer(text):
-            plain, toned = read_pinyin(run.group())
-            span = Span(run.group(), run.start(), plain, toned)
+            chars = comparable(run.group())
+            plain, toned = read_pinyin(chars)
+            span = Span(chars, run.start(), plain, toned)
             for term in self._zh:
                 found += chinese_candidates(term, span, self.zh_threshold)
         return found

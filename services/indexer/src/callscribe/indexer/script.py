@@ -9,25 +9,24 @@ INDEXER_ZH_SCRIPT). Three uses, each with its own OpenCC configuration:
   Characters already written in the target script stay as they are.
 - `itn_form(text)`: `t2s`, what ITN reads: its grammars (wetext's and callscribe's) are written in
   Simplified characters (一百五十八塊五 is not read as an amount, 一百五十八块五 is).
-- `fold(text)`: one Simplified form for comparing, never shown: Hong Kong variants (`hk2s`), then Taiwan
-  variants and everything else (`tw2s`), so that 著急 and 着急, 衞生 and 卫生 meet. Search indexes it and
-  folds the query the same way; keyword phrases, backchannels and the sentiment lexicon are compared folded.
+- `fold(text)` (from `callscribe.kit.zhscript`, which the ASR's hotword matcher shares): one Simplified form
+  for comparing, never shown: Hong Kong variants (`hk2s`), then Taiwan variants and everything else (`tw2s`),
+  so that 著急 and 着急, 衞生 and 卫生 meet. Search indexes it and folds the query the same way; keyword
+  phrases, backchannels and the sentiment lexicon are compared folded.
 
 OpenCC converts character by character and by phrase tables of equal length, so a converted text has the
 length of the original in practice; the callers that map positions between the two check it anyway.
-
-Converters are loaded on first use (a few ms each; `load` loads them all) and shared by every thread.
+Converters are loaded on first use (`load` loads them all now) and shared by every thread.
 """
 
 from __future__ import annotations
 
-import re
-import threading
 from collections.abc import Iterator
 
-import opencc
-
 from callscribe.kit.tenants import ZH_SCRIPTS
+from callscribe.kit.zhscript import FOLD_CONFIGS, convert, converter, fold, has_han
+
+__all__ = ["convert", "fold", "has_han"]  # the shared primitives (kit.zhscript), used through this module
 
 SIMPLIFIED, TRADITIONAL, TRADITIONAL_TW, TRADITIONAL_HK, AS_RECOGNIZED = ZH_SCRIPTS
 SCRIPTS = ZH_SCRIPTS
@@ -35,63 +34,22 @@ DEFAULT_SCRIPT = SIMPLIFIED
 
 # OpenCC configuration that writes text in each output script (as_recognized: none).
 _OUTPUT_CONFIGS = {SIMPLIFIED: "t2s", TRADITIONAL: "s2t", TRADITIONAL_TW: "s2tw", TRADITIONAL_HK: "s2hk"}
-_FOLD_CONFIGS = ("hk2s", "tw2s")
-# Han characters (CJK unified ideographs, extension A, compatibility ideographs): nothing else is converted.
-_HAN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Aligning ITN's output with its input: after an edit, this many characters must agree again; an edit spans
 # at most this many characters on either side (ITN rewrites a number at a time: 一百一十九万零九 -> 1190009).
 _RESYNC = 4
 _WINDOW = 64
 
 
-class _Converter:
-    """One OpenCC converter, used by one thread at a time (its thread safety is not documented; a
-    conversion takes microseconds, so the lock costs nothing that matters)."""
-
-    def __init__(self, config: str) -> None:
-        self._opencc = opencc.OpenCC(config)
-        self._lock = threading.Lock()
-
-    def __call__(self, text: str) -> str:
-        with self._lock:
-            return str(self._opencc.convert(text))
-
-
-_converters: dict[str, _Converter] = {}
-_converters_lock = threading.Lock()
-
-
-def _converter(config: str) -> _Converter:
-    found = _converters.get(config)
-    if found is None:
-        with _converters_lock:
-            found = _converters.get(config)
-            if found is None:
-                found = _converters[config] = _Converter(config)
-    return found
-
-
 def load() -> None:
     """Load every converter now (at start, rather than on first use)."""
-    for config in (*_OUTPUT_CONFIGS.values(), *_FOLD_CONFIGS):
-        _converter(config)
+    for config in (*_OUTPUT_CONFIGS.values(), *FOLD_CONFIGS):
+        converter(config)
 
 
 def check_script(script: str) -> str:
     if script not in SCRIPTS:
         raise ValueError(f"zh_script must be one of {', '.join(SCRIPTS)}, got {script!r}")
     return script
-
-
-def has_han(text: str) -> bool:
-    return bool(_HAN_RE.search(text))
-
-
-def convert(text: str, config: str) -> str:
-    """`text` through one OpenCC configuration (t2s, s2t, s2tw, ...); text without Han characters as it is."""
-    if not text or not has_han(text):
-        return text
-    return _converter(config)(text)
 
 
 def to_script(text: str, script: str) -> str:
@@ -103,15 +61,6 @@ def to_script(text: str, script: str) -> str:
 def itn_form(text: str) -> str:
     """What ITN reads: `text` in Simplified characters (OpenCC t2s)."""
     return convert(text, "t2s")
-
-
-def fold(text: str) -> str:
-    """The Simplified form `text` is compared in (search, keyword phrases, backchannels, sentiment terms)."""
-    if not text or not has_han(text):
-        return text
-    for config in _FOLD_CONFIGS:
-        text = _converter(config)(text)
-    return text
 
 
 def written_in(text: str) -> str:
