@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import grpc
 import pytest
 
-from callscribe.ingest.model import StageAdvance
+from callscribe.ingest.convert import metadata_pb
+from callscribe.ingest.model import ArchivedRecording, AudioFacts, RecordingInfo, StageAdvance
 from callscribe.ingest.pipeline.runner import (
     FAULT,
     PRESSURE,
@@ -14,11 +17,12 @@ from callscribe.ingest.pipeline.runner import (
     Chunking,
     StageError,
     _asr_detail,
+    call_document,
     chunks,
     kind_of,
 )
 from callscribe.ingest.pipeline.worker import Admission
-from callscribe.v1 import common_pb2
+from callscribe.v1 import asr_pb2, common_pb2, vad_pb2
 
 
 @pytest.mark.parametrize(
@@ -101,3 +105,39 @@ def test_stage_progress_round_trips_through_the_state_hash() -> None:
     assert all(isinstance(v, str) for v in fields.values())  # what Redis gives back
     assert StageAdvance.from_fields({"state": "asr", **fields}) == StageAdvance(93_000, 310_000, 72.2, 3, 10)
     assert StageAdvance.from_fields({"state": "queued"}) is None
+
+
+AGENT, CUSTOMER = common_pb2.SPEAKER_ROLE_AGENT, common_pb2.SPEAKER_ROLE_CUSTOMER
+
+
+def test_the_call_carries_the_vads_diarization_and_each_utterances_voice() -> None:
+    """A diarized mono call reaches the indexer with the VAD's diarization and, on every utterance, the voice,
+    role and role confidence of its segment; segments the ASR heard nothing in make no utterance."""
+    record = ArchivedRecording(
+        "ab" * 16, "acme", RecordingInfo("acme", "call-1", "agent-1"),
+        AudioFacts("WAV", "PCM_16", 8000, 1, 80_000, 10_000), "MONO", 160_044, "cd" * 32,
+        datetime(2026, 12, 5, 9, 0, tzinfo=UTC),
+    )  # fmt: skip
+    diarization = common_pb2.Diarization(
+        status=common_pb2.DIARIZATION_STATUS_DIARIZED,
+        agent_rule="first_speaker",
+        speakers=[common_pb2.SpeakerSpeech(speaker=1, role=common_pb2.SPEAKER_ROLE_AGENT, speech_ms=3000)],
+    )
+    speech = vad_pb2.DetectSpeechResponse(
+        segments=[
+            common_pb2.Segment(role=AGENT, start_ms=0, end_ms=3000, speaker=1, role_confidence=0.9),
+            common_pb2.Segment(role=CUSTOMER, start_ms=3500, end_ms=5000, speaker=2, role_confidence=0.6),
+            common_pb2.Segment(role=AGENT, start_ms=6000, end_ms=6400, speaker=1, role_confidence=0.8),
+        ],
+        diarization=diarization,
+    )  # fmt: skip
+    results = [asr_pb2.SegmentResult(text=t) for t in (" 您好 ", "我要退费", " ")]
+    call = call_document(record, metadata_pb(record), speech, results)
+    assert call.diarization == diarization
+    assert [(u.text, u.role, u.speaker, round(u.role_confidence, 2)) for u in call.utterances] == [
+        ("您好", AGENT, 1, 0.9),
+        ("我要退费", CUSTOMER, 2, 0.6),
+    ]
+    assert call.metadata.started_at.ToJsonString() == "2026-12-05T09:00:00Z"  # none given: the archive time
+    stereo = call_document(record, metadata_pb(record), vad_pb2.DetectSpeechResponse(), [])
+    assert not stereo.HasField("diarization") and not stereo.utterances

@@ -521,6 +521,45 @@ def test_show_leaves_out_what_was_not_computed(peer: Peer, capsys: pytest.Captur
     ]
 
 
+def test_show_says_how_a_mono_call_was_split(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    """A diarized mono call names its voices and how the agent was chosen, and marks unsure utterances; a
+    call left MIXED says why; a stereo call says nothing about it."""
+    diarized = bare_call()
+    diarized.diarization.CopyFrom(
+        c.Diarization(
+            status=c.DIARIZATION_STATUS_DIARIZED,
+            agent_rule="greeting",
+            speakers=[
+                c.SpeakerSpeech(speaker=2, role=c.SPEAKER_ROLE_AGENT, speech_ms=41_000, segment_count=12),
+                c.SpeakerSpeech(speaker=1, role=c.SPEAKER_ROLE_CUSTOMER, speech_ms=23_500, segment_count=9),
+            ],
+        )
+    )
+    diarized.utterances[0].speaker = 2
+    diarized.utterances[0].role_confidence = 0.55
+    diarized.utterances.add(role=c.SPEAKER_ROLE_CUSTOMER, start_ms=1000, end_ms=2000, text="hi", speaker=1)
+    diarized.utterances[1].role_confidence = 0.95
+    peer.indexer.calls["d1" * 16] = diarized
+    code, out, _ = run(capsys, peer.address, "show", "d1" * 16)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[2] == (
+        "speakers: mono call split in two voices (voice 1 customer 23.5s in 9 segments, voice 2 agent 41s in 12 "
+        "segments); agent = voice 2, by the greeting (utterances marked ? are unsure)"
+    )
+    assert "  [00:00.0-00:00.9] AGENT?: hello" in lines and "  [00:01.0-00:02.0] CUSTOMER: hi" in lines
+    mixed = bare_call()
+    mixed.diarization.CopyFrom(c.Diarization(status=c.DIARIZATION_STATUS_MIXED, reason="one voice heard"))
+    peer.indexer.calls["d2" * 16] = mixed
+    code, out, _ = run(capsys, peer.address, "show", "d2" * 16)
+    assert code == 0 and out.splitlines()[2] == "speakers: mono call left MIXED: one voice heard"
+    stereo = bare_call()
+    stereo.diarization.status = c.DIARIZATION_STATUS_OFF
+    peer.indexer.calls["d3" * 16] = stereo
+    code, out, _ = run(capsys, peer.address, "show", "d3" * 16)
+    assert code == 0 and not any(line.startswith("speakers:") for line in out.splitlines())
+
+
 def test_show_partial_analytics_shows_only_what_is_there(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
     call = bare_call()
     call.analytics.CopyFrom(

@@ -338,15 +338,41 @@ def format_call(call: pb.Call, color: bool) -> str:
         ("sha256", call.object.sha256),
     ]
     lines = [f"recording {shown(call.recording_id)}", "  ".join(f"{k}={v}" for k, v in facts if v)]
+    speakers = diarization_line(call.diarization)
+    if speakers:
+        lines.append(speakers)
     if call.utterances:
         lines += ["", "Transcript"]
     for u in call.utterances:
         text = shown(u.normalized_text or u.text)
         raw = f"  {dim}({shown(u.text)}){reset}" if u.normalized_text and u.text and u.text != u.normalized_text else ""
-        lines.append(f"  [{_mmss_tenth(u.start_ms)}-{_mmss_tenth(u.end_ms)}] {_role(u.role)}: {text}{raw}")
+        unsure = "?" if u.speaker and 0 < u.role_confidence < UNSURE_ROLE else ""
+        lines.append(f"  [{_mmss_tenth(u.start_ms)}-{_mmss_tenth(u.end_ms)}] {_role(u.role)}{unsure}: {text}{raw}")
     if call.HasField("analytics"):
         lines += _analytics_lines(call.analytics, _rate_unit(call))
     return "\n".join(lines)
+
+
+UNSURE_ROLE = 0.7  # a diarized utterance whose voice was assigned with less confidence is shown as AGENT?
+
+
+_AGENT_RULES = {"first_speaker": "the first voice heard", "second_speaker": "the second voice heard"}
+
+
+def diarization_line(d: c.Diarization) -> str:
+    """How a mono call's speech was split between agent and customer; "" for a stereo (or undiarized) call."""
+    if d.status == c.DIARIZATION_STATUS_DIARIZED:
+        agent = next((s.speaker for s in d.speakers if s.role == c.SPEAKER_ROLE_AGENT), 0)
+        rule = _AGENT_RULES.get(d.agent_rule, "the greeting" if d.agent_rule == "greeting" else shown(d.agent_rule))
+        voices = ", ".join(
+            f"voice {s.speaker} {_role(s.role).lower()} {_secs(s.speech_ms)} in {s.segment_count} segments"
+            for s in sorted(d.speakers, key=lambda s: s.speaker)
+        )
+        agent_text = f"agent = voice {agent}, by {rule}" if agent else "no agent chosen"
+        return f"speakers: mono call split in two voices ({voices}); {agent_text} (utterances marked ? are unsure)"
+    if d.status == c.DIARIZATION_STATUS_MIXED:
+        return f"speakers: mono call left MIXED: {shown(d.reason) or 'no reason given'}"
+    return ""
 
 
 def _analytics_lines(a: pb.CallAnalytics, unit: str) -> list[str]:

@@ -180,9 +180,7 @@ class Pipeline:
             self._work.save_work(job.recording_id, job.sha256, "vad", speech.SerializeToString())
         results = self._transcribe(job, speech.segments, ref, metadata, auth, kept, progress)
         progress("indexing", "", None)
-        call = self._call_document(record, metadata, speech.segments, results)
-        if speech.HasField("diarization"):
-            call.diarization.CopyFrom(speech.diarization)
+        call = call_document(record, metadata, speech, results)
         self._call(
             "indexing", self._indexer.IndexCall, indexer_pb2.IndexCallRequest(call=call), auth, self._timeouts.indexer_s
         )
@@ -275,46 +273,50 @@ class Pipeline:
             code = exc.code()
             raise StageError(stage, f"{code.name}: {exc.details()}", kind_of(code, stage)) from exc
 
-    @staticmethod
-    def _call_document(
-        record: ArchivedRecording,
-        metadata: common_pb2.RecordingMetadata,
-        segments: list,
-        results: list[asr_pb2.SegmentResult],
-    ) -> indexer_pb2.Call:
-        if not metadata.HasField("started_at"):
-            metadata.started_at.FromDatetime(record.archived_at)
-        call = indexer_pb2.Call(
-            recording_id=record.recording_id,
-            tenant=record.tenant,
-            metadata=metadata,
-            audio=audio_pb(record),
-            object=object_pb(record),
-            tier=common_pb2.STORAGE_TIER_HOT if record.tier == "HOT" else common_pb2.STORAGE_TIER_COLD,
-        )
-        for seg, result in zip(segments, results, strict=True):
-            if not result.text.strip():
-                continue
-            call.utterances.append(
-                indexer_pb2.Utterance(
-                    channel=seg.channel,
-                    role=seg.role,
-                    start_ms=seg.start_ms,
-                    end_ms=seg.end_ms,
-                    text=result.text.strip(),
-                    confidence=result.confidence,
-                    language=result.language,
-                    tokens=result.tokens,
-                    engine=result.engine,
-                    speaker=seg.speaker,
-                    role_confidence=seg.role_confidence,
-                )
+
+def call_document(
+    record: ArchivedRecording,
+    metadata: common_pb2.RecordingMetadata,
+    speech: vad_pb2.DetectSpeechResponse,
+    results: Sequence[asr_pb2.SegmentResult],
+) -> indexer_pb2.Call:
+    """The Call the indexer receives: the archive's facts, an utterance for every segment the ASR heard words
+    in (with the VAD's side, voice and role confidence), and the VAD's diarization of a mono recording."""
+    if not metadata.HasField("started_at"):
+        metadata.started_at.FromDatetime(record.archived_at)
+    call = indexer_pb2.Call(
+        recording_id=record.recording_id,
+        tenant=record.tenant,
+        metadata=metadata,
+        audio=audio_pb(record),
+        object=object_pb(record),
+        tier=common_pb2.STORAGE_TIER_HOT if record.tier == "HOT" else common_pb2.STORAGE_TIER_COLD,
+    )
+    if speech.HasField("diarization"):
+        call.diarization.CopyFrom(speech.diarization)
+    for seg, result in zip(speech.segments, results, strict=True):
+        if not result.text.strip():
+            continue
+        call.utterances.append(
+            indexer_pb2.Utterance(
+                channel=seg.channel,
+                role=seg.role,
+                start_ms=seg.start_ms,
+                end_ms=seg.end_ms,
+                text=result.text.strip(),
+                confidence=result.confidence,
+                language=result.language,
+                tokens=result.tokens,
+                engine=result.engine,
+                speaker=seg.speaker,
+                role_confidence=seg.role_confidence,
             )
-        return call
+        )
+    return call
 
 
 def _asr_detail(chunk: int, chunks_total: int, done_ms: int, total_ms: int, eta_s: float) -> str:
-    """"chunk 3/10, 96 of 310 s of speech (31%), about 40 s left": what `callscribe status` shows."""
+    """ "chunk 3/10, 96 of 310 s of speech (31%), about 40 s left": what `callscribe status` shows."""
     pct = 100 * done_ms // total_ms if total_ms else 0
     text = f"chunk {chunk + 1}/{chunks_total}, {done_ms / 1000:.0f} of {total_ms / 1000:.0f} s of speech ({pct}%)"
     if eta_s > 0:
