@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from elasticsearch import Elasticsearch
 from prometheus_client import CollectorRegistry
@@ -289,6 +290,17 @@ def test_service_normalizes_in_each_tenants_script(start_indexer: StartIndexer) 
         for keyword in ("退费", "退費"):
             found = service.search(tenant, keyword=keyword, agent_id=agent)
             assert [h.recording_id for h in found.hits] == [calls[tenant].recording_id], (tenant, keyword)
+    # An upload's own script wins over its tenant's; one the indexer does not know is refused.
+    own = make_call(tenant="acme", agent_id=agent, utterances=HANS)
+    own.metadata.zh_script = "traditional_tw"
+    service.index(own)
+    assert service.get(own.recording_id).utterances[2].normalized_text == "我們營業到下午5點，我幫您辦理退費"
+    wrong = make_call(tenant="acme", agent_id=agent, utterances=HANS)
+    wrong.metadata.zh_script = "klingon"
+    with pytest.raises(grpc.RpcError) as err:
+        service.index(wrong)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "metadata.zh_script 'klingon'" in err.value.details()
 
 
 def test_indices_of_the_previous_mapping_get_the_simplified_fields(es_server, indexer_tenants: TenantsFile) -> None:  # type: ignore[no-untyped-def]

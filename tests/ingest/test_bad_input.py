@@ -99,6 +99,7 @@ def test_chunk_before_metadata_is_invalid(ingest, clips, make_requests, make_met
         ({"hotwords": [c.Hotword(text="x" * 101)]}, "over 100 characters"),
         ({"hotwords": [c.Hotword(text="refund", weight=-1)]}, "positive boost"),
         ({"hotwords": [c.Hotword(text=f"w{i}") for i in range(201)]}, "201 hotwords"),
+        ({"zh_script": "hant"}, "zh_script 'hant' unknown; use one of simplified, traditional"),
     ],
     ids=[
         "no-call-id",
@@ -111,6 +112,7 @@ def test_chunk_before_metadata_is_invalid(ingest, clips, make_requests, make_met
         "long-hotword",
         "negative-weight",
         "too-many-hotwords",
+        "unknown-zh-script",
     ],
 )
 def test_bad_metadata_is_invalid(ingest, clips, make_requests, make_metadata, nothing_stored, fields, words):

@@ -113,6 +113,19 @@ def test_started_at_is_sent_in_utc(ingest, new_wav, tmp_path, capsys):  # type: 
     assert rec.metadata.started_at.ToJsonString() == "2024-05-01T01:30:00Z"
 
 
+def test_zh_script_is_sent_and_a_wrong_one_is_refused_by_the_flags(ingest, new_wav, tmp_path, capsys):  # type: ignore[no-untyped-def]
+    path = tmp_path / "hk.wav"
+    path.write_bytes(new_wav())
+    code, out, _ = _upload(ingest, capsys, path, "--zh-script", "traditional_hk", "--json")
+    assert code == 0
+    [row] = json.loads(out)
+    assert ingest.get("acme", row["recording_id"]).metadata.zh_script == "traditional_hk"
+    with pytest.raises(SystemExit) as exit_:
+        _upload(ingest, capsys, path, "--zh-script", "hant")
+    assert exit_.value.code == 2
+    assert "--zh-script: invalid choice: 'hant'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value", ["2024-05-01T09:30:00", "2024-05-01", "yesterday", "2024-05-01T25:00:00Z"])
 def test_a_started_at_without_offset_or_unreadable_is_refused_before_sending(  # type: ignore[no-untyped-def]
     ingest, new_wav, archive, tmp_path, capsys, value

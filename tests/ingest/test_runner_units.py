@@ -114,7 +114,7 @@ def test_the_call_carries_the_vads_diarization_and_each_utterances_voice() -> No
     """A diarized mono call reaches the indexer with the VAD's diarization and, on every utterance, the voice,
     role and role confidence of its segment; segments the ASR heard nothing in make no utterance."""
     record = ArchivedRecording(
-        "ab" * 16, "acme", RecordingInfo("acme", "call-1", "agent-1"),
+        "ab" * 16, "acme", RecordingInfo("acme", "call-1", "agent-1", zh_script="traditional"),
         AudioFacts("WAV", "PCM_16", 8000, 1, 80_000, 10_000), "MONO", 160_044, "cd" * 32,
         datetime(2026, 12, 5, 9, 0, tzinfo=UTC),
     )  # fmt: skip
@@ -139,5 +139,6 @@ def test_the_call_carries_the_vads_diarization_and_each_utterances_voice() -> No
         ("我要退费", CUSTOMER, 2, 0.6),
     ]
     assert call.metadata.started_at.ToJsonString() == "2026-12-05T09:00:00Z"  # none given: the archive time
+    assert call.metadata.zh_script == "traditional"  # the upload's script reaches the indexer
     stereo = call_document(record, metadata_pb(record), vad_pb2.DetectSpeechResponse(), [])
     assert not stereo.HasField("diarization") and not stereo.utterances

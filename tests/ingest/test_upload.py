@@ -99,6 +99,7 @@ def test_large_record_goes_to_a_locked_sidecar_and_get_returns_what_was_sent(ing
         hotwords=[c.Hotword(text="invoice", weight=2.0), *many],
         labels={"queue": "billing"},
         filename="42.wav",
+        zh_script="traditional_tw",
     )
 
     sidecar = f"recordings/acme/{ack.recording_id}/metadata.json"
@@ -107,12 +108,13 @@ def test_large_record_goes_to_a_locked_sidecar_and_get_returns_what_was_sent(ing
     assert rec.recording_id == ack.recording_id
     assert rec.tenant == "acme"
     m = rec.metadata
-    assert (m.tenant, m.call_id, m.agent_id, m.customer_id, m.filename) == (
+    assert (m.tenant, m.call_id, m.agent_id, m.customer_id, m.filename, m.zh_script) == (
         "acme",
         "call-42",
         "agent-9",
         "cust-1",
         "42.wav",
+        "traditional_tw",
     )
     assert m.started_at.ToDatetime(UTC) == started
     assert m.language == c.LANGUAGE_EN

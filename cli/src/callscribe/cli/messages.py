@@ -20,6 +20,7 @@ UPLOAD_FLAGS = {
     "agent_id": "--agent",
     "customer_id": "--customer",
     "language": "--language",
+    "zh_script": "--zh-script",
     "labels": "labels (--label)",
     "hotwords": "hotwords (--hotword)",
 }

@@ -27,6 +27,7 @@ from callscribe.cli.messages import flag_names, unreachable
 from callscribe.cli.status import add_status_parser, lock_text
 from callscribe.cli.uploads import Upload, upload_messages, upload_method
 from callscribe.kit.names import LANGUAGES
+from callscribe.kit.tenants import ZH_SCRIPTS
 from callscribe.kit.text import shown
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
@@ -60,6 +61,12 @@ def add_recording_parsers(subparsers: Any) -> None:
         help="which channel is the agent (stereo files need left or right)",
     )
     up.add_argument("--language", choices=sorted(LANGUAGES), default="auto")
+    up.add_argument(
+        "--zh-script",
+        choices=ZH_SCRIPTS,
+        default="",
+        help="script of these calls' Chinese normalized text (default: the tenant's setting)",
+    )
     up.add_argument("--hotword", action="append", default=[], metavar="W", help="domain term (repeatable)")
     up.add_argument("--label", action="append", default=[], metavar="K=V", help="free label (repeatable)")
     add_connection_args(up)
@@ -126,6 +133,7 @@ def _base_metadata(args: argparse.Namespace) -> c.RecordingMetadata:
         language=LANGUAGES[args.language],
         hotwords=[c.Hotword(text=w) for w in args.hotword],
         labels=labels,
+        zh_script=args.zh_script,
     )
     if args.started_at is not None:
         meta.started_at.CopyFrom(parse_started_at(args.started_at))

@@ -48,6 +48,7 @@ import grpc
 from callscribe.cli.connect import CliError, Target, add_connection_args, auth_metadata, channel, resolve
 from callscribe.cli.uploads import UploadMessage, upload_messages, upload_method
 from callscribe.kit.names import LANGUAGES
+from callscribe.kit.tenants import ZH_SCRIPTS
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 
@@ -58,7 +59,7 @@ AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".mp4", ".3g
 PARTIAL_SUFFIXES = (".part", ".tmp", ".filepart")  # what SFTP clients write before renaming
 LEDGER_NAME = ".callscribe-sync.jsonl"
 MANIFEST_COLUMNS = (
-    "file", "call_id", "agent", "customer", "started_at", "layout", "language", "labels", "hotwords",
+    "file", "call_id", "agent", "customer", "started_at", "layout", "language", "labels", "hotwords", "zh_script",
 )  # fmt: skip
 PATTERN_GROUPS = ("call_id", "agent", "customer", "started_at", "layout", "language")
 LAYOUTS = {
@@ -123,6 +124,9 @@ def add_sync_parser(subparsers: Any) -> None:
         help="default channel layout (stereo files need left or right)",
     )
     p.add_argument("--language", choices=sorted(LANGUAGES), default="auto", help="default language")
+    p.add_argument(
+        "--zh-script", choices=ZH_SCRIPTS, default="", help="default script of Chinese normalized text (the tenant's)"
+    )
     p.add_argument("--label", action="append", default=[], metavar="K=V", help="label for every file (repeatable)")
     p.add_argument("--hotword", action="append", default=[], metavar="W", help="domain term for every file")
     p.add_argument("--state", type=Path, default=None, metavar="FILE", help=f"the ledger (default: DIR/{LEDGER_NAME})")
@@ -163,6 +167,7 @@ class Fields:
     language: str
     labels: dict[str, str]
     hotwords: tuple[str, ...]
+    zh_script: str = ""
 
 
 def parse_labels(text: str, separator: str = ";") -> dict[str, str]:
@@ -218,6 +223,10 @@ def _apply(fields: dict[str, Any], values: Mapping[str, str | None], fmt: str | 
             if text.lower() not in LANGUAGES:
                 raise BadValue(f"language {text!r}: use one of {', '.join(sorted(LANGUAGES))}")
             fields[name] = text.lower()
+        elif name == "zh_script":
+            if text.lower() not in ZH_SCRIPTS:
+                raise BadValue(f"zh_script {text!r}: use one of {', '.join(ZH_SCRIPTS)}")
+            fields[name] = text.lower()
         elif name == "labels":
             fields[name] = {**fields[name], **parse_labels(text)}
         elif name == "hotwords":
@@ -235,6 +244,7 @@ def recording_metadata(tenant: str, rel: str, fields: Fields) -> c.RecordingMeta
         hotwords=[c.Hotword(text=word) for word in fields.hotwords],
         labels=fields.labels,
         filename=rel,
+        zh_script=fields.zh_script,
     )
     if fields.started_at is not None:
         meta.started_at.FromDatetime(fields.started_at)
@@ -993,6 +1003,7 @@ def _defaults(args: argparse.Namespace) -> dict[str, Any]:
         "started_at": None,
         "layout": args.agent_channel,
         "language": args.language,
+        "zh_script": args.zh_script,
         "labels": labels,
         "hotwords": tuple(word for word in args.hotword if word.strip()),
     }

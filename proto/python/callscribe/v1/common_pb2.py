@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61llscribe/v1/common.proto\x12\rcallscribe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\x07Hotword\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x02\"`\n\tObjectRef\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x12\n\nraw_format\x18\x05 \x01(\t\"\x81\x01\n\nAudioFacts\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\r\n\x05\x63odec\x18\x02 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x03 \x01(\r\x12\x10\n\x08\x63hannels\x18\x04 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x04\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\"\x95\x03\n\x11RecordingMetadata\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x0e\x63hannel_layout\x18\x06 \x01(\x0e\x32\x1c.callscribe.v1.ChannelLayout\x12)\n\x08language\x18\x07 \x01(\x0e\x32\x17.callscribe.v1.Language\x12(\n\x08hotwords\x18\x08 \x03(\x0b\x32\x16.callscribe.v1.Hotword\x12<\n\x06labels\x18\t \x03(\x0b\x32,.callscribe.v1.RecordingMetadata.LabelsEntry\x12\x10\n\x08\x66ilename\x18\n \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"w\n\x08LockInfo\x12%\n\x04mode\x18\x01 \x01(\x0e\x32\x17.callscribe.v1.LockMode\x12\x30\n\x0cretain_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlegal_hold\x18\x03 \x01(\x08\"\x90\x01\n\x07Segment\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\r\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x10\n\x08start_ms\x18\x03 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\r\x12\x0f\n\x07speaker\x18\x05 \x01(\r\x12\x17\n\x0frole_confidence\x18\x06 \x01(\x02\"t\n\rSpeakerSpeech\x12\x0f\n\x07speaker\x18\x01 \x01(\r\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x11\n\tspeech_ms\x18\x03 \x01(\x04\x12\x15\n\rsegment_count\x18\x04 \x01(\r\"\xbc\x01\n\x0b\x44iarization\x12\x30\n\x06status\x18\x01 \x01(\x0e\x32 .callscribe.v1.DiarizationStatus\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nagent_rule\x18\x03 \x01(\t\x12\x18\n\x10voice_similarity\x18\x04 \x01(\x02\x12.\n\x08speakers\x18\x05 \x03(\x0b\x32\x1c.callscribe.v1.SpeakerSpeech\x12\r\n\x05model\x18\x06 \x01(\t\"K\n\x05Token\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\r\x12\x12\n\nconfidence\x18\x04 \x01(\x02*\x95\x01\n\rChannelLayout\x12\x1e\n\x1a\x43HANNEL_LAYOUT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43HANNEL_LAYOUT_MONO\x10\x01\x12$\n CHANNEL_LAYOUT_STEREO_AGENT_LEFT\x10\x02\x12%\n!CHANNEL_LAYOUT_STEREO_AGENT_RIGHT\x10\x03*v\n\x0bSpeakerRole\x12\x1c\n\x18SPEAKER_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12SPEAKER_ROLE_AGENT\x10\x01\x12\x19\n\x15SPEAKER_ROLE_CUSTOMER\x10\x02\x12\x16\n\x12SPEAKER_ROLE_MIXED\x10\x03*Y\n\x08Language\x12\x18\n\x14LANGUAGE_UNSPECIFIED\x10\x00\x12\x11\n\rLANGUAGE_AUTO\x10\x01\x12\x0f\n\x0bLANGUAGE_ZH\x10\x02\x12\x0f\n\x0bLANGUAGE_EN\x10\x03*Y\n\x08LockMode\x12\x19\n\x15LOCK_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14LOCK_MODE_COMPLIANCE\x10\x01\x12\x18\n\x14LOCK_MODE_GOVERNANCE\x10\x02*X\n\x0bStorageTier\x12\x1c\n\x18STORAGE_TIER_UNSPECIFIED\x10\x00\x12\x14\n\x10STORAGE_TIER_HOT\x10\x01\x12\x15\n\x11STORAGE_TIER_COLD\x10\x02*\x8b\x02\n\rPipelineState\x12\x1e\n\x1aPIPELINE_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PIPELINE_STATE_ARCHIVED\x10\x01\x12\x19\n\x15PIPELINE_STATE_QUEUED\x10\x02\x12\x16\n\x12PIPELINE_STATE_VAD\x10\x03\x12\x16\n\x12PIPELINE_STATE_ASR\x10\x04\x12\x1b\n\x17PIPELINE_STATE_INDEXING\x10\x05\x12\x17\n\x13PIPELINE_STATE_DONE\x10\x06\x12\x19\n\x15PIPELINE_STATE_FAILED\x10\x07\x12!\n\x1dPIPELINE_STATE_NOT_ANALYSABLE\x10\x08*\x92\x01\n\x11\x44iarizationStatus\x12\"\n\x1e\x44IARIZATION_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44IARIZATION_STATUS_OFF\x10\x01\x12\x1f\n\x1b\x44IARIZATION_STATUS_DIARIZED\x10\x02\x12\x1c\n\x18\x44IARIZATION_STATUS_MIXED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61llscribe/v1/common.proto\x12\rcallscribe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\x07Hotword\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x02\"`\n\tObjectRef\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x12\n\nraw_format\x18\x05 \x01(\t\"\x81\x01\n\nAudioFacts\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\r\n\x05\x63odec\x18\x02 \x01(\t\x12\x16\n\x0esample_rate_hz\x18\x03 \x01(\r\x12\x10\n\x08\x63hannels\x18\x04 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x04\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\"\xa8\x03\n\x11RecordingMetadata\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x0e\x63hannel_layout\x18\x06 \x01(\x0e\x32\x1c.callscribe.v1.ChannelLayout\x12)\n\x08language\x18\x07 \x01(\x0e\x32\x17.callscribe.v1.Language\x12(\n\x08hotwords\x18\x08 \x03(\x0b\x32\x16.callscribe.v1.Hotword\x12<\n\x06labels\x18\t \x03(\x0b\x32,.callscribe.v1.RecordingMetadata.LabelsEntry\x12\x10\n\x08\x66ilename\x18\n \x01(\t\x12\x11\n\tzh_script\x18\x0b \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"w\n\x08LockInfo\x12%\n\x04mode\x18\x01 \x01(\x0e\x32\x17.callscribe.v1.LockMode\x12\x30\n\x0cretain_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlegal_hold\x18\x03 \x01(\x08\"\x90\x01\n\x07Segment\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\r\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x10\n\x08start_ms\x18\x03 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\r\x12\x0f\n\x07speaker\x18\x05 \x01(\r\x12\x17\n\x0frole_confidence\x18\x06 \x01(\x02\"t\n\rSpeakerSpeech\x12\x0f\n\x07speaker\x18\x01 \x01(\r\x12(\n\x04role\x18\x02 \x01(\x0e\x32\x1a.callscribe.v1.SpeakerRole\x12\x11\n\tspeech_ms\x18\x03 \x01(\x04\x12\x15\n\rsegment_count\x18\x04 \x01(\r\"\xbc\x01\n\x0b\x44iarization\x12\x30\n\x06status\x18\x01 \x01(\x0e\x32 .callscribe.v1.DiarizationStatus\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nagent_rule\x18\x03 \x01(\t\x12\x18\n\x10voice_similarity\x18\x04 \x01(\x02\x12.\n\x08speakers\x18\x05 \x03(\x0b\x32\x1c.callscribe.v1.SpeakerSpeech\x12\r\n\x05model\x18\x06 \x01(\t\"K\n\x05Token\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\r\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\r\x12\x12\n\nconfidence\x18\x04 \x01(\x02*\x95\x01\n\rChannelLayout\x12\x1e\n\x1a\x43HANNEL_LAYOUT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43HANNEL_LAYOUT_MONO\x10\x01\x12$\n CHANNEL_LAYOUT_STEREO_AGENT_LEFT\x10\x02\x12%\n!CHANNEL_LAYOUT_STEREO_AGENT_RIGHT\x10\x03*v\n\x0bSpeakerRole\x12\x1c\n\x18SPEAKER_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12SPEAKER_ROLE_AGENT\x10\x01\x12\x19\n\x15SPEAKER_ROLE_CUSTOMER\x10\x02\x12\x16\n\x12SPEAKER_ROLE_MIXED\x10\x03*Y\n\x08Language\x12\x18\n\x14LANGUAGE_UNSPECIFIED\x10\x00\x12\x11\n\rLANGUAGE_AUTO\x10\x01\x12\x0f\n\x0bLANGUAGE_ZH\x10\x02\x12\x0f\n\x0bLANGUAGE_EN\x10\x03*Y\n\x08LockMode\x12\x19\n\x15LOCK_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14LOCK_MODE_COMPLIANCE\x10\x01\x12\x18\n\x14LOCK_MODE_GOVERNANCE\x10\x02*X\n\x0bStorageTier\x12\x1c\n\x18STORAGE_TIER_UNSPECIFIED\x10\x00\x12\x14\n\x10STORAGE_TIER_HOT\x10\x01\x12\x15\n\x11STORAGE_TIER_COLD\x10\x02*\x8b\x02\n\rPipelineState\x12\x1e\n\x1aPIPELINE_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PIPELINE_STATE_ARCHIVED\x10\x01\x12\x19\n\x15PIPELINE_STATE_QUEUED\x10\x02\x12\x16\n\x12PIPELINE_STATE_VAD\x10\x03\x12\x16\n\x12PIPELINE_STATE_ASR\x10\x04\x12\x1b\n\x17PIPELINE_STATE_INDEXING\x10\x05\x12\x17\n\x13PIPELINE_STATE_DONE\x10\x06\x12\x19\n\x15PIPELINE_STATE_FAILED\x10\x07\x12!\n\x1dPIPELINE_STATE_NOT_ANALYSABLE\x10\x08*\x92\x01\n\x11\x44iarizationStatus\x12\"\n\x1e\x44IARIZATION_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44IARIZATION_STATUS_OFF\x10\x01\x12\x1f\n\x1b\x44IARIZATION_STATUS_DIARIZED\x10\x02\x12\x1c\n\x18\x44IARIZATION_STATUS_MIXED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,20 +34,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECORDINGMETADATA_LABELSENTRY']._loaded_options = None
   _globals['_RECORDINGMETADATA_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_CHANNELLAYOUT']._serialized_start=1412
-  _globals['_CHANNELLAYOUT']._serialized_end=1561
-  _globals['_SPEAKERROLE']._serialized_start=1563
-  _globals['_SPEAKERROLE']._serialized_end=1681
-  _globals['_LANGUAGE']._serialized_start=1683
-  _globals['_LANGUAGE']._serialized_end=1772
-  _globals['_LOCKMODE']._serialized_start=1774
-  _globals['_LOCKMODE']._serialized_end=1863
-  _globals['_STORAGETIER']._serialized_start=1865
-  _globals['_STORAGETIER']._serialized_end=1953
-  _globals['_PIPELINESTATE']._serialized_start=1956
-  _globals['_PIPELINESTATE']._serialized_end=2223
-  _globals['_DIARIZATIONSTATUS']._serialized_start=2226
-  _globals['_DIARIZATIONSTATUS']._serialized_end=2372
+  _globals['_CHANNELLAYOUT']._serialized_start=1431
+  _globals['_CHANNELLAYOUT']._serialized_end=1580
+  _globals['_SPEAKERROLE']._serialized_start=1582
+  _globals['_SPEAKERROLE']._serialized_end=1700
+  _globals['_LANGUAGE']._serialized_start=1702
+  _globals['_LANGUAGE']._serialized_end=1791
+  _globals['_LOCKMODE']._serialized_start=1793
+  _globals['_LOCKMODE']._serialized_end=1882
+  _globals['_STORAGETIER']._serialized_start=1884
+  _globals['_STORAGETIER']._serialized_end=1972
+  _globals['_PIPELINESTATE']._serialized_start=1975
+  _globals['_PIPELINESTATE']._serialized_end=2242
+  _globals['_DIARIZATIONSTATUS']._serialized_start=2245
+  _globals['_DIARIZATIONSTATUS']._serialized_end=2391
   _globals['_HOTWORD']._serialized_start=78
   _globals['_HOTWORD']._serialized_end=117
   _globals['_OBJECTREF']._serialized_start=119
@@ -55,17 +55,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDIOFACTS']._serialized_start=218
   _globals['_AUDIOFACTS']._serialized_end=347
   _globals['_RECORDINGMETADATA']._serialized_start=350
-  _globals['_RECORDINGMETADATA']._serialized_end=755
-  _globals['_RECORDINGMETADATA_LABELSENTRY']._serialized_start=710
-  _globals['_RECORDINGMETADATA_LABELSENTRY']._serialized_end=755
-  _globals['_LOCKINFO']._serialized_start=757
-  _globals['_LOCKINFO']._serialized_end=876
-  _globals['_SEGMENT']._serialized_start=879
-  _globals['_SEGMENT']._serialized_end=1023
-  _globals['_SPEAKERSPEECH']._serialized_start=1025
-  _globals['_SPEAKERSPEECH']._serialized_end=1141
-  _globals['_DIARIZATION']._serialized_start=1144
-  _globals['_DIARIZATION']._serialized_end=1332
-  _globals['_TOKEN']._serialized_start=1334
-  _globals['_TOKEN']._serialized_end=1409
+  _globals['_RECORDINGMETADATA']._serialized_end=774
+  _globals['_RECORDINGMETADATA_LABELSENTRY']._serialized_start=729
+  _globals['_RECORDINGMETADATA_LABELSENTRY']._serialized_end=774
+  _globals['_LOCKINFO']._serialized_start=776
+  _globals['_LOCKINFO']._serialized_end=895
+  _globals['_SEGMENT']._serialized_start=898
+  _globals['_SEGMENT']._serialized_end=1042
+  _globals['_SPEAKERSPEECH']._serialized_start=1044
+  _globals['_SPEAKERSPEECH']._serialized_end=1160
+  _globals['_DIARIZATION']._serialized_start=1163
+  _globals['_DIARIZATION']._serialized_end=1351
+  _globals['_TOKEN']._serialized_start=1353
+  _globals['_TOKEN']._serialized_end=1428
 # @@protoc_insertion_point(module_scope)

@@ -132,7 +132,7 @@ class AudioFacts(_message.Message):
     def __init__(self, container: _Optional[str] = ..., codec: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ..., channels: _Optional[int] = ..., duration_ms: _Optional[int] = ..., size_bytes: _Optional[int] = ...) -> None: ...
 
 class RecordingMetadata(_message.Message):
-    __slots__ = ("tenant", "call_id", "agent_id", "customer_id", "started_at", "channel_layout", "language", "hotwords", "labels", "filename")
+    __slots__ = ("tenant", "call_id", "agent_id", "customer_id", "started_at", "channel_layout", "language", "hotwords", "labels", "filename", "zh_script")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +150,7 @@ class RecordingMetadata(_message.Message):
     HOTWORDS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
+    ZH_SCRIPT_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     call_id: str
     agent_id: str
@@ -160,7 +161,8 @@ class RecordingMetadata(_message.Message):
     hotwords: _containers.RepeatedCompositeFieldContainer[Hotword]
     labels: _containers.ScalarMap[str, str]
     filename: str
-    def __init__(self, tenant: _Optional[str] = ..., call_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel_layout: _Optional[_Union[ChannelLayout, str]] = ..., language: _Optional[_Union[Language, str]] = ..., hotwords: _Optional[_Iterable[_Union[Hotword, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., filename: _Optional[str] = ...) -> None: ...
+    zh_script: str
+    def __init__(self, tenant: _Optional[str] = ..., call_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel_layout: _Optional[_Union[ChannelLayout, str]] = ..., language: _Optional[_Union[Language, str]] = ..., hotwords: _Optional[_Iterable[_Union[Hotword, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., filename: _Optional[str] = ..., zh_script: _Optional[str] = ...) -> None: ...
 
 class LockInfo(_message.Message):
     __slots__ = ("mode", "retain_until", "legal_hold")

@@ -51,7 +51,8 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
             utterance.normalized_text = ""
             utterance.sentiment = 0.0
         started = time.perf_counter()
-        self._enrich(call, tenant.zh_script or self._settings.zh_script)
+        # The upload's script, else the tenant's, else the indexer's default.
+        self._enrich(call, call.metadata.zh_script or tenant.zh_script or self._settings.zh_script)
         self._metrics.index_call_seconds.labels("enrich").observe(time.perf_counter() - started)
         call.indexed_at.GetCurrentTime()
         call.indexed_at.nanos -= call.indexed_at.nanos % 1_000_000  # Elasticsearch dates keep milliseconds

@@ -7,6 +7,7 @@ import re
 
 from callscribe.kit.errors import InvalidArgument
 from callscribe.kit.ids import is_recording_id, not_a_recording_id
+from callscribe.kit.tenants import ZH_SCRIPTS
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
 
@@ -40,6 +41,8 @@ def check_call(call: pb.Call) -> None:
     _check_enum("metadata.channel_layout", meta.channel_layout, c.ChannelLayout)
     _check_enum("metadata.language", meta.language, c.Language)
     _check_enum("tier", call.tier, c.StorageTier)
+    if meta.zh_script and meta.zh_script not in ZH_SCRIPTS:
+        raise InvalidArgument(f"metadata.zh_script {meta.zh_script!r} unknown; use one of {', '.join(ZH_SCRIPTS)}")
     if len(meta.labels) > MAX_LABELS:
         raise InvalidArgument(f"{len(meta.labels)} labels; at most {MAX_LABELS} per recording")
     if call.object.sha256 and not re.fullmatch(r"[0-9a-f]{64}", call.object.sha256):

@@ -37,6 +37,7 @@ def info_from_proto(meta: c.RecordingMetadata, tenant: str) -> RecordingInfo:
         hotwords=tuple((h.text, h.weight) for h in meta.hotwords),
         labels=dict(meta.labels),
         filename=meta.filename,
+        zh_script=meta.zh_script,
     )
 
 
@@ -61,6 +62,7 @@ def metadata_pb(record: ArchivedRecording) -> c.RecordingMetadata:
         hotwords=[c.Hotword(text=t, weight=w) for t, w in info.hotwords],
         labels=info.labels,
         filename=info.filename,
+        zh_script=info.zh_script,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from callscribe.kit.errors import InvalidArgument, ResourceExhausted
 from callscribe.kit.limits import MAX_HOTWORD_CHARS, MAX_HOTWORDS
+from callscribe.kit.tenants import ZH_SCRIPTS
 from callscribe.kit.text import unsafe_character
 
 CHANNEL_LAYOUTS = ("MONO", "STEREO_AGENT_LEFT", "STEREO_AGENT_RIGHT")
@@ -83,6 +84,7 @@ class RecordingInfo:
     hotwords: tuple[tuple[str, float], ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     filename: str = ""
+    zh_script: str = ""  # "" = the tenant's setting; else one of kit.tenants.ZH_SCRIPTS
 
     def check(self) -> None:
         """Raise InvalidArgument naming the first field a person must fix."""
@@ -118,6 +120,11 @@ class RecordingInfo:
                 )
             _check_text(f"label key {key[:40]!r}", key)
             _check_text(f"label {key[:40]!r}", value)
+        if self.zh_script and self.zh_script not in ZH_SCRIPTS:
+            raise InvalidArgument(
+                f"zh_script {self.zh_script!r} unknown; use one of {', '.join(ZH_SCRIPTS)}, "
+                "or leave it empty for the tenant's setting"
+            )
         if len(self.filename) > MAX_FILENAME_CHARS:
             raise InvalidArgument(f"filename is {len(self.filename)} characters; at most {MAX_FILENAME_CHARS}")
         _check_text("filename", self.filename)
