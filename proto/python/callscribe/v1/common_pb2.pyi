@@ -43,6 +43,13 @@ class StorageTier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STORAGE_TIER_HOT: _ClassVar[StorageTier]
     STORAGE_TIER_COLD: _ClassVar[StorageTier]
 
+class Integrity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INTEGRITY_UNSPECIFIED: _ClassVar[Integrity]
+    INTEGRITY_OK: _ClassVar[Integrity]
+    INTEGRITY_MISMATCH: _ClassVar[Integrity]
+    INTEGRITY_MISSING: _ClassVar[Integrity]
+
 class PipelineState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PIPELINE_STATE_UNSPECIFIED: _ClassVar[PipelineState]
@@ -79,6 +86,10 @@ LOCK_MODE_GOVERNANCE: LockMode
 STORAGE_TIER_UNSPECIFIED: StorageTier
 STORAGE_TIER_HOT: StorageTier
 STORAGE_TIER_COLD: StorageTier
+INTEGRITY_UNSPECIFIED: Integrity
+INTEGRITY_OK: Integrity
+INTEGRITY_MISMATCH: Integrity
+INTEGRITY_MISSING: Integrity
 PIPELINE_STATE_UNSPECIFIED: PipelineState
 PIPELINE_STATE_ARCHIVED: PipelineState
 PIPELINE_STATE_QUEUED: PipelineState
@@ -229,3 +240,23 @@ class Token(_message.Message):
     end_ms: int
     confidence: float
     def __init__(self, text: _Optional[str] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., confidence: _Optional[float] = ...) -> None: ...
+
+class Tombstone(_message.Message):
+    __slots__ = ("recording_id", "tenant", "sha256", "archived_at", "retain_until", "deleted_at", "reason", "versions_deleted")
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    RETAIN_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    DELETED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    recording_id: str
+    tenant: str
+    sha256: str
+    archived_at: _timestamp_pb2.Timestamp
+    retain_until: _timestamp_pb2.Timestamp
+    deleted_at: _timestamp_pb2.Timestamp
+    reason: str
+    versions_deleted: int
+    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., sha256: _Optional[str] = ..., archived_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retain_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., versions_deleted: _Optional[int] = ...) -> None: ...

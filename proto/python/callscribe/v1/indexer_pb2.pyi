@@ -135,7 +135,7 @@ class CallAnalytics(_message.Message):
     def __init__(self, agent: _Optional[_Union[SideStats, _Mapping]] = ..., customer: _Optional[_Union[SideStats, _Mapping]] = ..., agent_talk_ratio: _Optional[float] = ..., silence_ms: _Optional[int] = ..., longest_silence_ms: _Optional[int] = ..., dead_air_count: _Optional[int] = ..., dead_air_threshold_ms: _Optional[int] = ..., overlap_ms: _Optional[int] = ..., interruption_count: _Optional[int] = ..., interruptions: _Optional[_Iterable[_Union[Interruption, _Mapping]]] = ..., keyword_hits: _Optional[_Iterable[_Union[KeywordHit, _Mapping]]] = ..., sentiment: _Optional[float] = ..., sentiment_label: _Optional[str] = ..., qa: _Optional[_Union[QaResult, _Mapping]] = ...) -> None: ...
 
 class Call(_message.Message):
-    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "tier", "utterances", "indexed_at", "analytics", "diarization")
+    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "tier", "utterances", "indexed_at", "analytics", "diarization", "moved_at", "integrity", "verified_at")
     RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +146,9 @@ class Call(_message.Message):
     INDEXED_AT_FIELD_NUMBER: _ClassVar[int]
     ANALYTICS_FIELD_NUMBER: _ClassVar[int]
     DIARIZATION_FIELD_NUMBER: _ClassVar[int]
+    MOVED_AT_FIELD_NUMBER: _ClassVar[int]
+    INTEGRITY_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     recording_id: str
     tenant: str
     metadata: _common_pb2.RecordingMetadata
@@ -156,7 +159,10 @@ class Call(_message.Message):
     indexed_at: _timestamp_pb2.Timestamp
     analytics: CallAnalytics
     diarization: _common_pb2.Diarization
-    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., utterances: _Optional[_Iterable[_Union[Utterance, _Mapping]]] = ..., indexed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., analytics: _Optional[_Union[CallAnalytics, _Mapping]] = ..., diarization: _Optional[_Union[_common_pb2.Diarization, _Mapping]] = ...) -> None: ...
+    moved_at: _timestamp_pb2.Timestamp
+    integrity: _common_pb2.Integrity
+    verified_at: _timestamp_pb2.Timestamp
+    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., utterances: _Optional[_Iterable[_Union[Utterance, _Mapping]]] = ..., indexed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., analytics: _Optional[_Union[CallAnalytics, _Mapping]] = ..., diarization: _Optional[_Union[_common_pb2.Diarization, _Mapping]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., integrity: _Optional[_Union[_common_pb2.Integrity, str]] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class IndexCallRequest(_message.Message):
     __slots__ = ("call",)
@@ -173,7 +179,7 @@ class IndexCallResponse(_message.Message):
     def __init__(self, recording_id: _Optional[str] = ..., utterances_indexed: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("tenant", "query", "agent_id", "started_from", "started_to", "language", "min_duration_ms", "max_duration_ms", "page_size", "page_token", "role", "keyword", "missing_keyword", "min_longest_silence_ms", "min_interruptions", "sentiment_label", "min_qa_score", "max_qa_score")
+    __slots__ = ("tenant", "query", "agent_id", "started_from", "started_to", "language", "min_duration_ms", "max_duration_ms", "page_size", "page_token", "role", "keyword", "missing_keyword", "min_longest_silence_ms", "min_interruptions", "sentiment_label", "min_qa_score", "max_qa_score", "tier", "integrity", "not_verified_since")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +198,9 @@ class SearchRequest(_message.Message):
     SENTIMENT_LABEL_FIELD_NUMBER: _ClassVar[int]
     MIN_QA_SCORE_FIELD_NUMBER: _ClassVar[int]
     MAX_QA_SCORE_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    INTEGRITY_FIELD_NUMBER: _ClassVar[int]
+    NOT_VERIFIED_SINCE_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     query: str
     agent_id: str
@@ -210,7 +219,10 @@ class SearchRequest(_message.Message):
     sentiment_label: str
     min_qa_score: float
     max_qa_score: float
-    def __init__(self, tenant: _Optional[str] = ..., query: _Optional[str] = ..., agent_id: _Optional[str] = ..., started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., min_duration_ms: _Optional[int] = ..., max_duration_ms: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., keyword: _Optional[str] = ..., missing_keyword: _Optional[str] = ..., min_longest_silence_ms: _Optional[int] = ..., min_interruptions: _Optional[int] = ..., sentiment_label: _Optional[str] = ..., min_qa_score: _Optional[float] = ..., max_qa_score: _Optional[float] = ...) -> None: ...
+    tier: _common_pb2.StorageTier
+    integrity: _common_pb2.Integrity
+    not_verified_since: _timestamp_pb2.Timestamp
+    def __init__(self, tenant: _Optional[str] = ..., query: _Optional[str] = ..., agent_id: _Optional[str] = ..., started_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., min_duration_ms: _Optional[int] = ..., max_duration_ms: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.SpeakerRole, str]] = ..., keyword: _Optional[str] = ..., missing_keyword: _Optional[str] = ..., min_longest_silence_ms: _Optional[int] = ..., min_interruptions: _Optional[int] = ..., sentiment_label: _Optional[str] = ..., min_qa_score: _Optional[float] = ..., max_qa_score: _Optional[float] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., integrity: _Optional[_Union[_common_pb2.Integrity, str]] = ..., not_verified_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class UtteranceHit(_message.Message):
     __slots__ = ("channel", "role", "start_ms", "end_ms", "text", "highlight")
@@ -285,3 +297,41 @@ class FindIndexedResponse(_message.Message):
     RECORDING_IDS_FIELD_NUMBER: _ClassVar[int]
     recording_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, recording_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UpdateStorageRequest(_message.Message):
+    __slots__ = ("tenant", "recording_id", "object", "tier", "moved_at", "integrity", "verified_at")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    MOVED_AT_FIELD_NUMBER: _ClassVar[int]
+    INTEGRITY_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    recording_id: str
+    object: _common_pb2.ObjectRef
+    tier: _common_pb2.StorageTier
+    moved_at: _timestamp_pb2.Timestamp
+    integrity: _common_pb2.Integrity
+    verified_at: _timestamp_pb2.Timestamp
+    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., integrity: _Optional[_Union[_common_pb2.Integrity, str]] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UpdateStorageResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeleteCallRequest(_message.Message):
+    __slots__ = ("tenant", "recording_id")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    recording_id: str
+    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ...) -> None: ...
+
+class DeleteCallResponse(_message.Message):
+    __slots__ = ("deleted", "documents")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    documents: int
+    def __init__(self, deleted: _Optional[bool] = ..., documents: _Optional[int] = ...) -> None: ...

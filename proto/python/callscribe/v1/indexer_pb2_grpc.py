@@ -61,6 +61,16 @@ class IndexerServiceStub:
                 request_serializer=callscribe_dot_v1_dot_indexer__pb2.FindIndexedRequest.SerializeToString,
                 response_deserializer=callscribe_dot_v1_dot_indexer__pb2.FindIndexedResponse.FromString,
                 _registered_method=True)
+        self.UpdateStorage = channel.unary_unary(
+                '/callscribe.v1.IndexerService/UpdateStorage',
+                request_serializer=callscribe_dot_v1_dot_indexer__pb2.UpdateStorageRequest.SerializeToString,
+                response_deserializer=callscribe_dot_v1_dot_indexer__pb2.UpdateStorageResponse.FromString,
+                _registered_method=True)
+        self.DeleteCall = channel.unary_unary(
+                '/callscribe.v1.IndexerService/DeleteCall',
+                request_serializer=callscribe_dot_v1_dot_indexer__pb2.DeleteCallRequest.SerializeToString,
+                response_deserializer=callscribe_dot_v1_dot_indexer__pb2.DeleteCallResponse.FromString,
+                _registered_method=True)
 
 
 class IndexerServiceServicer:
@@ -100,6 +110,22 @@ class IndexerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateStorage(self, request, context):
+        """The storage lifecycle (service account only): where a call's audio now is, and what the integrity
+        audit found. NOT_FOUND when the call is not indexed (yet).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCall(self, request, context):
+        """Retention expiry (service account only): the call's documents go. Deleting a call that is not
+        there is not an error (deleted = false).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -127,6 +153,16 @@ def add_IndexerServiceServicer_to_server(servicer, server):
                     servicer.FindIndexed,
                     request_deserializer=callscribe_dot_v1_dot_indexer__pb2.FindIndexedRequest.FromString,
                     response_serializer=callscribe_dot_v1_dot_indexer__pb2.FindIndexedResponse.SerializeToString,
+            ),
+            'UpdateStorage': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateStorage,
+                    request_deserializer=callscribe_dot_v1_dot_indexer__pb2.UpdateStorageRequest.FromString,
+                    response_serializer=callscribe_dot_v1_dot_indexer__pb2.UpdateStorageResponse.SerializeToString,
+            ),
+            'DeleteCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCall,
+                    request_deserializer=callscribe_dot_v1_dot_indexer__pb2.DeleteCallRequest.FromString,
+                    response_serializer=callscribe_dot_v1_dot_indexer__pb2.DeleteCallResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +302,60 @@ class IndexerService:
             '/callscribe.v1.IndexerService/FindIndexed',
             callscribe_dot_v1_dot_indexer__pb2.FindIndexedRequest.SerializeToString,
             callscribe_dot_v1_dot_indexer__pb2.FindIndexedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateStorage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callscribe.v1.IndexerService/UpdateStorage',
+            callscribe_dot_v1_dot_indexer__pb2.UpdateStorageRequest.SerializeToString,
+            callscribe_dot_v1_dot_indexer__pb2.UpdateStorageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callscribe.v1.IndexerService/DeleteCall',
+            callscribe_dot_v1_dot_indexer__pb2.DeleteCallRequest.SerializeToString,
+            callscribe_dot_v1_dot_indexer__pb2.DeleteCallResponse.FromString,
             options,
             channel_credentials,
             insecure,
