@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support import wait_for
 
 from callscribe.storage.bucket import Lock, LockedBucket
-from callscribe.storage.errors import IntegrityError, ObjectMissing, StorageUnavailable
+from callscribe.storage.errors import IntegrityError, ObjectLocked, ObjectMissing, StorageUnavailable
 from callscribe.storage.location import ObjectRef, Tier
 from callscribe.storage.minio_ext import S3Client
 
@@ -220,3 +221,49 @@ def test_a_writer_with_a_codec_never_streams(hot: LockedBucket) -> None:
         coded = hot.writer("k", {}, _lock(), part_size=5 * MIB, parallel=1, pool=pool, put_pool=pool, codec=_Deflate())
         assert plain.can_stream(MIB) is True
         assert coded.can_stream(MIB) is False
+
+
+# --------------------------------------------------------------------------- what the lifecycle needs
+
+
+def test_a_locked_version_cannot_be_deleted_until_its_lock_ends(hot: LockedBucket) -> None:
+    """COMPLIANCE: S3 refuses to delete the version (ObjectLocked) while the lock is on; once it has ended
+    the version goes for good. Versions are listed with their delete markers."""
+    until = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0) + timedelta(seconds=1)
+    ref = _put(hot, b"short lock " * 100, Lock("COMPLIANCE", until))
+    with pytest.raises(ObjectLocked):
+        hot.delete_version(ref.key, ref.version_id)
+    assert hot.stat(ref.key, ref.version_id) is not None
+    [version] = list(hot.versions(ref.key))
+    assert (version.key, version.version_id, version.delete_marker, version.latest) == (
+        ref.key, ref.version_id, False, True,
+    )  # fmt: skip
+    wait_for(lambda: datetime.now(UTC) > until + timedelta(seconds=1), 10, "the lock to end")
+    hot.delete_version(ref.key, ref.version_id)
+    assert hot.stat(ref.key, ref.version_id) is None and not list(hot.versions(ref.key))
+    hot.delete_version(ref.key, ref.version_id)  # already gone: fine
+
+
+def test_a_legal_hold_blocks_deletion_after_the_lock_and_travels_with_a_copy(
+    hot: LockedBucket, cold: LockedBucket
+) -> None:
+    until = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    ref = _put(hot, b"held " * 100, Lock("COMPLIANCE", until, legal_hold=True))
+    assert hot.stat(ref.key, ref.version_id).lock.legal_hold  # type: ignore[union-attr]
+    copy_until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    version = cold.copy_in(hot, ref, ref.key, {"x-amz-meta-sha256": ref.sha256}, Lock("COMPLIANCE", copy_until, True))
+    stat = cold.stat(ref.key, version)
+    assert stat is not None and stat.lock == Lock("COMPLIANCE", copy_until, True)
+    wait_for(lambda: datetime.now(UTC) > until + timedelta(seconds=1), 10, "the lock to end")
+    with pytest.raises(ObjectLocked):
+        hot.delete_version(ref.key, ref.version_id)  # the hold outlives the retention
+    hot.set_legal_hold(ref.key, ref.version_id, False)
+    hot.delete_version(ref.key, ref.version_id)
+
+
+def test_a_copy_names_its_storage_class(hot: LockedBucket, cold: LockedBucket) -> None:
+    ref = _put(hot, b"cold class " * 100)
+    version = cold.copy_in(hot, ref, ref.key, {"x-amz-meta-sha256": ref.sha256}, _lock(), storage_class="STANDARD_IA")
+    stat = cold.stat(ref.key, version)
+    assert stat is not None
+    assert stat.metadata.get("x-amz-storage-class", "STANDARD_IA") == "STANDARD_IA"

@@ -19,7 +19,15 @@ from minio.error import S3Error
 from minio.helpers import genheaders
 from minio.retention import Retention
 
-from callscribe.storage.errors import ObjectExists, ObjectMissing, StorageUnavailable, is_missing, s3_errors
+from callscribe.storage.errors import (
+    LOCKED_CODES,
+    ObjectExists,
+    ObjectLocked,
+    ObjectMissing,
+    StorageUnavailable,
+    is_missing,
+    s3_errors,
+)
 from callscribe.storage.location import ObjectRef, Tier
 from callscribe.storage.minio_ext import S3Client
 from callscribe.storage.reader import read_verified
@@ -58,6 +66,18 @@ class Listed:
     key: str
     last_modified: datetime | None
     size: int | None
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a key (a delete marker too), as a versioned listing shows it."""
+
+    key: str
+    version_id: str
+    last_modified: datetime | None
+    size: int | None
+    delete_marker: bool
+    latest: bool
 
 
 def retention(mode: str, retain_until: datetime) -> Retention:
@@ -143,8 +163,11 @@ class LockedBucket:
             raise
         return str(result.version_id or "")
 
-    def put_locked(self, key: str, data: bytes, content_type: str, lock: Lock) -> str:
-        """A small object (a record) written with its retention from the moment it exists; the version id."""
+    def put_locked(
+        self, key: str, data: bytes, content_type: str, lock: Lock, metadata: dict[str, str] | None = None
+    ) -> str:
+        """A small object (a record) written with its retention (and legal hold) from the moment it exists;
+        the version id."""
         assert lock.retain_until is not None
         with s3_errors("S3 write failed, nothing was acknowledged; retry the upload"):
             result = self.client.put_object(
@@ -153,7 +176,9 @@ class LockedBucket:
                 io.BytesIO(data),
                 len(data),
                 content_type=content_type,
+                metadata=dict(metadata) if metadata else None,  # type: ignore[arg-type]
                 retention=retention(lock.mode, lock.retain_until),
+                legal_hold=lock.legal_hold,
             )
         return str(result.version_id or "")
 
@@ -175,7 +200,7 @@ class LockedBucket:
         it carries `metadata` (x-amz-meta-* names) and its retention from its first byte."""
         assert lock.retain_until is not None
         meta: dict[str, Any] = dict(metadata)
-        headers = genheaders(meta, None, None, retention(lock.mode, lock.retain_until), False)
+        headers = genheaders(meta, None, None, retention(lock.mode, lock.retain_until), lock.legal_hold)
         headers["Content-Type"] = content_type
         return ObjectWriter(
             self.client, self.name, key, headers, part_size, parallel, pool, put_pool, put_tracker, codec
@@ -206,12 +231,39 @@ class LockedBucket:
         with s3_errors(f"S3 retention change of {key} failed"):
             self.client.set_object_retention(self.name, key, retention(lock.mode, lock.retain_until), version_id)
 
+    # -- deleting ------------------------------------------------------------------------------
+    def delete_version(self, key: str, version_id: str) -> None:
+        """Delete one version for good (not a delete marker). ObjectLocked while its retention or a legal
+        hold is on (S3 refuses); a version already gone is fine."""
+        with s3_errors(f"S3 delete of {key} version {version_id} failed"):
+            try:
+                self.client.remove_object(self.name, key, version_id=version_id)
+            except S3Error as exc:
+                if is_missing(exc):
+                    return
+                if exc.code in LOCKED_CODES:
+                    raise ObjectLocked(f"s3://{self.name}/{key} version {version_id}: {exc.code}") from exc
+                raise
+
     # -- listing -------------------------------------------------------------------------------
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[Listed]:
         """Every object under `prefix` (recursive), in key order, after `start_after`."""
         with s3_errors("S3 listing failed"):
             for obj in self.client.list_objects(self.name, prefix=prefix, recursive=True, start_after=start_after):
                 yield Listed(obj.object_name or "", obj.last_modified, obj.size)
+
+    def versions(self, prefix: str) -> Iterator[Version]:
+        """Every version (and delete marker) of every key under `prefix`, newest first within a key."""
+        with s3_errors("S3 version listing failed"):
+            for obj in self.client.list_objects(self.name, prefix=prefix, recursive=True, include_version=True):
+                yield Version(
+                    obj.object_name or "",
+                    obj.version_id or "",
+                    obj.last_modified,
+                    obj.size,
+                    bool(obj.is_delete_marker),
+                    str(obj.is_latest or "").lower() == "true",
+                )
 
     # -- copies ----------------------------------------------------------------------------------
     def copy_in(
@@ -223,16 +275,19 @@ class LockedBucket:
         lock: Lock,
         *,
         part_size: int = 16 * 1024 * 1024,
+        storage_class: str = "",
     ) -> str:
         """Copy `ref` from `source` (this endpoint or another) into this bucket under `key`, locked with
-        `lock` from its first byte; returns the new version id. The bytes stream through here, hashed while
+        `lock` (legal hold included) from its first byte, in `storage_class` when one is named
+        (`x-amz-storage-class`); returns the new version id. The bytes stream through here, hashed while
         read, and the copy is committed only if they hashed to `ref.sha256` (IntegrityError otherwise,
         nothing written). Not S3's server-side CopyObject: SeaweedFS ignores a copy's lock headers (the copy
         keeps its source's retention) and then refuses to change the copy's mode (AccessDenied), and a
         server-side copy of corrupt bytes would leave a locked corrupt copy behind before any check."""
         assert lock.retain_until is not None
+        headers = {**metadata, "x-amz-storage-class": storage_class} if storage_class else metadata
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3-copy") as pool:
-            writer = self.writer(key, metadata, lock, part_size=part_size, parallel=2, pool=pool)
+            writer = self.writer(key, headers, lock, part_size=part_size, parallel=2, pool=pool)
             try:
                 source.read_verified(ref, writer.write, reader="the copy")
                 return writer.commit()

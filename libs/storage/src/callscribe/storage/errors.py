@@ -32,8 +32,16 @@ class IntegrityError(DataLoss):
     """Stored bytes or metadata do not match their fingerprint or record: an alarm, never repaired."""
 
 
+class ObjectLocked(Exception):
+    """A delete S3 refused because the version's retention (or a legal hold) is still on."""
+
+
 class ObjectExists(Exception):
     """A write sent only-if-absent (`If-None-Match: *`) found the key already there (S3 412)."""
+
+
+# What S3 servers answer a delete of a locked version with (MinIO and AWS: AccessDenied; others name it).
+LOCKED_CODES = frozenset({"AccessDenied", "ObjectLocked", "InvalidRequest"})
 
 
 def is_missing(exc: S3Error) -> bool:
