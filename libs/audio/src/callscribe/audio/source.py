@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,8 +56,11 @@ class AudioSource:
         *,
         service: str = "vad",
         spool_suffix: str = SPOOL_SUFFIX,
+        bucket_clients: Mapping[str, S3Client] | None = None,
     ) -> None:
         self._client = client
+        # A recording moved to the cold tier may be on another S3: each bucket's client (default: `client`).
+        self._by_bucket = dict(bucket_clients or {})
         self._spool_dir = spool_dir
         self._max_inline_bytes = max_inline_bytes
         self._service = service.upper()
@@ -83,8 +86,9 @@ class AudioSource:
             raise Unavailable(
                 f"this {self._service} has no S3 configured: send the audio inline, or set {self._service}_S3_ENDPOINT"
             )
+        client = self._by_bucket.get(ref.bucket, self._client)
         with self._spooled() as (path, fh):
-            read_verified(self._client, ref, fh.write, reader=f"the {self._service}")
+            read_verified(client, ref, fh.write, reader=f"the {self._service}")
             fh.close()
             yield path
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +17,17 @@ DEFAULT_RETENTION_DAYS = 5 * 365
 ZH_SCRIPTS = ("simplified", "traditional", "traditional_tw", "traditional_hk", "as_recognized")
 
 
+DEFAULT_HOT_DAYS = 90.0
+
+
 @dataclass(frozen=True)
 class Tenant:
     name: str
     retention_mode: str = "COMPLIANCE"
-    retention_days: int = DEFAULT_RETENTION_DAYS
+    retention_days: float = DEFAULT_RETENTION_DAYS  # fractions of a day are for tests and trials
     zh_script: str | None = None  # one of ZH_SCRIPTS; None: the indexer's default (INDEXER_ZH_SCRIPT)
+    hot_days: float = DEFAULT_HOT_DAYS  # recordings move to the cold tier this long after they were archived
+    cold_storage_class: str = ""  # sent as x-amz-storage-class with cold copies; "": the bucket's default
 
 
 class TenantRegistry:
@@ -88,10 +95,23 @@ def _parse_tenant(name: str, spec: dict) -> Tenant:
     mode = str(spec.get("retention_mode", "COMPLIANCE")).upper()
     if mode not in RETENTION_MODES:
         raise ValueError(f"tenant {name}: retention_mode must be COMPLIANCE or GOVERNANCE, got {mode!r}")
-    days = int(spec.get("retention_days", DEFAULT_RETENTION_DAYS))
-    if days < 1:
-        raise ValueError(f"tenant {name}: retention_days must be at least 1, got {days}")
+    days = _days(name, "retention_days", spec.get("retention_days", DEFAULT_RETENTION_DAYS))
     script = spec.get("zh_script")
     if script is not None and script not in ZH_SCRIPTS:
         raise ValueError(f"tenant {name}: zh_script must be one of {', '.join(ZH_SCRIPTS)}, got {script!r}")
-    return Tenant(name=name, retention_mode=mode, retention_days=days, zh_script=script)
+    hot_days = _days(name, "hot_days", spec.get("hot_days", DEFAULT_HOT_DAYS))
+    storage_class = str(spec.get("cold_storage_class") or "")
+    if storage_class and not re.fullmatch(r"[A-Z_]{1,64}", storage_class):
+        raise ValueError(f"tenant {name}: cold_storage_class must be an S3 storage class such as STANDARD_IA")
+    return Tenant(name, mode, days, script, hot_days, storage_class)
+
+
+def _days(tenant: str, field: str, value: object) -> float:
+    """A positive number of days (fractions allowed: tests and trials use seconds' worth)."""
+    try:
+        days = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"tenant {tenant}: {field} must be a number of days, got {value!r}") from None
+    if not math.isfinite(days) or days <= 0:
+        raise ValueError(f"tenant {tenant}: {field} must be more than 0 days, got {value!r}")
+    return days

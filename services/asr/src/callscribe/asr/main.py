@@ -18,7 +18,7 @@ from callscribe.audio.source import AudioSource, clear_stale_spool
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.kit.settings import load_settings
-from callscribe.storage.client import make_client
+from callscribe.storage.tiers import bucket_clients
 from callscribe.v1 import asr_pb2, asr_pb2_grpc
 
 log = logging.getLogger("callscribe.asr")
@@ -49,15 +49,15 @@ def build(settings: AsrSettings, registry: CollectorRegistry, devices: list[str]
     loader = functools.partial(load_engine, batch_size=settings.max_batch_size, precision=settings.precision)
     pool = ReplicaPool(config, batcher, loader)
     source = None
-    if settings.s3_endpoint is not None:
-        client = make_client(
-            settings.s3_endpoint,
-            settings.s3_access_key.get_secret_value(),
-            settings.s3_secret_key.get_secret_value(),
-            settings.s3_region,
-            pool_size=settings.max_workers + 8,
+    hot = settings.hot_endpoint
+    if hot is not None:
+        client, by_bucket = bucket_clients(
+            hot, settings.hot_bucket, settings.cold_endpoint(hot), settings.cold_bucket, settings.max_workers + 8
         )
-        source = AudioSource(client, settings.spool_dir, MAX_INLINE_BYTES, service="asr", spool_suffix=SPOOL_SUFFIX)
+        source = AudioSource(
+            client, settings.spool_dir, MAX_INLINE_BYTES, service="asr", spool_suffix=SPOOL_SUFFIX,
+            bucket_clients=by_bucket,
+        )  # fmt: skip
     servicer = AsrServicer(
         pool,
         batcher,

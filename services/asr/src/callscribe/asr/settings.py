@@ -11,7 +11,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from callscribe.kit.settings import ServiceSettings
-from callscribe.storage.client import check_endpoint_url
+from callscribe.storage.client import Endpoint, check_endpoint_url
+from callscribe.storage.tiers import ColdTierSettings
 
 _DEVICE_LIST = re.compile(r"^cuda:\d+(,cuda:\d+)*$")
 
@@ -20,7 +21,7 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "callscribe" / "models"
 
 
-class AsrSettings(ServiceSettings):
+class AsrSettings(ServiceSettings, ColdTierSettings):
     model_config = SettingsConfigDict(env_prefix="ASR_", extra="ignore", frozen=True)
 
     grpc_address: str = "0.0.0.0:50053"
@@ -61,6 +62,17 @@ class AsrSettings(ServiceSettings):
     s3_region: str = "us-east-1"
     hot_bucket: str = "callscribe-hot"
     cold_bucket: str = "callscribe-cold"
+
+    @property
+    def hot_endpoint(self) -> Endpoint | None:
+        if self.s3_endpoint is None:
+            return None
+        return Endpoint(
+            self.s3_endpoint,
+            self.s3_access_key.get_secret_value(),
+            self.s3_secret_key.get_secret_value(),
+            self.s3_region,
+        )
 
     @field_validator("s3_endpoint")
     @classmethod

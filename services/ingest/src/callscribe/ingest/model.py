@@ -175,8 +175,19 @@ def _check_text(what: str, value: str) -> None:
 
 @dataclass(frozen=True)
 class LockPolicy:
+    """A recording's retention: `mode` until `retain_until` (when it was archived + the tenant's retention_days).
+
+    With tiering on, its hot copies are locked only until `hot_until` (hot_days + a grace period): the
+    lifecycle moves it to the cold tier, locked until `retain_until`, before then (README, "Storage lifecycle").
+    """
+
     mode: str  # COMPLIANCE or GOVERNANCE
     retain_until: datetime
+    hot_until: datetime | None = None
+
+    @property
+    def hot_lock_until(self) -> datetime:
+        return self.hot_until or self.retain_until
 
 
 @dataclass(frozen=True)
@@ -230,6 +241,36 @@ class ArchivedRecording:
     object: StoredObject | None = None
     lock: LockState | None = None
     tier: str = "HOT"
+    # The retention promised when it was archived (None in records made before it was kept: their lock is it).
+    retention: LockPolicy | None = None
+    moved_at: datetime | None = None  # when the cold copy became the one read (tier COLD)
+
+    def retention_end(self) -> tuple[str, datetime | None]:
+        """(mode, until) of the recording's retention: the record's, else its lock's."""
+        if self.retention is not None:
+            return self.retention.mode, self.retention.retain_until
+        if self.lock is not None:
+            return self.lock.mode, self.lock.retain_until
+        return "", None
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a moved recording's audio is read from: its verified, locked copy in the cold tier.
+
+    Written (as a new locked version of `location.json` beside the recording's hot objects) only once the
+    copy was read back and hashed to the recording's SHA-256; until then the hot copy is the one read."""
+
+    tier: str  # "COLD"
+    bucket: str
+    key: str
+    version_id: str
+    sha256: str
+    size_bytes: int
+    moved_at: datetime
+    mode: str
+    retain_until: datetime
+    archived_at: datetime  # the recording's (what ListRecordings filters on once the hot copy is gone)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,13 @@ Layout per recording, under `recordings/<tenant>/<recording_id>/`:
   `x-amz-meta-record` and nothing else is written. Such a PUT starts while the bytes are still
   arriving when the record is known from the first bytes (`stream_audio`);
 - `metadata.json`: otherwise, the full record (what the call-center system said plus the audio
-  facts), written before the audio is committed.
-Every version carries the tenant's retention from the moment it exists.
+  facts), written before the audio is committed;
+- `location.json` (issue 18): once the storage lifecycle moved the recording, where its cold copy is
+  (`Location`); each move writes a new locked version, the latest is the one read.
+Every version carries the recording's lock from the moment it exists: its full retention, or with tiering
+on the hot lock (hot_days + grace) for the hot copies and the full retention for the cold copy and
+`location.json`. In the cold tier's bucket the same keys hold the copy: `audio` (with the record inline
+where it fits) and `metadata.json` otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from callscribe.ingest.model import (
     ArchivedRecording,
     AudioFacts,
     AudioWriter,
+    Location,
     LockPolicy,
     LockState,
     RecordingInfo,
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 
 AUDIO = "audio"
 SIDECAR = "metadata.json"
+LOCATION = "location.json"
 SHA_META = "x-amz-meta-sha256"
 RECORD_META = "x-amz-meta-record"
 # S3 allows 2 KB of user metadata in all; leave room for the other fields.
@@ -61,8 +68,10 @@ class S3RecordingStore:
         max_streamed_puts: int = 64,
         streamed_puts: Gauge | None = None,
         stream_min_bytes: int = 0,
+        cold: LockedBucket | None = None,
     ) -> None:
         self._bucket = LockedBucket(client, bucket)
+        self.cold = cold  # the cold tier's bucket (maybe on another S3); None: this store never reads it
         self._part_size = part_size
         self._parallel_parts = parallel_parts
         # One pool for the parts of every upload: S3 sees at most this many part uploads at once.
@@ -85,7 +94,20 @@ class S3RecordingStore:
                 "replicas given the same bytes at the same moment could each write a version; upgrade S3"
             )
 
+    @property
+    def hot(self) -> LockedBucket:
+        return self._bucket
+
     def find(self, tenant: str, rec_id: str) -> ArchivedRecording | None:
+        """The recording as archived, wherever its audio is read from now: the cold copy once its location
+        was recorded, else the hot one. IntegrityError when what is stored contradicts its record."""
+        location = self.location(tenant, rec_id)
+        if location is not None:
+            return self._find_moved(tenant, rec_id, location)
+        return self.find_hot(tenant, rec_id)
+
+    def find_hot(self, tenant: str, rec_id: str) -> ArchivedRecording | None:
+        """The recording from its hot copy, whether or not it has moved since (None when the hot copy is gone)."""
         prefix = recording_prefix(tenant, rec_id)
         stat = self._bucket.stat(prefix + AUDIO)
         if stat is None:
@@ -112,6 +134,69 @@ class S3RecordingStore:
         archived_at = stat.last_modified or record.archived_at
         lock = LockState(stat.lock.mode, stat.lock.retain_until, stat.lock.legal_hold)
         return replace(record, object=obj, lock=lock, archived_at=archived_at)
+
+    # -- the cold tier (issue 18) ------------------------------------------------------------------
+    def location(self, tenant: str, rec_id: str) -> Location | None:
+        """Where the recording was moved to (the latest version of its `location.json`); None: never moved."""
+        try:
+            raw = self._bucket.read_bytes(recording_prefix(tenant, rec_id) + LOCATION)
+        except ObjectMissing:
+            return None
+        return _location_from_document(json.loads(raw))
+
+    def _find_moved(self, tenant: str, rec_id: str, location: Location) -> ArchivedRecording:
+        cold = self.require_cold()
+        stat = cold.stat(location.key, location.version_id)
+        if stat is None:
+            raise IntegrityError(
+                f"recording {rec_id}: its cold copy s3://{location.bucket}/{location.key} version "
+                f"{location.version_id} is missing (alert the operator)"
+            )
+        inline = stat.metadata.get(RECORD_META)
+        prefix = recording_prefix(tenant, rec_id)
+        try:
+            doc = json.loads(inline) if inline else json.loads(cold.read_bytes(prefix + SIDECAR))
+        except ObjectMissing:
+            raise IntegrityError(f"recording {rec_id}: the record of its cold copy is missing") from None
+        record = _from_document(doc)
+        if stat.metadata.get(SHA_META, "").lower() != record.sha256 or location.sha256 != record.sha256:
+            raise IntegrityError(f"recording {rec_id}: its cold copy's SHA-256 differs from its record")
+        if stat.size is not None and stat.size != record.size_bytes:
+            raise IntegrityError(
+                f"recording {rec_id}: its cold copy has {stat.size} bytes, its record says {record.size_bytes}"
+            )
+        obj = StoredObject(location.bucket, location.key, location.version_id, record.sha256)
+        lock = LockState(stat.lock.mode, stat.lock.retain_until, stat.lock.legal_hold)
+        return replace(record, object=obj, lock=lock, tier="COLD", moved_at=location.moved_at)
+
+    def require_cold(self) -> LockedBucket:
+        if self.cold is None:
+            raise RuntimeError("this store was built without the cold tier's bucket")
+        return self.cold
+
+    def cold_metadata(self, record: ArchivedRecording, storage_class: str = "") -> dict[str, str]:
+        """The headers a cold copy of the audio carries: the same as the hot copy's, the record inline where it
+        fits (else `put_cold_sidecar` writes it), the storage class where one is named."""
+        meta = _audio_metadata(record.tenant, record.recording_id, record.sha256, record.info.call_id)
+        inline = _inline(record)
+        if len(inline) <= MAX_INLINE_RECORD:
+            meta[RECORD_META] = inline
+        return meta
+
+    def needs_cold_sidecar(self, record: ArchivedRecording) -> bool:
+        return len(_inline(record)) > MAX_INLINE_RECORD
+
+    def put_cold_sidecar(self, record: ArchivedRecording, lock: Lock) -> str:
+        doc = json.dumps(_to_document(record), ensure_ascii=False).encode("utf-8")
+        key = recording_prefix(record.tenant, record.recording_id) + SIDECAR
+        return self.require_cold().put_locked(key, doc, "application/json", lock)
+
+    def write_location(self, record: ArchivedRecording, location: Location) -> str:
+        """Record where the recording is read from now: a new version of its `location.json`, locked like the
+        cold copy (until the end of its retention). Written only once that copy verified."""
+        doc = json.dumps(_location_document(location), separators=(",", ":")).encode("utf-8")
+        key = recording_prefix(record.tenant, record.recording_id) + LOCATION
+        return self._bucket.put_locked(key, doc, "application/json", Lock(location.mode, location.retain_until))
 
     def lookup_first(self, size_bytes: int) -> bool:
         """Whether an upload of `size_bytes` (0: unknown) should be looked up before it is written:
@@ -182,33 +267,68 @@ class S3RecordingStore:
         log.info(
             "archived %s/%s version %s (%d bytes)", record.tenant, record.recording_id, version_id, record.size_bytes
         )
-        return replace(record, object=obj, lock=LockState(policy.mode, policy.retain_until, False))
+        lock = LockState(policy.mode, policy.hot_lock_until, False)
+        return replace(record, object=obj, lock=lock, retention=LockPolicy(policy.mode, policy.retain_until))
 
     def set_legal_hold(self, tenant: str, rec_id: str, on: bool) -> ArchivedRecording:
+        """On (or off) every copy there is: the one read now and, for a moved recording, a hot copy that is
+        still there (a hold must keep the lifecycle from releasing it too)."""
         record = self.find(tenant, rec_id)
         if record is None or record.object is None:
             raise NotFound(f"recording {rec_id} not found for tenant {tenant}")
-        self._bucket.set_legal_hold(record.object.key, record.object.version_id, on)
+        if record.tier == "COLD":
+            self.require_cold().set_legal_hold(record.object.key, record.object.version_id, on)
+            hot = self.find_hot(tenant, rec_id)
+            if hot is not None and hot.object is not None:
+                self._bucket.set_legal_hold(hot.object.key, hot.object.version_id, on)
+        else:
+            self._bucket.set_legal_hold(record.object.key, record.object.version_id, on)
         lock = record.lock or LockState("", None, False)
         return replace(record, lock=replace(lock, legal_hold=on))
 
     def list_ids(self, tenant: str, start_after: str, since: datetime | None, until: datetime | None):  # type: ignore[no-untyped-def]
-        """Yield (recording_id, archived_at) in id order, filtered by archive time."""
+        """Yield (recording_id, archived_at) in id order, filtered by archive time: every recording with a hot
+        copy, and every moved one whose hot copy was released (its `location.json` says when it was archived)."""
         base = f"recordings/{tenant}/"
-        after = f"{base}{start_after}/{AUDIO}" if start_after else None
-        for obj in self._bucket.list(base, start_after=after):
-            if not obj.key.endswith("/" + AUDIO) or obj.last_modified is None:
+        after = f"{base}{start_after}/~" if start_after else None  # '~' sorts after every file name of an id
+        for rec_id, names, audio_time in self._grouped(base, after):
+            archived_at = audio_time
+            if AUDIO not in names:
+                if LOCATION not in names:
+                    continue
+                location = self.location(tenant, rec_id)
+                archived_at = location.archived_at if location is not None else None
+            if archived_at is None:
                 continue
-            if (since and obj.last_modified < since) or (until and obj.last_modified >= until):
+            if (since and archived_at < since) or (until and archived_at >= until):
                 continue
-            yield obj.key[len(base) : -len(AUDIO) - 1], obj.last_modified
+            yield rec_id, archived_at
 
     def list_all(self) -> Iterator[tuple[str, str]]:
-        """Yield (tenant, recording_id) of every archived recording, all tenants."""
+        """Yield (tenant, recording_id) of every archived recording (hot, or moved with its hot copy released)."""
+        last: tuple[str, str] | None = None
         for obj in self._bucket.list("recordings/"):
             parts = obj.key.split("/")
-            if len(parts) == 4 and parts[3] == AUDIO:
-                yield parts[1], parts[2]
+            if len(parts) == 4 and parts[3] in (AUDIO, LOCATION) and (parts[1], parts[2]) != last:
+                last = (parts[1], parts[2])  # keys of one recording are listed together: audio, location.json
+                yield last
+
+    def _grouped(self, base: str, after: str | None) -> Iterator[tuple[str, set[str], datetime | None]]:
+        """(recording id, its object names, the hot audio's last-modified time) under `base`, in id order."""
+        current, audio_time = "", None
+        names: set[str] = set()
+        for obj in self._bucket.list(base, start_after=after):
+            rest = obj.key[len(base) :]
+            rec_id, _, name = rest.partition("/")
+            if rec_id != current:
+                if current:
+                    yield current, names, audio_time
+                current, names, audio_time = rec_id, set(), None
+            names.add(name)
+            if name == AUDIO:
+                audio_time = obj.last_modified
+        if current:
+            yield current, names, audio_time
 
 
 def _inline(record: ArchivedRecording) -> str:
@@ -216,7 +336,8 @@ def _inline(record: ArchivedRecording) -> str:
 
 
 def _lock(policy: LockPolicy) -> Lock:
-    return Lock(policy.mode, policy.retain_until)
+    """The lock of the hot copies: the full retention, or with tiering on the hot lock."""
+    return Lock(policy.mode, policy.hot_lock_until)
 
 
 def _audio_metadata(tenant: str, rec_id: str, sha256: str, call_id: str) -> dict[str, str]:
@@ -243,6 +364,11 @@ def _to_document(record: ArchivedRecording) -> dict:
         "channel_layout": record.channel_layout,
         "info": info,
         "audio": asdict(record.audio),
+        **(
+            {"retention": {"mode": record.retention.mode, "retain_until": record.retention.retain_until.isoformat()}}
+            if record.retention is not None
+            else {}
+        ),
     }
 
 
@@ -258,5 +384,34 @@ def _from_document(doc: dict) -> ArchivedRecording:
         channel_layout=doc["channel_layout"],
         size_bytes=int(doc["size_bytes"]),
         sha256=doc["sha256"],
+        archived_at=datetime.fromisoformat(doc["archived_at"]).astimezone(UTC),
+        retention=_retention(doc.get("retention")),
+    )
+
+
+def _retention(doc: dict | None) -> LockPolicy | None:
+    if not doc:
+        return None
+    return LockPolicy(str(doc["mode"]), datetime.fromisoformat(doc["retain_until"]).astimezone(UTC))
+
+
+def _location_document(location: Location) -> dict:
+    doc = asdict(location)
+    for name in ("moved_at", "retain_until", "archived_at"):
+        doc[name] = getattr(location, name).isoformat()
+    return {"schema": 1, **doc}
+
+
+def _location_from_document(doc: dict) -> Location:
+    return Location(
+        tier=str(doc["tier"]),
+        bucket=str(doc["bucket"]),
+        key=str(doc["key"]),
+        version_id=str(doc["version_id"]),
+        sha256=str(doc["sha256"]),
+        size_bytes=int(doc["size_bytes"]),
+        moved_at=datetime.fromisoformat(doc["moved_at"]).astimezone(UTC),
+        mode=str(doc["mode"]),
+        retain_until=datetime.fromisoformat(doc["retain_until"]).astimezone(UTC),
         archived_at=datetime.fromisoformat(doc["archived_at"]).astimezone(UTC),
     )

@@ -16,11 +16,15 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from callscribe.kit.settings import ServiceSettings, check_host_port
-from callscribe.storage.client import check_endpoint_url
+from callscribe.storage.bucket import LockedBucket
+from callscribe.storage.client import Endpoint, check_endpoint_url
+from callscribe.storage.location import Tier
+from callscribe.storage.minio_ext import S3Client
+from callscribe.storage.tiers import ColdTierSettings, bucket_clients
 
 
-class IngestSettings(ServiceSettings):
-    """What the upload API and the pipeline worker share."""
+class IngestSettings(ServiceSettings, ColdTierSettings):
+    """What the upload API, the pipeline worker and the lifecycle share."""
 
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
 
@@ -37,11 +41,33 @@ class IngestSettings(ServiceSettings):
     redis_timeout_seconds: float = Field(
         2.0, gt=0, description="Redis connect and reply timeout, both programs (the worker's blocking reads wait 0.5 s)"
     )
+    hot_lock_grace_days: float | None = Field(
+        None,
+        gt=0,
+        description="tiering: hot copies are locked for the tenant's hot_days plus this, and the lifecycle moves "
+        "them to the cold tier (locked for the whole retention) before then; unset: hot copies are locked for the "
+        "whole retention (no lifecycle needed). Set it only where the lifecycle runs (README, 'Storage lifecycle')",
+    )
 
     @field_validator("s3_endpoint")
     @classmethod
     def _url(cls, value: str) -> str:
         return check_endpoint_url(value)
+
+    @property
+    def hot_endpoint(self) -> Endpoint:
+        return Endpoint(
+            self.s3_endpoint,
+            self.s3_access_key.get_secret_value(),
+            self.s3_secret_key.get_secret_value(),
+            self.s3_region,
+        )
+
+    def s3_clients(self, pool_size: int) -> tuple[S3Client, LockedBucket]:
+        """The hot tier's client, and the cold tier's bucket (on its own S3 when one is configured)."""
+        hot = self.hot_endpoint
+        client, by_bucket = bucket_clients(hot, self.hot_bucket, self.cold_endpoint(hot), self.cold_bucket, pool_size)
+        return client, LockedBucket(by_bucket[self.cold_bucket], self.cold_bucket, Tier.COLD)
 
 
 class UploadSettings(IngestSettings):

@@ -12,7 +12,7 @@ from callscribe.audio.source import AudioSource, clear_stale_spool
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.kit.settings import load_settings
-from callscribe.storage.client import make_client
+from callscribe.storage.tiers import bucket_clients
 from callscribe.v1 import vad_pb2, vad_pb2_grpc
 from callscribe.vad.pool import ModelConfig, VadPool
 from callscribe.vad.servicer import VadMetrics, VadServicer
@@ -31,16 +31,14 @@ def build(settings: VadSettings, registry: CollectorRegistry) -> tuple[GrpcServe
         settings.queue_limit,
         ModelConfig(settings.engine, settings.model_dir, settings.threads_per_worker, settings.diarize_config),
     )
-    client = make_client(
-        settings.s3_endpoint,
-        settings.s3_access_key.get_secret_value(),
-        settings.s3_secret_key.get_secret_value(),
-        settings.s3_region,
-        pool_size=pool.capacity + 4,
+    hot = settings.hot_endpoint
+    client, by_bucket = bucket_clients(
+        hot, settings.hot_bucket, settings.cold_endpoint(hot), settings.cold_bucket, pool.capacity + 4
     )
     source = AudioSource(
-        client, settings.spool_dir, settings.max_inline_bytes, service="vad", spool_suffix=SPOOL_SUFFIX
-    )
+        client, settings.spool_dir, settings.max_inline_bytes, service="vad", spool_suffix=SPOOL_SUFFIX,
+        bucket_clients=by_bucket,
+    )  # fmt: skip
     servicer = VadServicer(
         pool, source, settings.engine, (settings.hot_bucket, settings.cold_bucket), VadMetrics(registry)
     )

@@ -11,7 +11,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from callscribe.kit.settings import ServiceSettings
-from callscribe.storage.client import check_endpoint_url
+from callscribe.storage.client import Endpoint, check_endpoint_url
+from callscribe.storage.tiers import ColdTierSettings
 from callscribe.vad.diarize import DiarizeParams
 from callscribe.vad.mono import DiarizeConfig
 
@@ -20,7 +21,7 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-class VadSettings(ServiceSettings):
+class VadSettings(ServiceSettings, ColdTierSettings):
     model_config = SettingsConfigDict(env_prefix="VAD_", extra="ignore", frozen=True)
 
     grpc_address: str = "0.0.0.0:50052"
@@ -50,6 +51,15 @@ class VadSettings(ServiceSettings):
     diarize_min_speech_seconds: float = Field(6.0, ge=0.0, description="less speech in all: the call stays MIXED")
     diarize_min_speaker_seconds: float = Field(1.5, ge=0.0, description="a second voice with less is not believed")
     diarize_max_cluster_windows: int = Field(600, ge=10, le=5000, description="windows clustered (memory n^2)")
+
+    @property
+    def hot_endpoint(self) -> Endpoint:
+        return Endpoint(
+            self.s3_endpoint,
+            self.s3_access_key.get_secret_value(),
+            self.s3_secret_key.get_secret_value(),
+            self.s3_region,
+        )
 
     @field_validator("s3_endpoint")
     @classmethod

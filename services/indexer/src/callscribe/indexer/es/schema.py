@@ -9,6 +9,7 @@ indices `<alias>-000001`, ... (see `mappings.py`).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from typing import Any
@@ -49,7 +50,7 @@ class Schema:
         self._ready = False
         self.ilm_supported = False
         self.server_version = ""
-        self._tenants: dict[str, int] = {}  # tenant -> retention_days its policy and indices were set up with
+        self._tenants: dict[str, float] = {}  # tenant -> retention_days its policy and indices were set up with
         self._tenant_lock = threading.Lock()
 
     # ------------------------------------------------------------------ names
@@ -166,7 +167,7 @@ class Schema:
                 self._es.ilm.put_lifecycle(
                     name=policy,
                     policy=lifecycle_policy(
-                        retention_days=tenant.retention_days,
+                        retention_days=math.ceil(tenant.retention_days),  # ILM counts whole days
                         warm_after_days=s.ilm_warm_after_days,
                         rollover_max_age_days=s.ilm_rollover_max_age_days,
                         rollover_max_primary_shard_gb=s.ilm_rollover_max_primary_shard_gb,

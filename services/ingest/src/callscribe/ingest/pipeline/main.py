@@ -20,7 +20,6 @@ from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, start_metrics_server
 from callscribe.kit.settings import load_settings
-from callscribe.storage.client import make_client
 from callscribe.v1 import asr_pb2_grpc, indexer_pb2_grpc, vad_pb2_grpc
 
 log = logging.getLogger("callscribe.ingest.worker")
@@ -36,14 +35,8 @@ def _channel(address: str, ca_file: object) -> grpc.Channel:
 
 
 def build(settings: PipelineSettings, registry: CollectorRegistry) -> tuple[Worker, Reconciler, RedisJobs]:
-    client = make_client(
-        settings.s3_endpoint,
-        settings.s3_access_key.get_secret_value(),
-        settings.s3_secret_key.get_secret_value(),
-        settings.s3_region,
-        pool_size=settings.worker_concurrency + 4,
-    )
-    store = S3RecordingStore(client, settings.hot_bucket, 8 * 1024 * 1024, 1, 1)
+    client, cold = settings.s3_clients(settings.worker_concurrency + 4)
+    store = S3RecordingStore(client, settings.hot_bucket, 8 * 1024 * 1024, 1, 1, cold=cold)
     queue = RedisJobs(
         settings.redis_url,
         settings.job_stream,

@@ -155,11 +155,13 @@ class Pipeline:
     def process(self, job: Job, progress: Progress) -> Outcome:
         record = self._verify(job)
         metadata = metadata_pb(record)  # layout, language and hotwords as the contracts spell them
+        assert record.object is not None  # _verify
+        # Where the audio is now (a recording moved to the cold tier is read there), not where the job says.
         ref = common_pb2.ObjectRef(
-            bucket=job.bucket,
-            key=job.key,
-            version_id=job.version_id,
-            sha256=job.sha256,
+            bucket=record.object.bucket,
+            key=record.object.key,
+            version_id=record.object.version_id,
+            sha256=record.object.sha256,
             raw_format=declared_raw_format(record.audio.container, record.audio.codec),  # headerless: say how
         )
         auth = self._auth(job.tenant)

@@ -78,11 +78,14 @@ class Archiver:
         queue: JobQueue,
         limits: UploadLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        hot_lock_grace_days: float | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._limits = limits
         self._clock = clock
+        # Tiering on (INGEST_HOT_LOCK_GRACE_DAYS set): hot copies are locked hot_days + this, not the retention.
+        self._hot_grace_days = hot_lock_grace_days
         self._locks = KeyedLocks()
 
     def upload(
@@ -149,7 +152,7 @@ class Archiver:
                 writer.write(chunk)
                 if not decided and (facts := spool.final_facts(declared.size_bytes)) is not None:
                     decided = True
-                    streamed = self._start_stream(tenant, info, facts, declared, rec_id, writer)
+                    streamed = self._start_stream(tenant, info, facts, declared, rec_id, writer, policy)
             sha256, facts = spool.finish()
             declared.verify(sha256, spool.size)
             if streamed is not None and streamed.audio != facts:
@@ -167,13 +170,15 @@ class Archiver:
         declared: Declared,
         rec_id: str,
         writer: AudioWriter,
+        policy: LockPolicy,
     ) -> ArchivedRecording | None:
         """The record, if its PUT started now: what it will be once the declared bytes arrived (the
         first bytes told everything: `UploadSpool.final_facts`)."""
         layout = info.layout_for(facts.channels)  # refused now rather than after every byte
         record = ArchivedRecording(
-            rec_id, tenant.name, info, facts, layout, declared.size_bytes, declared.sha256, self._now()
-        )
+            rec_id, tenant.name, info, facts, layout, declared.size_bytes, declared.sha256, self._now(),
+            retention=_retention(policy),
+        )  # fmt: skip
         return record if self._store.stream_audio(writer, record) else None
 
     def _look_up_first(self, tenant: Tenant, rec_id: str, size_bytes: int) -> tuple[bool, ArchivedRecording | None]:
@@ -216,7 +221,9 @@ class Archiver:
         """Commit the audio; `streamed`: the record its PUT started with (else it is made now)."""
         if streamed is None:
             layout = info.layout_for(facts.channels)
-            record = ArchivedRecording(rec_id, tenant.name, info, facts, layout, spool.size, sha256, self._now())
+            record = ArchivedRecording(
+                rec_id, tenant.name, info, facts, layout, spool.size, sha256, self._now(), retention=_retention(policy)
+            )
         else:
             record = streamed
         try:
@@ -233,7 +240,14 @@ class Archiver:
         return UploadAck(self._store.stored(durable, version_id, policy), duplicate=False, enqueued=False)
 
     def _policy(self, tenant: Tenant) -> LockPolicy:
-        return LockPolicy(tenant.retention_mode, self._now() + timedelta(days=tenant.retention_days))
+        """The recording's retention, and (tiering on) the shorter lock of its hot copies."""
+        now = self._now()
+        until = now + timedelta(days=tenant.retention_days)
+        hot_until = None
+        if self._hot_grace_days is not None:
+            candidate = now + timedelta(days=tenant.hot_days + self._hot_grace_days)
+            hot_until = candidate if candidate < until else None
+        return LockPolicy(tenant.retention_mode, until, hot_until)
 
     def _now(self) -> datetime:
         return self._clock().replace(microsecond=0)
@@ -305,3 +319,8 @@ def _checked_end(chunks: Iterable[bytes], connected: Callable[[], bool]) -> Iter
     yield from chunks
     if not connected():
         raise Cancelled("the client went away before the upload finished; nothing was stored")
+
+
+def _retention(policy: LockPolicy) -> LockPolicy:
+    """What the record keeps of the policy: the retention itself (the hot lock is on the objects)."""
+    return LockPolicy(policy.mode, policy.retain_until)

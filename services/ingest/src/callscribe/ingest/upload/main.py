@@ -22,7 +22,6 @@ from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.kit.settings import load_settings
-from callscribe.storage.client import make_client
 from callscribe.v1 import ingest_pb2
 
 log = logging.getLogger("callscribe.ingest")
@@ -38,15 +37,9 @@ def stream_window(window_bytes: int) -> list[tuple[str, int]]:
 
 
 def build(settings: UploadSettings, registry: CollectorRegistry) -> tuple[GrpcServer, S3RecordingStore, Archiver]:
-    client = make_client(
-        settings.s3_endpoint,
-        settings.s3_access_key.get_secret_value(),
-        settings.s3_secret_key.get_secret_value(),
-        settings.s3_region,
-        # Every upload in flight may hold a connection (its lookup, its single PUT) besides the part
-        # uploads: a smaller pool opens and drops a TCP connection per request beyond it.
-        pool_size=settings.max_concurrent_uploads + settings.s3_max_part_uploads + 8,
-    )
+    # Every upload in flight may hold a connection (its lookup, its single PUT) besides the part
+    # uploads: a smaller pool opens and drops a TCP connection per request beyond it.
+    client, cold = settings.s3_clients(settings.max_concurrent_uploads + settings.s3_max_part_uploads + 8)
     store = S3RecordingStore(
         client,
         settings.hot_bucket,
@@ -60,10 +53,11 @@ def build(settings: UploadSettings, registry: CollectorRegistry) -> tuple[GrpcSe
             "single S3 PUTs being sent while their upload is still arriving",
             registry=registry,
         ),
+        cold=cold,
     )
     queue = RedisJobs(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
     limits = UploadLimits(settings.spool_dir, settings.max_upload_bytes, settings.memory_upload_mb * 1024 * 1024)
-    archiver = Archiver(store, queue, limits)
+    archiver = Archiver(store, queue, limits, hot_lock_grace_days=settings.hot_lock_grace_days)
     servicer = IngestServicer(
         archiver,
         settings.max_concurrent_uploads,

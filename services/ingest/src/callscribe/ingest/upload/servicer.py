@@ -325,6 +325,7 @@ def _recording(view: RecordingView) -> pb.Recording:
         state_detail=view.state_detail,
         archived_at=timestamp(record.archived_at),
         progress=_progress(view),
+        moved_at=timestamp(record.moved_at),
     )
 
 
