@@ -28,8 +28,8 @@ if _version_not_supported:
 class LifecycleServiceStub:
     """The storage lifecycle (`python -m callscribe.ingest lifecycle`): hot -> cold tiering, the integrity audit
     and retention expiry run on their own schedule; these calls run a pass now (an operator, a test) and
-    stream what it did, one message per recording handled. A tenant's token acts for its tenant; the
-    pipeline's service account for any tenant, or all (tenant empty).
+    stream what it did, one message per recording handled. A tenant's token acts for its tenant, the pipeline's
+    service account for the tenant it names (x-callscribe-tenant); the scheduled passes cover every tenant.
     """
 
     def __init__(self, channel):
@@ -58,8 +58,8 @@ class LifecycleServiceStub:
 class LifecycleServiceServicer:
     """The storage lifecycle (`python -m callscribe.ingest lifecycle`): hot -> cold tiering, the integrity audit
     and retention expiry run on their own schedule; these calls run a pass now (an operator, a test) and
-    stream what it did, one message per recording handled. A tenant's token acts for its tenant; the
-    pipeline's service account for any tenant, or all (tenant empty).
+    stream what it did, one message per recording handled. A tenant's token acts for its tenant, the pipeline's
+    service account for the tenant it names (x-callscribe-tenant); the scheduled passes cover every tenant.
     """
 
     def RunTiering(self, request, context):
@@ -109,8 +109,8 @@ def add_LifecycleServiceServicer_to_server(servicer, server):
 class LifecycleService:
     """The storage lifecycle (`python -m callscribe.ingest lifecycle`): hot -> cold tiering, the integrity audit
     and retention expiry run on their own schedule; these calls run a pass now (an operator, a test) and
-    stream what it did, one message per recording handled. A tenant's token acts for its tenant; the
-    pipeline's service account for any tenant, or all (tenant empty).
+    stream what it did, one message per recording handled. A tenant's token acts for its tenant, the pipeline's
+    service account for the tenant it names (x-callscribe-tenant); the scheduled passes cover every tenant.
     """
 
     @staticmethod

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from callscribe.ingest.model import ArchivedRecording, RecordingInfo
+from callscribe.ingest.model import ArchivedRecording, RecordingInfo, StoredObject
 from callscribe.kit.errors import InvalidArgument
 from callscribe.kit.names import LANGUAGE_NAMES, LANGUAGES, LAYOUT_NAMES
 from callscribe.v1 import common_pb2 as c
@@ -67,9 +67,10 @@ def metadata_pb(record: ArchivedRecording) -> c.RecordingMetadata:
 
 
 def object_pb(record: ArchivedRecording) -> c.ObjectRef:
-    obj = record.object
-    if obj is None:
-        return c.ObjectRef()
+    return c.ObjectRef() if record.object is None else object_ref_pb(record.object)
+
+
+def object_ref_pb(obj: StoredObject) -> c.ObjectRef:
     return c.ObjectRef(bucket=obj.bucket, key=obj.key, version_id=obj.version_id, sha256=obj.sha256)
 
 

@@ -383,3 +383,84 @@ class RedisJobs:
                 pipe.hgetall(STATE_KEY.format(rec_id))
             found = pipe.execute()
         return {rec_id: fields for rec_id, fields in zip(recording_ids, found, strict=True) if fields}
+
+
+# ---------------------------------------------------------------------------------------------
+# The storage lifecycle's side (issue 18): leases per recording, updates the index has not taken yet,
+# the integrity audit's checkpoint and findings. Like the job queue this is bookkeeping: the truth (where a
+# recording is, its locks) is in S3; losing it repeats work, never loses a recording.
+
+LEASE_KEY = "callscribe:lifecycle:lease:{}"  # recording id -> the replica working on it
+INDEX_PENDING_KEY = "callscribe:lifecycle:index-pending"  # set of "tenant/recording_id"
+AUDIT_KEY = "callscribe:audit:{}"  # recording id -> hash: integrity, verified_at, detail
+AUDIT_CHECKPOINT_KEY = "callscribe:lifecycle:audit-checkpoint"  # "tenant/recording_id" last audited in the round
+_RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class LifecycleRedis:
+    """The lifecycle's bookkeeping in Redis; every failure to reach it is `Unavailable`."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self._r = _connect(url, timeout)
+        self._release = self._r.register_script(_RELEASE_LEASE)
+
+    def ping(self) -> None:
+        with _reachable():
+            self._r.ping()
+
+    # -- leases: one replica works on a recording at a time ------------------------------------------
+    def acquire(self, rec_id: str, owner: str, ttl_s: float) -> bool:
+        with _reachable():
+            return bool(self._r.set(LEASE_KEY.format(rec_id), owner, nx=True, px=max(1, int(ttl_s * 1000))))
+
+    def release(self, rec_id: str, owner: str) -> None:
+        with _reachable():
+            self._release(keys=[LEASE_KEY.format(rec_id)], args=[owner])
+
+    # -- index updates that did not go through yet ----------------------------------------------------
+    def index_pending(self, tenant: str, rec_id: str, pending: bool) -> None:
+        with _reachable():
+            member = f"{tenant}/{rec_id}"
+            if pending:
+                self._r.sadd(INDEX_PENDING_KEY, member)
+            else:
+                self._r.srem(INDEX_PENDING_KEY, member)
+
+    def is_index_pending(self, tenant: str, rec_id: str) -> bool:
+        with _reachable():
+            return bool(self._r.sismember(INDEX_PENDING_KEY, f"{tenant}/{rec_id}"))
+
+    def all_index_pending(self) -> list[tuple[str, str]]:
+        with _reachable():
+            members = self._r.smembers(INDEX_PENDING_KEY)
+        return [tuple(m.split("/", 1)) for m in sorted(members) if "/" in m]  # type: ignore[misc]
+
+    # -- the integrity audit ------------------------------------------------------------------------
+    def audit_checkpoint(self) -> str:
+        with _reachable():
+            return str(self._r.get(AUDIT_CHECKPOINT_KEY) or "")
+
+    def set_audit_checkpoint(self, value: str) -> None:
+        with _reachable():
+            if value:
+                self._r.set(AUDIT_CHECKPOINT_KEY, value)
+            else:
+                self._r.delete(AUDIT_CHECKPOINT_KEY)
+
+    def record_audit(self, rec_id: str, integrity: str, verified_at: float, detail: str) -> None:
+        with _reachable():
+            self._r.hset(
+                AUDIT_KEY.format(rec_id), mapping={"integrity": integrity, "verified_at": verified_at, "detail": detail}
+            )
+
+    def audit_of(self, rec_id: str) -> dict[str, str]:
+        with _reachable():
+            return dict(self._r.hgetall(AUDIT_KEY.format(rec_id)))
+
+    def forget(self, rec_id: str) -> None:
+        """Drop what is kept of an expired recording (its audit findings, its pipeline state)."""
+        with _reachable():
+            self._r.delete(AUDIT_KEY.format(rec_id), STATE_KEY.format(rec_id))

@@ -291,7 +291,7 @@ class S3RecordingStore:
         copy, and every moved one whose hot copy was released (its `location.json` says when it was archived)."""
         base = f"recordings/{tenant}/"
         after = f"{base}{start_after}/~" if start_after else None  # '~' sorts after every file name of an id
-        for rec_id, names, audio_time in self._grouped(base, after):
+        for rec_id, names, audio_time, _size in self._grouped(base, after):
             archived_at = audio_time
             if AUDIO not in names:
                 if LOCATION not in names:
@@ -313,22 +313,26 @@ class S3RecordingStore:
                 last = (parts[1], parts[2])  # keys of one recording are listed together: audio, location.json
                 yield last
 
-    def _grouped(self, base: str, after: str | None) -> Iterator[tuple[str, set[str], datetime | None]]:
-        """(recording id, its object names, the hot audio's last-modified time) under `base`, in id order."""
-        current, audio_time = "", None
+    def inventory(self, tenant: str) -> Iterator[tuple[str, set[str], datetime | None, int]]:
+        """(recording id, its hot object names, the hot audio's last-modified time and size) of every recording
+        of `tenant` in the hot bucket, in id order: one listing, no request per recording."""
+        return self._grouped(f"recordings/{tenant}/", None)
+
+    def _grouped(self, base: str, after: str | None) -> Iterator[tuple[str, set[str], datetime | None, int]]:
+        current, audio_time, size = "", None, 0
         names: set[str] = set()
         for obj in self._bucket.list(base, start_after=after):
             rest = obj.key[len(base) :]
             rec_id, _, name = rest.partition("/")
             if rec_id != current:
                 if current:
-                    yield current, names, audio_time
-                current, names, audio_time = rec_id, set(), None
+                    yield current, names, audio_time, size
+                current, names, audio_time, size = rec_id, set(), None, 0
             names.add(name)
             if name == AUDIO:
-                audio_time = obj.last_modified
+                audio_time, size = obj.last_modified, obj.size or 0
         if current:
-            yield current, names, audio_time
+            yield current, names, audio_time, size
 
 
 def _inline(record: ArchivedRecording) -> str:

@@ -160,3 +160,43 @@ class PipelineSettings(IngestSettings):
     @property
     def consumer(self) -> str:
         return self.worker_consumer or f"{socket.gethostname()}-{os.getpid()}"
+
+
+class LifecycleSettings(IngestSettings):
+    """The storage lifecycle (`python -m callscribe.ingest lifecycle`): tiering, integrity audit, retention
+    expiry. Its own Deployment (any number of replicas: leases keep them off each other's recordings), reading
+    the same INGEST_* environment as the other two programs plus INGEST_LIFECYCLE_* of its own."""
+
+    lifecycle_grpc_address: str = Field("0.0.0.0:50056", description="LifecycleService, health and reflection")
+    lifecycle_metrics_address: str = "0.0.0.0:9106"
+    indexer_address: str = Field(..., description="IndexerService HOST:PORT (moves, audit findings, expiry)")
+    service_token: SecretStr = Field(..., description="bearer token of the pipeline's service account")
+    services_ca_file: Path | None = Field(None, description="PEM CA bundle: call the indexer over TLS")
+    lifecycle_interval_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="how often the scheduled passes (tiering, expiry, an audit slice) run; 0: only on request",
+    )
+    lifecycle_extend_before_days: float = Field(
+        14.0, gt=0, description="a recording not moved yet whose hot lock ends sooner than this gets it extended"
+    )
+    lifecycle_extend_days: float = Field(30.0, gt=0, description="a hot lock is extended to this far from now")
+    lifecycle_alert_days: float = Field(
+        21.0, gt=0, description="hot locks of unmoved recordings ending within this are counted for the alert"
+    )
+    lifecycle_lease_seconds: float = Field(900.0, ge=5, description="how long one replica holds a recording")
+    lifecycle_part_size_mb: int = Field(16, ge=5, le=512, description="part size of cold copies")
+    audit_bytes_per_second: float = Field(
+        50 * 1024 * 1024, gt=0, description="the integrity audit reads at most this fast (all tiers together)"
+    )
+    audit_retention_days: float = Field(
+        3650.0, gt=0, description="how long audit-trail entries and tombstones are locked (COMPLIANCE)"
+    )
+    lifecycle_kill_at: str = Field(
+        "", description="fault injection for tests: SIGKILL the process at this step of a move (see mover.STEPS)"
+    )
+
+    @field_validator("indexer_address", "lifecycle_grpc_address", "lifecycle_metrics_address")
+    @classmethod
+    def _lifecycle_host_port(cls, value: str) -> str:
+        return check_host_port(value)

@@ -1,0 +1,176 @@
+"""`python -m callscribe.ingest lifecycle`: the storage lifecycle's composition root.
+
+Scheduled passes every INGEST_LIFECYCLE_INTERVAL_SECONDS (tiering of every tenant, then the survey the metrics
+and alerts read), and LifecycleService for a pass now. Health is SERVING once Redis answers and both tiers'
+buckets have Object Lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from callscribe.ingest.jobs import LifecycleRedis
+from callscribe.ingest.lifecycle.index import IndexClient
+from callscribe.ingest.lifecycle.mover import MoveEvent, Mover, MoverConfig, survey
+from callscribe.ingest.lifecycle.servicer import LifecycleServicer
+from callscribe.ingest.s3store import S3RecordingStore
+from callscribe.ingest.settings import LifecycleSettings
+from callscribe.kit.errors import DomainError
+from callscribe.kit.logs import configure_logging
+from callscribe.kit.server import GrpcServer, ServiceBinding, start_metrics_server
+from callscribe.kit.settings import load_settings
+from callscribe.kit.tenants import TenantRegistry
+from callscribe.v1 import indexer_pb2_grpc, lifecycle_pb2, lifecycle_pb2_grpc
+
+log = logging.getLogger("callscribe.ingest.lifecycle")
+
+
+class LifecycleMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "callscribe_lifecycle_events_total",
+            "recordings handled by tiering, by outcome (MOVED, HOT_LOCK_EXTENDED, HOT_RELEASED, FAILED, BUSY)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.bytes_moved = Counter(
+            "callscribe_lifecycle_moved_bytes_total", "bytes copied to the cold tier", registry=registry
+        )
+        self.pass_seconds = Histogram(
+            "callscribe_lifecycle_pass_seconds", "one scheduled pass", buckets=(1, 10, 60, 600, 3600), registry=registry
+        )
+        self.pass_failures = Counter(
+            "callscribe_lifecycle_pass_failures_total", "scheduled passes that stopped on an error", registry=registry
+        )
+        self.tier_bytes = Gauge("callscribe_lifecycle_tier_bytes", "audio bytes per tier", ["tier"], registry=registry)
+        self.tier_recordings = Gauge(
+            "callscribe_lifecycle_tier_recordings", "recordings per tier", ["tier"], registry=registry
+        )
+        self.lag = Gauge(
+            "callscribe_lifecycle_mover_lag_seconds",
+            "how long the oldest recording past its hot_days has waited to move (0: none waits)",
+            registry=registry,
+        )
+        self.lapsing = Gauge(
+            "callscribe_lifecycle_hot_locks_lapsing",
+            "recordings not moved yet whose hot lock ends within INGEST_LIFECYCLE_ALERT_DAYS",
+            registry=registry,
+        )
+        self.last_pass = Gauge(
+            "callscribe_lifecycle_last_pass_timestamp_seconds", "end of the last complete pass", registry=registry
+        )
+
+    def observe(self, event: MoveEvent) -> None:
+        self.events.labels(event.outcome).inc()
+        if event.outcome == "MOVED":
+            self.bytes_moved.inc(event.size_bytes)
+
+
+def _channel(address: str, ca_file: object) -> grpc.Channel:
+    if ca_file is not None:
+        with open(str(ca_file), "rb") as handle:
+            return grpc.secure_channel(address, grpc.ssl_channel_credentials(handle.read()))
+    return grpc.insecure_channel(address)
+
+
+def build(
+    settings: LifecycleSettings, registry: CollectorRegistry
+) -> tuple[Mover, S3RecordingStore, LifecycleRedis, LifecycleMetrics]:
+    client, cold = settings.s3_clients(16)
+    part = settings.lifecycle_part_size_mb * 1024 * 1024
+    store = S3RecordingStore(client, settings.hot_bucket, part, 2, 4, cold=cold)
+    state = LifecycleRedis(settings.redis_url, settings.redis_timeout_seconds)
+    index = IndexClient(
+        indexer_pb2_grpc.IndexerServiceStub(_channel(settings.indexer_address, settings.services_ca_file)),
+        settings.service_token.get_secret_value(),
+    )
+    config = MoverConfig(
+        extend_before_days=settings.lifecycle_extend_before_days,
+        extend_days=settings.lifecycle_extend_days,
+        part_size=part,
+        lease_seconds=settings.lifecycle_lease_seconds,
+        kill_at=settings.lifecycle_kill_at,
+    )
+    metrics = LifecycleMetrics(registry)
+    mover = Mover(store, TenantRegistry.load(settings.tenants_file), state, index, config, observe=metrics.observe)
+    return mover, store, state, metrics
+
+
+def scheduled(
+    settings: LifecycleSettings, mover: Mover, store: S3RecordingStore, metrics: LifecycleMetrics, stop: threading.Event
+) -> None:
+    """Every interval: a tiering pass over every tenant, then the survey behind the metrics."""
+    tenants = TenantRegistry.load(settings.tenants_file)
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            moved = sum(1 for _ in mover.run())
+            found = survey(
+                store, tenants, datetime.now(UTC), settings.lifecycle_alert_days, settings.hot_lock_grace_days
+            )
+            metrics.tier_bytes.labels("HOT").set(found.hot_bytes)
+            metrics.tier_bytes.labels("COLD").set(found.cold_bytes)
+            metrics.tier_recordings.labels("HOT").set(found.hot_recordings)
+            metrics.tier_recordings.labels("COLD").set(found.cold_recordings)
+            metrics.lag.set(found.overdue_seconds)
+            metrics.lapsing.set(found.lapsing)
+            metrics.last_pass.set(time.time())
+            log.info("scheduled pass: %d recordings handled, %d hot locks lapsing soon", moved, found.lapsing)
+        except DomainError as exc:
+            metrics.pass_failures.inc()
+            log.warning("scheduled pass stopped: %s", exc.message)
+        metrics.pass_seconds.observe(time.monotonic() - started)
+        stop.wait(settings.lifecycle_interval_seconds)
+
+
+def main() -> int:
+    settings = load_settings(LifecycleSettings, "callscribe-ingest lifecycle")
+    if settings is None:
+        return 2
+    configure_logging(settings.log_level)
+    registry = CollectorRegistry()
+    mover, store, state, metrics = build(settings, registry)
+    binding = ServiceBinding(
+        lifecycle_pb2.DESCRIPTOR.services_by_name["LifecycleService"].full_name,
+        lifecycle_pb2_grpc.add_LifecycleServiceServicer_to_server,
+        LifecycleServicer(mover),
+    )
+    server = GrpcServer("lifecycle", settings, [binding], registry, address=settings.lifecycle_grpc_address)
+    server.start()
+    start_metrics_server(settings.lifecycle_metrics_address, registry)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping after the recording in hand", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.is_set():
+        try:
+            state.ping()
+            store.hot.check_object_lock()
+            store.require_cold().check_object_lock()
+            break
+        except DomainError as exc:
+            log.warning("not serving yet: %s", exc.message)
+            stop.wait(1.0)
+    server.mark_serving()
+    if settings.lifecycle_interval_seconds > 0:
+        threading.Thread(
+            target=scheduled,
+            args=(settings, mover, store, metrics, stop),
+            name="lifecycle-passes",
+            daemon=True,
+        ).start()
+    log.info("lifecycle serving on %s", settings.lifecycle_grpc_address)
+    stop.wait()
+    server.stop(5)
+    return 0
