@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TenantSpec:
     retention_mode: str = "COMPLIANCE"
-    retention_days: int = 1825
+    retention_days: float = 1825
     zh_script: str | None = None  # the indexer's output script for Chinese (kit.tenants.ZH_SCRIPTS); None: its default
+    hot_days: float | None = None  # None: the default (90)
+    cold_storage_class: str = ""
 
 
 LOCAL_TENANTS: Mapping[str, TenantSpec] = {
@@ -72,6 +74,10 @@ def _tenant_entry(spec: TenantSpec, token: str) -> dict[str, object]:
     }
     if spec.zh_script is not None:
         entry["zh_script"] = spec.zh_script
+    if spec.hot_days is not None:
+        entry["hot_days"] = spec.hot_days
+    if spec.cold_storage_class:
+        entry["cold_storage_class"] = spec.cold_storage_class
     return entry
 
 

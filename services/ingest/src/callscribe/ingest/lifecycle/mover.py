@@ -117,23 +117,29 @@ class Mover:
             return MoveEvent(tenant.name, rec_id, BUSY, "another lifecycle replica is working on it")
         try:
             self._step("leased")
-            location = self._store.location(tenant.name, rec_id)
-            if location is not None:
-                return self._release(tenant, rec_id, location)
-            record = self._store.find_hot(tenant.name, rec_id)
-            if record is None or record.object is None:
-                return None
-            if not move:
-                return self._keep_locked(record, "")
-            try:
-                return self._move(tenant, record)
-            except (DomainError, ObjectLocked) as exc:
-                reason = exc.message if isinstance(exc, DomainError) else str(exc)
-                log.warning("%s/%s: not moved: %s", tenant.name, rec_id, reason)
-                kept = self._keep_locked(record, reason)
-                return kept or MoveEvent(tenant.name, rec_id, FAILED, reason)
+            return self._handle(tenant, rec_id, move)
+        except (DomainError, ObjectLocked) as exc:
+            reason = exc.message if isinstance(exc, DomainError) else str(exc)
+            log.warning("%s/%s: %s", tenant.name, rec_id, reason)
+            return MoveEvent(tenant.name, rec_id, FAILED, reason)
         finally:
             self._state.release(rec_id, self._owner)
+
+    def _handle(self, tenant: Tenant, rec_id: str, move: bool) -> MoveEvent | None:
+        location = self._store.location(tenant.name, rec_id)
+        if location is not None:
+            return self._release(tenant, rec_id, location)
+        record = self._store.find_hot(tenant.name, rec_id)
+        if record is None or record.object is None:
+            return None
+        if not move:
+            return self._keep_locked(record, "")
+        try:
+            return self._move(tenant, record)
+        except (DomainError, ObjectLocked) as exc:
+            reason = exc.message if isinstance(exc, DomainError) else str(exc)
+            log.warning("%s/%s: not moved: %s", tenant.name, rec_id, reason)
+            return self._keep_locked(record, reason) or MoveEvent(tenant.name, rec_id, FAILED, reason)
 
     # -- the move -----------------------------------------------------------------------------------
     def _move(self, tenant: Tenant, record: ArchivedRecording) -> MoveEvent:
@@ -227,7 +233,11 @@ class Mover:
         for tenant, rec_id in self._state.all_index_pending():
             if only_tenant and tenant != only_tenant:
                 continue
-            record = self._store.find(tenant, rec_id)
+            try:
+                record = self._store.find(tenant, rec_id)
+            except DomainError as exc:
+                log.warning("index updates wait for the next pass: %s", exc.message)
+                return
             if record is None or record.object is None or record.moved_at is None:
                 self._state.index_pending(tenant, rec_id, False)
                 continue
