@@ -17,13 +17,19 @@ from callscribe.stack.procs import ManagedProcess, free_port, spawn, stop, wait_
 
 log = logging.getLogger(__name__)
 
-SERVICES: tuple[str, ...] = ("ingest", "vad", "asr", "indexer", "worker")
-# The pipeline worker is the ingest service's second program; it serves gRPC health and metrics.
+SERVICES: tuple[str, ...] = ("ingest", "vad", "asr", "indexer", "worker", "lifecycle")
+# The pipeline worker and the storage lifecycle are the ingest service's second and third programs; they read
+# the INGEST_* environment and serve gRPC (health; the lifecycle also LifecycleService) and metrics.
 WORKER = "worker"
+LIFECYCLE = "lifecycle"
+INGEST_PROGRAMS = (WORKER, LIFECYCLE)
 _MODULES = {name: f"callscribe.{name}.main" for name in SERVICES} | {
     "ingest": "callscribe.ingest.upload.main",
     WORKER: "callscribe.ingest.pipeline.main",
+    LIFECYCLE: "callscribe.ingest.lifecycle.main",
 }
+# Tiering in the local stack: hot copies locked hot_days (90 by default) + this, the lifecycle moves them.
+HOT_LOCK_GRACE_DAYS = "30"
 HEALTH_TIMEOUT_S = 60.0
 HOST = "127.0.0.1"
 
@@ -46,7 +52,7 @@ def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
 
     ``state`` needs ``home``, ``tenants_file``, ``s3.*``, ``redis.url`` and ``elasticsearch.url``.
     """
-    prefix = "INGEST" if name == WORKER else name.upper()
+    prefix = "INGEST" if name in INGEST_PROGRAMS else name.upper()
     spool = Path(state["home"]) / "spool" / name
     spool.mkdir(parents=True, exist_ok=True)
     s3 = state["s3"]
@@ -65,6 +71,14 @@ def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
     }
     if name == "indexer":
         env["ELASTICSEARCH_URL"] = state["elasticsearch"]["url"]
+    cold = s3.get("cold")  # the cold tier on a second S3 (tests): every reader of recordings gets it
+    if cold and name in ("ingest", "vad", "asr", WORKER, LIFECYCLE):
+        env.update(
+            {"COLD_S3_ENDPOINT": cold["endpoint"], "COLD_S3_ACCESS_KEY": cold["access_key"],
+             "COLD_S3_SECRET_KEY": cold["secret_key"]}
+        )  # fmt: skip
+    if name in ("ingest", WORKER, LIFECYCLE):
+        env["HOT_LOCK_GRACE_DAYS"] = state.get("hot_lock_grace_days", HOT_LOCK_GRACE_DAYS)
     if name == WORKER:
         del env["GRPC_ADDRESS"], env["METRICS_ADDRESS"]
         env["WORKER_GRPC_ADDRESS"] = f"{HOST}:{free_port()}"
@@ -73,16 +87,24 @@ def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
         env["ASR_ADDRESS"] = state["grpc"]["asr"]
         env["INDEXER_ADDRESS"] = state["grpc"]["indexer"]
         env["SERVICE_TOKEN"] = state["service_token"]
+    if name == LIFECYCLE:
+        del env["GRPC_ADDRESS"], env["METRICS_ADDRESS"]
+        env["LIFECYCLE_GRPC_ADDRESS"] = f"{HOST}:{free_port()}"
+        env["LIFECYCLE_METRICS_ADDRESS"] = f"{HOST}:{free_port()}"
+        env["INDEXER_ADDRESS"] = state["grpc"]["indexer"]
+        env["SERVICE_TOKEN"] = state["service_token"]
     return {f"{prefix}_{key}": value for key, value in env.items()}
 
 
 def grpc_address(name: str, env: Mapping[str, str]) -> str | None:
-    return env["INGEST_WORKER_GRPC_ADDRESS"] if name == WORKER else env[f"{name.upper()}_GRPC_ADDRESS"]
+    if name in INGEST_PROGRAMS:
+        return env[f"INGEST_{name.upper()}_GRPC_ADDRESS"]
+    return env[f"{name.upper()}_GRPC_ADDRESS"]
 
 
 def metrics_url(name: str, env: Mapping[str, str]) -> str:
-    if name == WORKER:
-        return f"http://{env['INGEST_WORKER_METRICS_ADDRESS']}/metrics"
+    if name in INGEST_PROGRAMS:
+        return f"http://{env[f'INGEST_{name.upper()}_METRICS_ADDRESS']}/metrics"
     return f"http://{env[f'{name.upper()}_METRICS_ADDRESS']}/metrics"
 
 
@@ -100,8 +122,8 @@ def start_service(
     """Run ``python -m callscribe.<name>`` (the worker: ``python -m callscribe.ingest worker``) and wait
     until its gRPC health check says SERVING."""
     argv = (
-        [sys.executable, "-m", "callscribe.ingest", "worker"]
-        if name == WORKER
+        [sys.executable, "-m", "callscribe.ingest", name]
+        if name in INGEST_PROGRAMS
         else [sys.executable, "-m", f"callscribe.{name}"]
     )
     proc = spawn(name, argv, {**os.environ, **env}, log_path)

@@ -179,6 +179,8 @@ def up(
         raise StackError(f"unknown services {unknown}; known: {', '.join(SERVICES)}")
     if "worker" in wanted and not {"vad", "asr", "indexer"} <= set(wanted):
         raise StackError("the worker needs the vad, asr and indexer services: start them too, or leave the worker out")
+    if "lifecycle" in wanted and "indexer" not in wanted:
+        raise StackError("the lifecycle needs the indexer service: start it too, or leave the lifecycle out")
     with _locked(home):
         _refuse_if_running(home)
         state: dict[str, Any] = {
