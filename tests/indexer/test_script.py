@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 from prometheus_client import CollectorRegistry
 
 from callscribe.indexer import enrich, mappings, script
@@ -330,6 +330,62 @@ def test_indices_of_the_previous_mapping_get_the_simplified_fields(es_server, in
         from callscribe.indexer import query as qb
 
         q = qb.parse_search(pb.SearchRequest(query="谢谢"), "acme")
+        assert [h.recording_id for h in store.search(q, 10, "").hits] == [call.recording_id]
+        store.client.close()
+    finally:
+        names = [f"{prefix}-{kind}-acme-00000{n}" for kind in mappings.KINDS for n in (1, 2)]
+        es.indices.delete(index=",".join(names), ignore_unavailable=True)
+        es.close()
+
+
+LIFECYCLE_FIELDS = ("moved_at", "integrity", "verified_at")
+
+
+def test_indices_of_mapping_version_3_get_the_lifecycle_fields(es_server, indexer_tenants: TenantsFile) -> None:  # type: ignore[no-untyped-def]
+    """Indices created before the storage lifecycle fields (mapping version 3, two backing indices, a call indexed
+    in the older one) are given them when the tenant is first set up, here by UpdateStorage: the partial update
+    fits the strict mapping, and the fields read back and filter."""
+    from callscribe.indexer import documents
+    from callscribe.indexer import query as qb
+
+    es = Elasticsearch(es_server.url)
+    prefix = "lifemig"
+    try:
+        for kind in mappings.KINDS:
+            old = mappings.mappings(kind)
+            old["properties"] = {k: v for k, v in old["properties"].items() if k not in LIFECYCLE_FIELDS}
+            old["_meta"]["mapping_version"] = 3
+            alias = f"{prefix}-{kind}-acme"
+            es.indices.create(index=f"{alias}-000001", mappings=old, aliases={alias: {"is_write_index": False}})
+            es.indices.create(index=f"{alias}-000002", mappings=old, aliases={alias: {"is_write_index": True}})
+        call = _call(HANS)
+        call.indexed_at.FromJsonString("2024-05-02T00:00:00Z")
+        # As an indexer of mapping version 3 wrote it, before the rollover.
+        es.index(index=f"{prefix}-calls-acme-000001", id=call.recording_id, document=documents.call_document(call))
+        for doc in documents.utterance_documents(call):
+            doc_id, body = documents.split_id(doc)
+            es.index(index=f"{prefix}-utterances-acme-000001", id=doc_id, document=body)
+        es.indices.refresh(index=f"{prefix}-*")
+        with pytest.raises(ApiError):  # what a version 4 write met before the migration
+            es.update(index=f"{prefix}-calls-acme-000001", id=call.recording_id, doc={"integrity": "INTEGRITY_OK"})
+
+        settings = indexer_settings(es_server.url, indexer_tenants, index_prefix=prefix)
+        store = EsStore(make_client(settings), settings, IndexerMetrics(CollectorRegistry()))
+        request = pb.UpdateStorageRequest(recording_id=call.recording_id, integrity=c.INTEGRITY_MISMATCH)
+        request.verified_at.FromJsonString("2024-06-01T00:00:00Z")
+        store.update_storage(Tenant("acme"), call.recording_id, documents.storage_fields(request), None)
+
+        for kind in mappings.KINDS:
+            found = es.indices.get_mapping(index=f"{prefix}-{kind}-acme").body
+            assert len(found) == 2
+            for index in found.values():
+                assert index["mappings"]["properties"] == mappings.mappings(kind)["properties"]
+                assert index["mappings"]["_meta"]["mapping_version"] == mappings.MAPPING_VERSION == 4
+        got = store.get_call("acme", call.recording_id)
+        assert got.integrity == c.INTEGRITY_MISMATCH
+        assert got.verified_at.ToJsonString() == "2024-06-01T00:00:00Z"
+        assert len(got.utterances) == len(HANS)
+        q = qb.parse_search(pb.SearchRequest(integrity=c.INTEGRITY_MISMATCH), "acme")
         assert [h.recording_id for h in store.search(q, 10, "").hits] == [call.recording_id]
         store.client.close()
     finally:

@@ -516,6 +516,8 @@ BAD_CALLS = {
     ),
     "call id too long": lambda call: setattr(call.metadata, "call_id", "x" * 300),
     "bad sha256": lambda call: setattr(call.object, "sha256", "XYZ"),
+    "unknown integrity": lambda call: setattr(call, "integrity", 42),
+    "verified after year 9999": lambda call: setattr(call.verified_at, "seconds", 300_000_000_000),
 }
 
 
@@ -543,6 +545,8 @@ BAD_SEARCHES = {
     "min duration above max": {"min_duration_ms": 10, "max_duration_ms": 5},
     "unknown language": {"language": 9},
     "unknown role": {"role": 9},
+    "unknown tier": {"tier": 9},
+    "unknown integrity": {"integrity": 9},
     "unknown sentiment label": {"sentiment_label": "furious"},
     "qa min above max": {"min_qa_score": 80, "max_qa_score": 20},
     "not a number": {"min_qa_score": float("nan")},

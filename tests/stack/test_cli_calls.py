@@ -240,6 +240,7 @@ def test_search_sends_every_filter_flag(peer: Peer, capsys: pytest.CaptureFixtur
         "--language", "zh", "--min-duration", "30", "--max-duration", "600.5", "--role", "customer",
         "--keyword", "refund", "--missing-keyword", "closing", "--min-silence", "2.5", "--min-interruptions", "3",
         "--sentiment", "negative", "--min-qa", "0", "--max-qa", "80", "--page-size", "7",
+        "--tier", "cold", "--integrity", "mismatch", "--not-verified-since", "2024-06-01T08:00:00+08:00",
     )  # fmt: skip
     assert code == 0, err
     (request,) = peer.indexer.searches
@@ -258,6 +259,9 @@ def test_search_sends_every_filter_flag(peer: Peer, capsys: pytest.CaptureFixtur
     assert request.HasField("min_qa_score") and request.min_qa_score == 0  # 0 is a bound, not "unset"
     assert request.HasField("max_qa_score") and request.max_qa_score == 80
     assert request.page_size == 7
+    assert request.tier == c.STORAGE_TIER_COLD
+    assert request.integrity == c.INTEGRITY_MISMATCH
+    assert request.not_verified_since.ToJsonString() == "2024-06-01T00:00:00Z"
     assert "0 of 0 calls" in err
 
 
@@ -269,7 +273,43 @@ def test_search_without_filters_sends_none(peer: Peer, capsys: pytest.CaptureFix
     assert not request.HasField("started_from") and not request.HasField("started_to")
     assert not request.HasField("min_qa_score") and not request.HasField("max_qa_score")
     assert (request.language, request.role, request.min_duration_ms, request.max_duration_ms) == (0, 0, 0, 0)
+    assert (request.tier, request.integrity) == (c.STORAGE_TIER_UNSPECIFIED, c.INTEGRITY_UNSPECIFIED)
+    assert not request.HasField("not_verified_since")
     assert request.page_size == 20
+
+
+@pytest.mark.parametrize(
+    ("argv", "tier", "integrity", "since"),
+    [
+        (("--tier", "hot"), c.STORAGE_TIER_HOT, c.INTEGRITY_UNSPECIFIED, None),
+        (("--integrity", "ok"), c.STORAGE_TIER_UNSPECIFIED, c.INTEGRITY_OK, None),
+        (("--integrity", "missing"), c.STORAGE_TIER_UNSPECIFIED, c.INTEGRITY_MISSING, None),
+        (("--not-verified-since", "2024-06-01T09:30:00Z"), 0, 0, "2024-06-01T09:30:00Z"),
+        (("--not-verified-since", "2024-06-01"), 0, 0, "2024-06-01T00:00:00Z"),  # a date: its midnight, UTC
+    ],
+)
+def test_search_lifecycle_filters(
+    peer: Peer, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], tier: int, integrity: int, since: str | None
+) -> None:
+    code, _, err = run(capsys, peer.address, "search", "", *argv)
+    assert code == 0, err
+    (request,) = peer.indexer.searches
+    assert (request.tier, request.integrity) == (tier, integrity)
+    assert request.HasField("not_verified_since") == (since is not None)
+    if since is not None:
+        assert request.not_verified_since.ToJsonString() == since
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--tier", "warm"), ("--integrity", "bad")])
+def test_search_unknown_lifecycle_values_exit_2(
+    peer: Peer, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:  # argparse's choices: it names the ones there are
+        main(["search", "", flag, value, "--address", peer.address, "--token", TOKEN])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: invalid choice: {value!r}" in err
+    assert peer.indexer.searches == []
 
 
 @pytest.mark.parametrize(
@@ -303,6 +343,7 @@ def test_search_iso_dates_are_sent_in_utc(
         ("--min-qa", "nan"),
         ("--max-qa", "high"),
         ("--page-size", "0"),
+        ("--not-verified-since", "last week"),
     ],
 )
 def test_search_bad_values_exit_2_before_any_call(
@@ -560,6 +601,32 @@ def test_show_says_how_a_mono_call_was_split(peer: Peer, capsys: pytest.CaptureF
     assert code == 0 and not any(line.startswith("speakers:") for line in out.splitlines())
 
 
+def test_show_says_where_the_audio_is_and_what_the_audit_found(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    cold = bare_call()
+    cold.tier = c.STORAGE_TIER_COLD
+    cold.moved_at.CopyFrom(ts("2024-06-01T02:00:00Z"))
+    cold.integrity = c.INTEGRITY_OK
+    cold.verified_at.CopyFrom(ts("2024-06-10T00:00:00Z"))
+    peer.indexer.calls["c0" * 16] = cold
+    code, out, _ = run(capsys, peer.address, "show", "c0" * 16)
+    assert code == 0
+    assert out.splitlines()[1] == (
+        "call=c2  agent=agent-9  duration=1:02:03  language=en  tier=cold  moved=2024-06-01T02:00:00Z  "
+        "integrity=ok  verified=2024-06-10T00:00:00Z"
+    )
+    for finding, shown in ((c.INTEGRITY_MISMATCH, "MISMATCH"), (c.INTEGRITY_MISSING, "MISSING")):
+        hot = bare_call()
+        hot.tier = c.STORAGE_TIER_HOT  # never moved: nothing said about the tier
+        hot.integrity = finding
+        hot.verified_at.CopyFrom(ts("2024-06-10T00:00:00Z"))
+        peer.indexer.calls["c1" * 16] = hot
+        code, out, _ = run(capsys, peer.address, "show", "c1" * 16)
+        assert code == 0
+        assert out.splitlines()[1] == (
+            f"call=c2  agent=agent-9  duration=1:02:03  language=en  integrity={shown}  verified=2024-06-10T00:00:00Z"
+        )
+
+
 def test_show_partial_analytics_shows_only_what_is_there(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
     call = bare_call()
     call.analytics.CopyFrom(
@@ -603,7 +670,7 @@ COLUMNS = [
     "channel_layout", "labels", "sha256", "utterances", "agent_talk_s", "customer_talk_s", "agent_talk_ratio",
     "silence_s", "longest_silence_s", "dead_air_count", "overlap_s", "interruptions", "agent_interruptions",
     "customer_interruptions", "agent_wpm", "customer_wpm", "keyword_hits", "sentiment", "sentiment_label", "qa_score",
-    "qa_max", "qa_deductions",
+    "qa_max", "qa_deductions", "tier", "moved_at", "integrity", "verified_at",
 ]  # fmt: skip
 
 
@@ -654,6 +721,10 @@ def test_export_csv_quotes_chinese_commas_and_newlines(peer: Peer, capsys: pytes
         "qa_score": "75",
         "qa_max": "100",
         "qa_deductions": '没有说结束语, closing phrase missing;said "保证"\nat 01:10',
+        "tier": "",
+        "moved_at": "",
+        "integrity": "",
+        "verified_at": "",
     }
     second = dict(zip(COLUMNS, rows[2], strict=True))
     assert (second["recording_id"], second["duration_s"], second["utterances"], second["language"]) == (
@@ -663,8 +734,27 @@ def test_export_csv_quotes_chinese_commas_and_newlines(peer: Peer, capsys: pytes
         "en",
     )
     assert second["started_at"] == ""
-    assert all(second[col] == "" for col in COLUMNS[COLUMNS.index("agent_talk_s") :])  # no analytics: empty, not 0
+    # No analytics: empty, not 0.
+    assert all(second[col] == "" for col in COLUMNS[COLUMNS.index("agent_talk_s") : COLUMNS.index("qa_deductions") + 1])
     assert "exported 2 calls" in err
+
+
+def test_export_has_the_lifecycle_columns_last(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    moved = full_call()
+    moved.tier = c.STORAGE_TIER_COLD
+    moved.moved_at.CopyFrom(ts("2024-06-01T02:00:00.250Z"))
+    moved.integrity = c.INTEGRITY_MISMATCH
+    moved.verified_at.CopyFrom(ts("2024-06-10T00:00:00Z"))
+    hot = bare_call()
+    hot.tier = c.STORAGE_TIER_HOT
+    peer.indexer.export = [moved, hot]
+    code, out, _ = run(capsys, peer.address, "export", "--format", "csv")
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out, newline="")))
+    assert rows[0][-4:] == ["tier", "moved_at", "integrity", "verified_at"]
+    assert rows[1][-4:] == ["cold", "2024-06-01T02:00:00.250Z", "mismatch", "2024-06-10T00:00:00Z"]
+    assert rows[1][COLUMNS.index("qa_deductions")].startswith("没有说结束语")  # the analytics stay where they were
+    assert rows[2][-4:] == ["hot", "", "", ""]
 
 
 def test_export_has_the_labels_escaped_and_sorted(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,6 +38,17 @@ from callscribe.v1 import indexer_pb2_grpc
 _ROLES = {name: value for name, value in ROLES.items() if name != "mixed"}  # a side of a stereo call
 _OTHER_SIDE = {c.SPEAKER_ROLE_AGENT: c.SPEAKER_ROLE_CUSTOMER, c.SPEAKER_ROLE_CUSTOMER: c.SPEAKER_ROLE_AGENT}
 _SENTIMENTS = ("negative", "neutral", "positive")
+# The storage lifecycle's enums as typed: --tier hot|cold, --integrity ok|mismatch|missing.
+_TIERS = {
+    name.removeprefix("STORAGE_TIER_").lower(): value
+    for name, value in c.StorageTier.items()
+    if value != c.STORAGE_TIER_UNSPECIFIED
+}
+_INTEGRITIES = {
+    name.removeprefix("INTEGRITY_").lower(): value
+    for name, value in c.Integrity.items()
+    if value != c.INTEGRITY_UNSPECIFIED
+}
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
@@ -73,7 +84,13 @@ EXPORT_COLUMNS = (
     "qa_score",
     "qa_max",
     "qa_deductions",
+    # The storage lifecycle (appended: columns are never reordered).
+    "tier",
+    "moved_at",
+    "integrity",
+    "verified_at",
 )
+_ANALYTICS_COLUMNS = EXPORT_COLUMNS[EXPORT_COLUMNS.index("agent_talk_s") : EXPORT_COLUMNS.index("qa_deductions") + 1]
 
 
 def add_calls_parsers(subparsers: Any) -> None:
@@ -124,6 +141,17 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sentiment", choices=_SENTIMENTS, default=None)
     parser.add_argument("--min-qa", default=None, metavar="X", help="QA score at least X")
     parser.add_argument("--max-qa", default=None, metavar="X", help="QA score at most X")
+    parser.add_argument("--tier", choices=sorted(_TIERS), default=None, help="calls whose audio is in this tier")
+    parser.add_argument(
+        "--integrity", choices=sorted(_INTEGRITIES), default=None, help="what the integrity audit last found"
+    )
+    parser.add_argument(
+        "--not-verified-since",
+        default=None,
+        metavar="TIME",
+        help="calls the integrity audit has not re-hashed since TIME, never audited included (ISO 8601 with its "
+        "offset, e.g. 2024-06-01T09:30:00+08:00; none means UTC; YYYY-MM-DD: that day's midnight UTC)",
+    )
 
 
 # -- arguments ---------------------------------------------------------------------------------------------------
@@ -234,6 +262,12 @@ def build_filter(args: argparse.Namespace, query: str) -> pb.SearchRequest:
         request.min_qa_score = low
     if high is not None:
         request.max_qa_score = high
+    if args.tier:
+        request.tier = _TIERS[args.tier]
+    if args.integrity:
+        request.integrity = _INTEGRITIES[args.integrity]
+    if args.not_verified_since is not None:
+        request.not_verified_since.CopyFrom(_timestamp(parse_when(args.not_verified_since, "--not-verified-since")))
     return request
 
 
@@ -336,6 +370,7 @@ def format_call(call: pb.Call, color: bool) -> str:
         ("language", _enum_word(c.Language, meta.language, "LANGUAGE_")),
         ("layout", _enum_word(c.ChannelLayout, meta.channel_layout, "CHANNEL_LAYOUT_")),
         ("sha256", call.object.sha256),
+        *lifecycle_facts(call, color),
     ]
     lines = [f"recording {shown(call.recording_id)}", "  ".join(f"{k}={v}" for k, v in facts if v)]
     speakers = diarization_line(call.diarization)
@@ -351,6 +386,24 @@ def format_call(call: pb.Call, color: bool) -> str:
     if call.HasField("analytics"):
         lines += _analytics_lines(call.analytics, _rate_unit(call))
     return "\n".join(lines)
+
+
+def lifecycle_facts(call: pb.Call, color: bool) -> list[tuple[str, str]]:
+    """Where the audio is and what the integrity audit found: `tier=cold moved=<time>` once moved (a hot call never
+    moved says nothing), `integrity=ok verified=<time>` once audited; a finding other than ok in capitals (bold on
+    a terminal): `integrity=MISMATCH`, `integrity=MISSING`."""
+    facts: list[tuple[str, str]] = []
+    moved = call.HasField("moved_at")
+    if moved or call.tier not in (c.STORAGE_TIER_UNSPECIFIED, c.STORAGE_TIER_HOT):
+        facts += [("tier", _enum_word(c.StorageTier, call.tier, "STORAGE_TIER_")), ("moved", _when(call.moved_at))]
+    if call.integrity != c.INTEGRITY_UNSPECIFIED:
+        finding = _enum_word(c.Integrity, call.integrity, "INTEGRITY_") or str(call.integrity)
+        if call.integrity != c.INTEGRITY_OK:
+            finding = f"{BOLD}{finding.upper()}{RESET}" if color else finding.upper()
+        facts.append(("integrity", finding))
+    if call.HasField("verified_at"):
+        facts.append(("verified", _when(call.verified_at)))
+    return facts
 
 
 UNSURE_ROLE = 0.7  # a diarized utterance whose voice was assigned with less confidence is shown as AGENT?
@@ -488,7 +541,8 @@ def labels_cell(labels: Any) -> str:
 
 
 def export_row(call: pb.Call) -> list[str]:
-    """One CSV row (EXPORT_COLUMNS); analytics columns are empty where analytics were not computed."""
+    """One CSV row (EXPORT_COLUMNS); analytics columns are empty where analytics were not computed, the lifecycle
+    ones while the audio never moved (`moved_at`) or was never audited (`integrity`, `verified_at`)."""
     meta, audio = call.metadata, call.audio
     row = [
         call.recording_id,
@@ -504,10 +558,21 @@ def export_row(call: pb.Call) -> list[str]:
         call.object.sha256,
         str(len(call.utterances)),
     ]
+    lifecycle = [
+        _enum_word(c.StorageTier, call.tier, "STORAGE_TIER_"),
+        _when(call.moved_at),
+        _enum_word(c.Integrity, call.integrity, "INTEGRITY_"),
+        _when(call.verified_at),
+    ]
+    return row + _analytics_cells(call) + lifecycle
+
+
+def _analytics_cells(call: pb.Call) -> list[str]:
+    """The analytics columns of a row (`agent_talk_s` to `qa_deductions`), empty where not computed."""
     if not call.HasField("analytics"):
-        return row + [""] * (len(EXPORT_COLUMNS) - len(row))
+        return [""] * len(_ANALYTICS_COLUMNS)
     a = call.analytics
-    row += [
+    cells = [
         f"{a.agent.talk_ms / 1000:.3f}",
         f"{a.customer.talk_ms / 1000:.3f}",
         _num(a.agent_talk_ratio, 4),
@@ -525,10 +590,10 @@ def export_row(call: pb.Call) -> list[str]:
         a.sentiment_label,
     ]
     if a.HasField("qa"):
-        row += [_num(a.qa.score, 2), _num(a.qa.max_score, 2), ";".join(d.reason for d in a.qa.deductions)]
+        cells += [_num(a.qa.score, 2), _num(a.qa.max_score, 2), ";".join(d.reason for d in a.qa.deductions)]
     else:
-        row += ["", "", ""]
-    return row
+        cells += ["", "", ""]
+    return cells
 
 
 def write_export(calls: Iterable[pb.Call], out: IO[str], fmt: str) -> int:

@@ -217,6 +217,9 @@ def call_document(call: pb.Call) -> dict[str, Any]:
         "sha256": obj.sha256,
         "object": {"bucket": obj.bucket, "key": obj.key, "version_id": obj.version_id},
         "tier": _enum_name(c.StorageTier, call.tier),
+        "moved_at": iso(call.moved_at) if call.HasField("moved_at") else None,
+        "integrity": _enum_name(c.Integrity, call.integrity) if call.integrity else None,
+        "verified_at": iso(call.verified_at) if call.HasField("verified_at") else None,
         "audio": {
             "container": audio.container,
             "codec": audio.codec,
@@ -272,6 +275,25 @@ def utterance_documents(call: pb.Call) -> list[dict[str, Any]]:
         _add_folded(doc, UTTERANCE_TEXT_FIELDS)
         docs.append(_compact(doc))
     return docs
+
+
+def storage_fields(request: pb.UpdateStorageRequest) -> dict[str, Any]:
+    """The call document's fields an UpdateStorage request changes (the `doc` of a partial update): the audio's new
+    location (`object`, `tier`, `moved_at`) and/or the integrity audit's finding (`integrity`, `verified_at`).
+
+    `sha256` is not among them: a move keeps the fingerprint (the servicer checks it is the stored one). A new
+    location without a version id writes `object.version_id` as null, so the old location's does not survive the
+    merge of the partial update."""
+    fields: dict[str, Any] = {}
+    if request.HasField("object"):
+        obj = request.object
+        fields["object"] = {"bucket": obj.bucket, "key": obj.key, "version_id": obj.version_id or None}
+        fields["tier"] = _enum_name(c.StorageTier, request.tier)
+        fields["moved_at"] = iso(request.moved_at)
+    if request.integrity:
+        fields["integrity"] = _enum_name(c.Integrity, request.integrity)
+        fields["verified_at"] = iso(request.verified_at)
+    return fields
 
 
 def split_id(doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -344,14 +366,17 @@ def call_from_docs(doc: Mapping[str, Any], utterance_docs: Iterable[Mapping[str,
             duration_ms=int(audio.get("duration_ms", doc.get("duration_ms", 0))),
             size_bytes=int(audio.get("size_bytes", 0)),
         ),
-        object=c.ObjectRef(
-            bucket=str(obj.get("bucket", "")),
-            key=str(obj.get("key", "")),
-            version_id=str(obj.get("version_id", "")),
+        object=c.ObjectRef(  # null: cleared by a move to a location without it (`storage_fields`)
+            bucket=str(obj.get("bucket") or ""),
+            key=str(obj.get("key") or ""),
+            version_id=str(obj.get("version_id") or ""),
             sha256=str(doc.get("sha256", "")),
         ),
         tier=_enum_value(c.StorageTier, doc.get("tier")),
         indexed_at=timestamp(doc.get("indexed_at")),
+        moved_at=timestamp(doc.get("moved_at")),
+        integrity=_enum_value(c.Integrity, doc.get("integrity")),
+        verified_at=timestamp(doc.get("verified_at")),
     )
     if doc.get("analytics"):
         call.analytics.CopyFrom(analytics_from_doc(doc))

@@ -24,8 +24,9 @@ from __future__ import annotations
 from typing import Any
 
 # 2: diarization on calls, speaker and role_confidence on utterances; 3: the `*_simplified` fields
-# (script-insensitive search). Existing indices get new fields when the indexer connects (es.schema).
-MAPPING_VERSION = 3
+# (script-insensitive search); 4: the storage lifecycle on calls (`moved_at`, `integrity`, `verified_at`).
+# Existing indices get new fields when the indexer first sets their tenant up (es.schema).
+MAPPING_VERSION = 4
 
 # Chinese (CJK bigrams) as the main analysis, English (stemming) and exact value as sub-fields.
 TEXT: dict[str, Any] = {
@@ -107,6 +108,11 @@ CALL_MAPPINGS: dict[str, Any] = {
     "sha256": KEYWORD,
     "object": {"properties": {"bucket": KEYWORD, "key": KEYWORD, "version_id": KEYWORD}},
     "tier": KEYWORD,
+    # The storage lifecycle (UpdateStorage): when the audio moved to the cold tier, the integrity audit's last
+    # finding (INTEGRITY_OK, INTEGRITY_MISMATCH, INTEGRITY_MISSING; absent until audited) and when it re-hashed.
+    "moved_at": DATE,
+    "integrity": KEYWORD,
+    "verified_at": DATE,
     "audio": {
         "properties": {
             "container": KEYWORD,

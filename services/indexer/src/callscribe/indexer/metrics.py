@@ -20,6 +20,18 @@ class IndexerMetrics:
             "utterance documents deleted because a re-indexed call no longer has them",
             registry=registry,
         )
+        self.storage_updates = Counter(
+            "callscribe_indexer_storage_updates",
+            "UpdateStorage changes applied to call documents (change: moved = new location and tier, audited = "
+            "integrity and verified_at)",
+            ["change"],
+            registry=registry,
+        )
+        self.calls_deleted = Counter(
+            "callscribe_indexer_calls_deleted",
+            "calls whose documents DeleteCall removed (retention expiry); a call that was not there is not counted",
+            registry=registry,
+        )
         self.bulk_seconds = Histogram(
             "callscribe_indexer_bulk_seconds",
             "one bulk request to Elasticsearch (refresh wait included)",

@@ -28,6 +28,7 @@ from typing import Any
 from callscribe.indexer.documents import iso
 from callscribe.indexer.mappings import folded
 from callscribe.indexer.script import TRADITIONAL, TRADITIONAL_HK, TRADITIONAL_TW, fold, has_han, to_script
+from callscribe.indexer.validation import check_timestamp
 from callscribe.kit.errors import InvalidArgument
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2 as pb
@@ -67,6 +68,9 @@ class SearchQuery:
     sentiment_label: str = ""
     min_qa_score: float | None = None
     max_qa_score: float | None = None
+    tier: str | None = None  # enum name
+    integrity: str | None = None  # enum name
+    not_verified_since: str | None = None  # exclusive, ISO: verified before it, or never
 
     @property
     def cjk(self) -> bool:
@@ -114,6 +118,14 @@ def parse_search(request: pb.SearchRequest, tenant: str) -> SearchQuery:
             raise InvalidArgument(f"{name} must be a number, got {value}")
     if min_qa is not None and max_qa is not None and min_qa > max_qa:
         raise InvalidArgument(f"min_qa_score ({min_qa:g}) is above max_qa_score ({max_qa:g})")
+    if request.tier not in c.StorageTier.values():
+        raise InvalidArgument(f"tier {request.tier} is not a known value")
+    if request.integrity not in c.Integrity.values():
+        raise InvalidArgument(f"integrity {request.integrity} is not a known value")
+    not_verified_since = None
+    if request.HasField("not_verified_since"):
+        check_timestamp("not_verified_since", request.not_verified_since)
+        not_verified_since = iso(request.not_verified_since)
     return SearchQuery(
         tenant=tenant,
         text=text,
@@ -131,6 +143,9 @@ def parse_search(request: pb.SearchRequest, tenant: str) -> SearchQuery:
         sentiment_label=label,
         min_qa_score=min_qa,
         max_qa_score=max_qa,
+        tier=c.StorageTier.Name(request.tier) if request.tier else None,
+        integrity=c.Integrity.Name(request.integrity) if request.integrity else None,
+        not_verified_since=not_verified_since,
     )
 
 
@@ -208,6 +223,14 @@ def call_filters(q: SearchQuery) -> list[dict[str, Any]]:
         if q.max_qa_score is not None:
             score["lte"] = q.max_qa_score
         filters.append({"range": {"analytics.qa.score": score}})
+    if q.tier:
+        filters.append({"term": {"tier": q.tier}})
+    if q.integrity:
+        filters.append({"term": {"integrity": q.integrity}})
+    if q.not_verified_since:  # never audited, or last re-hashed before the time
+        never = {"bool": {"must_not": [{"exists": {"field": "verified_at"}}]}}
+        before = {"range": {"verified_at": {"lt": q.not_verified_since}}}
+        filters.append({"bool": {"should": [never, before], "minimum_should_match": 1}})
     if q.role == c.SPEAKER_ROLE_MIXED:  # both speakers on one channel: any call not recorded in stereo
         stereo = ["CHANNEL_LAYOUT_STEREO_AGENT_LEFT", "CHANNEL_LAYOUT_STEREO_AGENT_RIGHT"]
         filters.append({"bool": {"must_not": [{"terms": {"channel_layout": stereo}}]}})

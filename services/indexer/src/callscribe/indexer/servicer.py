@@ -2,7 +2,8 @@
 
 Tenant wall: every method works in the tenant of the caller's token (`resolve_tenant`); a request
 naming another tenant is refused with PERMISSION_DENIED, and the store only ever reads and writes
-that tenant's indices, with a tenant filter on every query besides.
+that tenant's indices, with a tenant filter on every query besides. The writes (IndexCall, UpdateStorage,
+DeleteCall) are for the pipeline's service account only, which acts for the tenant it names in its metadata.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from collections.abc import Iterator
 
 import grpc
 
+from callscribe.indexer import documents as docs
 from callscribe.indexer import query as qb
 from callscribe.indexer.enrich import Enricher
 from callscribe.indexer.es.reader import MAX_FIND_IDS
 from callscribe.indexer.metrics import IndexerMetrics
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.indexer.store import EsStore
-from callscribe.indexer.validation import check_call, check_recording_id
+from callscribe.indexer.validation import check_call, check_recording_id, check_update_storage
 from callscribe.kit.errors import InvalidArgument
 from callscribe.kit.interceptors import require_service_account, resolve_tenant
 from callscribe.v1 import indexer_pb2 as pb
@@ -94,3 +96,36 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
         for rid in request.recording_ids:
             check_recording_id(rid, "recording_ids[]")
         return pb.FindIndexedResponse(recording_ids=self._store.find_indexed(tenant.name, list(request.recording_ids)))
+
+    def UpdateStorage(
+        self, request: pb.UpdateStorageRequest, context: grpc.ServicerContext
+    ) -> pb.UpdateStorageResponse:
+        require_service_account("UpdateStorage")  # only the pipeline writes the index; see README "Access"
+        tenant = resolve_tenant(request.tenant)
+        check_update_storage(request)
+        moved = request.HasField("object")
+        sha256 = request.object.sha256 if moved else None
+        self._store.update_storage(tenant, request.recording_id, docs.storage_fields(request), sha256)
+        if moved:
+            self._metrics.storage_updates.labels("moved").inc()
+        if request.integrity:
+            self._metrics.storage_updates.labels("audited").inc()
+        return pb.UpdateStorageResponse()
+
+    def DeleteCall(self, request: pb.DeleteCallRequest, context: grpc.ServicerContext) -> pb.DeleteCallResponse:
+        require_service_account("DeleteCall")  # retention expiry; see README "Access"
+        tenant = resolve_tenant(request.tenant)
+        check_recording_id(request.recording_id)
+        deleted, documents = self._store.delete_call(tenant.name, request.recording_id)
+        if deleted:
+            self._metrics.calls_deleted.inc()
+        if deleted:
+            log.info("call %s of tenant %s deleted: %d document(s)", request.recording_id, tenant.name, documents)
+        else:
+            log.info(
+                "DeleteCall %s of tenant %s: no call document (%d other document(s) of it deleted)",
+                request.recording_id,
+                tenant.name,
+                documents,
+            )
+        return pb.DeleteCallResponse(deleted=deleted, documents=documents)

@@ -75,6 +75,12 @@ class EsStore:
     def index_call(self, tenant: Tenant, call: pb.Call) -> int:
         return self.writer.index_call(tenant, call)
 
+    def update_storage(self, tenant: Tenant, recording_id: str, fields: dict[str, Any], sha256: str | None) -> None:
+        self.writer.update_storage(tenant, recording_id, fields, sha256)
+
+    def delete_call(self, tenant: str, recording_id: str) -> tuple[bool, int]:
+        return self.writer.delete_call(tenant, recording_id)
+
     def bulk_documents(self, actions: Iterable[dict[str, Any]], refresh: str = "false") -> BulkResult:
         return self.writer.bulk_documents(actions, refresh)
 

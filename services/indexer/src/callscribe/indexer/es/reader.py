@@ -1,5 +1,6 @@
 """Reads: GetCall, FindIndexed, Search (with each call's best matching utterances), where a call's documents
-are (for the writer), and `every`, the search_after pager that reads all matches of a query.
+are and which version of its call document is stored (for the writer), and `every`, the search_after pager that
+reads all matches of a query.
 
 Every query goes to the tenant's alias and also filters on `tenant`.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -55,6 +57,17 @@ def every(
         after = hits[-1]["sort"]
 
 
+@dataclass(frozen=True)
+class StoredCall:
+    """A call document as stored: the backing index that holds it, its version (for a conditional update), and
+    the SHA-256 of its audio."""
+
+    index: str
+    seq_no: int
+    primary_term: int
+    sha256: str
+
+
 class Reader:
     def __init__(
         self, client: Elasticsearch, settings: IndexerSettings, metrics: IndexerMetrics, schema: Schema
@@ -89,6 +102,29 @@ class Reader:
             hits = every(self._es, utterances_alias, utterance_query, ["start_ms", "channel"], False)
             existing = {str(hit["_id"]): str(hit["_index"]) for hit in hits}
         return call_index, existing
+
+    def stored_call(self, tenant: str, recording_id: str) -> StoredCall | None:
+        """The tenant's call document of `recording_id` (found through the read alias, whichever backing index holds
+        it), or None when the call is not indexed."""
+        with translate_errors(f"looking up call {recording_id}"):
+            found = self._es.search(
+                index=self._schema.alias(CALLS, tenant),
+                query={"bool": {"filter": [{"ids": {"values": [recording_id]}}, {"term": {"tenant": tenant}}]}},
+                source_includes=["sha256"],
+                seq_no_primary_term=True,
+                size=1,
+                ignore_unavailable=True,
+            )
+        hits = found["hits"]["hits"]
+        if not hits:
+            return None
+        hit = hits[0]
+        return StoredCall(
+            index=str(hit["_index"]),
+            seq_no=int(hit["_seq_no"]),
+            primary_term=int(hit["_primary_term"]),
+            sha256=str((hit.get("_source") or {}).get("sha256", "")),
+        )
 
     def utterance_docs(self, tenant: str, recording_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """The utterance documents of each call, in time order (every one: search_after)."""

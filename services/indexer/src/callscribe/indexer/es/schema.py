@@ -207,8 +207,9 @@ class Schema:
 
     def _update_mapping(self, alias: str, kind: str) -> None:
         """Put this version's mapping on every backing index of `alias`: fields added since an index was created
-        (diarization fields, version 2; `*_simplified`, version 3) are added; fields it has are left as they
-        are. A field mapped differently cannot be changed in place: FailedPrecondition says so."""
+        (diarization fields, version 2; `*_simplified`, version 3; the storage lifecycle's `moved_at`, `integrity`,
+        `verified_at`, version 4) are added; fields it has are left as they are. A field mapped differently cannot
+        be changed in place: FailedPrecondition says so."""
         wanted = mappings(kind)
         try:
             self._es.indices.put_mapping(index=alias, properties=wanted["properties"], meta=wanted["_meta"])

@@ -1,8 +1,9 @@
-"""Writes: a call and its utterances in one bulk request, bulk requests with retries and backoff.
+"""Writes: a call and its utterances in one bulk request, bulk requests with retries and backoff, the storage
+lifecycle's changes to a call document (UpdateStorage), and the deletion of a call's documents (DeleteCall).
 
 Writes of new documents go through the tenant's write alias; a document that already exists is overwritten
-where it lives, so a re-index after a rollover never leaves a second copy in the new write index. A document
-that the index refuses (mapping) becomes `FailedPrecondition`: retrying cannot help.
+(or partly updated) where it lives, so a re-index after a rollover never leaves a second copy in the new write
+index. A document that the index refuses (mapping) becomes `FailedPrecondition`: retrying cannot help.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from callscribe.indexer import documents as docs
 from callscribe.indexer.es.client import RETRIABLE_STATUSES, describe_error, error_reason, translate_errors
-from callscribe.indexer.es.reader import Reader
+from callscribe.indexer.es.reader import Reader, every
 from callscribe.indexer.es.schema import Schema
 from callscribe.indexer.metrics import IndexerMetrics
 from callscribe.indexer.settings import IndexerSettings
-from callscribe.kit.errors import FailedPrecondition, Unavailable
+from callscribe.kit.errors import FailedPrecondition, NotFound, Unavailable
 from callscribe.kit.tenants import Tenant
 from callscribe.v1 import indexer_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+# A partial update conditional on the version read is tried this often when the document changes in between.
+UPDATE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,91 @@ class Writer:
             self._metrics.documents_deleted.inc(len(stale))
             log.info("call %s re-indexed: %d stale utterance(s) deleted", call.recording_id, len(stale))
         return len(fresh)
+
+    def update_storage(self, tenant: Tenant, recording_id: str, fields: dict[str, Any], sha256: str | None) -> None:
+        """Set `fields` (`documents.storage_fields`) on the tenant's call document, in the backing index that holds
+        it (a read alias over several indices takes no write by id), if the document is still the version read.
+
+        `sha256` (a move): the stored SHA-256 must be this one, else FailedPrecondition. NotFound when the call is
+        not indexed; Unavailable when it kept changing while it was updated (a re-index at that moment).
+        """
+        self._schema.ensure_tenant(tenant)  # the tenant's indices get this version's fields before they are written
+        what = f"updating the storage fields of call {recording_id}"
+        for attempt in range(1, UPDATE_ATTEMPTS + 1):
+            stored = self._reader.stored_call(tenant.name, recording_id)
+            if stored is None:
+                raise NotFound(f"no indexed call {recording_id} for tenant {tenant.name}")
+            if sha256 is not None and stored.sha256 != sha256:
+                raise FailedPrecondition(
+                    f"call {recording_id} was indexed with SHA-256 {stored.sha256 or '(none)'}, the move says "
+                    f"{sha256}: a move never changes the fingerprint of the audio; nothing was updated"
+                )
+            try:
+                with translate_errors(what):
+                    self._es.update(
+                        index=stored.index,
+                        id=recording_id,
+                        doc=fields,
+                        if_seq_no=stored.seq_no,
+                        if_primary_term=stored.primary_term,
+                        refresh=self._settings.refresh,
+                    )
+            except ApiError as exc:
+                status = exc.meta.status
+                if status == 409:  # written in between (a re-index): read it again
+                    log.info("%s: the document changed meanwhile (attempt %d): %s", what, attempt, error_reason(exc))
+                    continue
+                if status == 404:
+                    raise NotFound(
+                        f"no indexed call {recording_id} for tenant {tenant.name} (deleted while it was updated)"
+                    ) from exc
+                if status == 400:
+                    raise FailedPrecondition(
+                        f"{what}: {stored.index} refused the fields ({error_reason(exc)}); the index mapping may "
+                        'differ from this indexer\'s (see services/indexer/README.md, "Mapping changes")'
+                    ) from exc
+                raise
+            return
+        raise Unavailable(
+            f"{what}: the call document changed {UPDATE_ATTEMPTS} times while it was being updated (re-indexed at "
+            "that moment?); retry"
+        )
+
+    def delete_call(self, tenant: str, recording_id: str) -> tuple[bool, int]:
+        """Delete the tenant's call document of `recording_id` and all its utterance documents, in every backing
+        index; returns (whether the call document was there, documents deleted). With refresh=wait_for (the
+        default) they are gone from search when this returns.
+
+        The documents are found through the read aliases (a search reaches every backing index) and deleted by
+        (backing index, id) in bulk requests, with the bulk retries. Not `_delete_by_query` on the alias: noida-db
+        (the local stack's Elasticsearch API) deletes in one backing index of an alias only.
+
+        The utterances go first, then the call document: a failure in between leaves a call document without
+        utterances, which a retry deletes, never utterances without a call document (which `Reader.locate` would
+        not find when the call is indexed again)."""
+        self._schema.require_ready()
+        calls_alias, utterances_alias = self._schema.index_names(tenant)
+        what = f"deleting call {recording_id}"
+        utterance_filter = [{"term": {"tenant": tenant}}, {"term": {"recording_id": recording_id}}]
+        call_filter = [{"ids": {"values": [recording_id]}}, {"term": {"tenant": tenant}}]
+        utterances = self._delete_matching(
+            utterances_alias, {"bool": {"filter": utterance_filter}}, ["start_ms", "channel"], what
+        )
+        calls = self._delete_matching(calls_alias, {"bool": {"filter": call_filter}}, ["recording_id"], what)
+        return calls > 0, utterances + calls
+
+    def _delete_matching(self, alias: str, query: dict[str, Any], sort_fields: list[str], what: str) -> int:
+        """Delete every document of `alias` (all its backing indices) matching `query`; how many were deleted."""
+        with translate_errors(what):
+            ops = [
+                BulkOp("delete", str(hit["_index"]), str(hit["_id"]))
+                for hit in every(self._es, alias, query, sort_fields, False)
+            ]
+        deleted = 0
+        step = self._settings.bulk_max_actions
+        for start in range(0, len(ops), step):
+            deleted += self._bulk(ops[start : start + step], self._settings.refresh, what).deleted
+        return deleted
 
     def withdraw_call(self, index: str, recording_id: str, utterances_alias: str, tenant: str) -> None:
         """Remove a partly written call: its call document, then its utterances (so that a call without a call
