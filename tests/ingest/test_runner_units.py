@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import grpc
@@ -142,3 +143,15 @@ def test_the_call_carries_the_vads_diarization_and_each_utterances_voice() -> No
     assert call.metadata.zh_script == "traditional"  # the upload's script reaches the indexer
     stereo = call_document(record, metadata_pb(record), vad_pb2.DetectSpeechResponse(), [])
     assert not stereo.HasField("diarization") and not stereo.utterances
+    assert not stereo.HasField("moved_at") and stereo.integrity == common_pb2.INTEGRITY_UNSPECIFIED
+    # A moved and audited recording indexed again keeps where it is and what the audit found.
+    moved = replace(record, tier="COLD", moved_at=datetime(2026, 12, 6, tzinfo=UTC))
+    again = call_document(
+        moved,
+        metadata_pb(moved),
+        vad_pb2.DetectSpeechResponse(),
+        [],
+        {"integrity": "MISMATCH", "verified_at": "1765000000"},
+    )
+    assert again.tier == common_pb2.STORAGE_TIER_COLD and again.moved_at.ToJsonString() == "2026-12-06T00:00:00Z"
+    assert again.integrity == common_pb2.INTEGRITY_MISMATCH and again.verified_at.seconds == 1765000000

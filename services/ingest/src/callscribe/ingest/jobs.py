@@ -270,6 +270,12 @@ class RedisJobs:
             found = self._raw.hgetall(WORK_KEY.format(recording_id, sha256))
         return {bytes(name).decode(): bytes(value) for name, value in found.items()}
 
+    def audit_of(self, recording_id: str) -> dict[str, str]:
+        """The integrity audit's last finding on the recording (the lifecycle writes it): a re-indexed call
+        carries it, so the index keeps it."""
+        with _reachable():
+            return dict(self._redis.hgetall(AUDIT_KEY.format(recording_id)))
+
     def save_work(self, recording_id: str, sha256: str, name: str, value: bytes) -> None:
         if len(value) > MAX_WORK_VALUE_BYTES:
             log.info("%s: %s not kept (%d bytes); a retry computes it again", recording_id, name, len(value))

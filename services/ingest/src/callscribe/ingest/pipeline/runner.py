@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
@@ -86,6 +87,7 @@ class WorkStore(Protocol):
 
     def load_work(self, recording_id: str, sha256: str) -> dict[str, bytes]: ...
     def save_work(self, recording_id: str, sha256: str, name: str, value: bytes) -> None: ...
+    def audit_of(self, recording_id: str) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ class Pipeline:
             self._work.save_work(job.recording_id, job.sha256, "vad", speech.SerializeToString())
         results = self._transcribe(job, speech.segments, ref, metadata, auth, kept, progress)
         progress("indexing", "", None)
-        call = call_document(record, metadata, speech, results)
+        call = call_document(record, metadata, speech, results, self._work.audit_of(job.recording_id))
         self._call(
             "indexing", self._indexer.IndexCall, indexer_pb2.IndexCallRequest(call=call), auth, self._timeouts.indexer_s
         )
@@ -276,14 +278,23 @@ class Pipeline:
             raise StageError(stage, f"{code.name}: {exc.details()}", kind_of(code, stage)) from exc
 
 
+_INTEGRITY = {
+    "OK": common_pb2.INTEGRITY_OK,
+    "MISMATCH": common_pb2.INTEGRITY_MISMATCH,
+    "MISSING": common_pb2.INTEGRITY_MISSING,
+}
+
 def call_document(
     record: ArchivedRecording,
     metadata: common_pb2.RecordingMetadata,
     speech: vad_pb2.DetectSpeechResponse,
     results: Sequence[asr_pb2.SegmentResult],
+    audit: Mapping[str, str] | None = None,
 ) -> indexer_pb2.Call:
-    """The Call the indexer receives: the archive's facts, an utterance for every segment the ASR heard words
-    in (with the VAD's side, voice and role confidence), and the VAD's diarization of a mono recording."""
+    """The Call the indexer receives: the archive's facts (where the audio is now: a moved recording's cold
+    copy and when it moved), an utterance for every segment the ASR heard words in (with the VAD's side, voice
+    and role confidence), the VAD's diarization of a mono recording, and the integrity audit's last finding
+    (`audit`, as the lifecycle keeps it), so that indexing a call again never forgets them."""
     if not metadata.HasField("started_at"):
         metadata.started_at.FromDatetime(record.archived_at)
     call = indexer_pb2.Call(
@@ -294,6 +305,11 @@ def call_document(
         object=object_pb(record),
         tier=common_pb2.STORAGE_TIER_HOT if record.tier == "HOT" else common_pb2.STORAGE_TIER_COLD,
     )
+    if record.moved_at is not None:
+        call.moved_at.FromDatetime(record.moved_at)
+    if audit and audit.get("integrity") in _INTEGRITY and audit.get("verified_at"):
+        call.integrity = _INTEGRITY[audit["integrity"]]
+        call.verified_at.FromDatetime(datetime.fromtimestamp(float(audit["verified_at"]), UTC))
     if speech.HasField("diarization"):
         call.diarization.CopyFrom(speech.diarization)
     for seg, result in zip(speech.segments, results, strict=True):
