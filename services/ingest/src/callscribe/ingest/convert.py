@@ -95,3 +95,20 @@ def audio_pb(record: ArchivedRecording) -> c.AudioFacts:
         duration_ms=a.duration_ms,
         size_bytes=record.size_bytes,
     )
+
+
+def tombstone_pb(doc: dict) -> c.Tombstone:
+    def when(name: str) -> Timestamp | None:
+        return timestamp(datetime.fromisoformat(doc[name])) if doc.get(name) else None
+
+    return c.Tombstone(
+        recording_id=str(doc["recording_id"]),
+        tenant=str(doc["tenant"]),
+        sha256=str(doc.get("sha256", "")),
+        archived_at=when("archived_at"),
+        retain_until=when("retain_until"),
+        deleted_at=when("deleted_at"),
+        reason=str(doc.get("reason", "")),
+        versions_deleted=int(doc.get("versions_deleted", 0)),
+    )
+

@@ -397,7 +397,7 @@ class RedisJobs:
 # recording is, its locks) is in S3; losing it repeats work, never loses a recording.
 
 LEASE_KEY = "callscribe:lifecycle:lease:{}"  # recording id -> the replica working on it
-INDEX_PENDING_KEY = "callscribe:lifecycle:index-pending"  # set of "tenant/recording_id"
+PENDING_KEY = "callscribe:lifecycle:{}-pending"  # index / delete: set of "tenant/recording_id"
 AUDIT_KEY = "callscribe:audit:{}"  # recording id -> hash: integrity, verified_at, detail
 AUDIT_CHECKPOINT_KEY = "callscribe:lifecycle:audit-checkpoint"  # "tenant/recording_id" last audited in the round
 _RELEASE_LEASE = """
@@ -427,22 +427,32 @@ class LifecycleRedis:
             self._release(keys=[LEASE_KEY.format(rec_id)], args=[owner])
 
     # -- index updates that did not go through yet ----------------------------------------------------
-    def index_pending(self, tenant: str, rec_id: str, pending: bool) -> None:
+    # kind "index": a moved call's new location; "delete": an expired call's documents.
+    def pending(self, kind: str, tenant: str, rec_id: str, on: bool) -> None:
         with _reachable():
-            member = f"{tenant}/{rec_id}"
-            if pending:
-                self._r.sadd(INDEX_PENDING_KEY, member)
+            key, member = PENDING_KEY.format(kind), f"{tenant}/{rec_id}"
+            if on:
+                self._r.sadd(key, member)
             else:
-                self._r.srem(INDEX_PENDING_KEY, member)
+                self._r.srem(key, member)
+
+    def is_pending(self, kind: str, tenant: str, rec_id: str) -> bool:
+        with _reachable():
+            return bool(self._r.sismember(PENDING_KEY.format(kind), f"{tenant}/{rec_id}"))
+
+    def all_pending(self, kind: str) -> list[tuple[str, str]]:
+        with _reachable():
+            members = self._r.smembers(PENDING_KEY.format(kind))
+        return [(m.split("/", 1)[0], m.split("/", 1)[1]) for m in sorted(members) if "/" in m]
+
+    def index_pending(self, tenant: str, rec_id: str, pending: bool) -> None:
+        self.pending("index", tenant, rec_id, pending)
 
     def is_index_pending(self, tenant: str, rec_id: str) -> bool:
-        with _reachable():
-            return bool(self._r.sismember(INDEX_PENDING_KEY, f"{tenant}/{rec_id}"))
+        return self.is_pending("index", tenant, rec_id)
 
     def all_index_pending(self) -> list[tuple[str, str]]:
-        with _reachable():
-            members = self._r.smembers(INDEX_PENDING_KEY)
-        return [tuple(m.split("/", 1)) for m in sorted(members) if "/" in m]  # type: ignore[misc]
+        return self.all_pending("index")
 
     # -- the integrity audit ------------------------------------------------------------------------
     def audit_checkpoint(self) -> str:

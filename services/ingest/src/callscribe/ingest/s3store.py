@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 AUDIO = "audio"
 SIDECAR = "metadata.json"
 LOCATION = "location.json"
+AUDIT_PREFIX = "audit/"  # audit/<tenant>/<recording id>/<time>.json: the integrity audit's findings
+TOMBSTONE_PREFIX = "tombstones/"  # tombstones/<tenant>/<recording id>.json: what expiry leaves
 SHA_META = "x-amz-meta-sha256"
 RECORD_META = "x-amz-meta-record"
 # S3 allows 2 KB of user metadata in all; leave room for the other fields.
@@ -190,6 +192,34 @@ class S3RecordingStore:
         doc = json.dumps(_to_document(record), ensure_ascii=False).encode("utf-8")
         key = recording_prefix(record.tenant, record.recording_id) + SIDECAR
         return self.require_cold().put_locked(key, doc, "application/json", lock)
+
+    # -- append-only trails: audit findings and tombstones (locked, in the hot bucket, outside recordings/) ---
+    def put_audit_entry(self, tenant: str, rec_id: str, at: datetime, entry: dict, lock: Lock) -> str:
+        """One audit finding, written once and locked (an auditor can show the trail; nobody can edit it)."""
+        key = f"{AUDIT_PREFIX}{tenant}/{rec_id}/{at.strftime('%Y%m%dT%H%M%S.%fZ')}.json"
+        data = json.dumps(entry, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        return self._bucket.put_locked(key, data, "application/json", lock)
+
+    def audit_entries(self, tenant: str, rec_id: str) -> list[dict]:
+        entries = []
+        for listed in self._bucket.list(f"{AUDIT_PREFIX}{tenant}/{rec_id}/"):
+            entries.append(json.loads(self._bucket.read_bytes(listed.key)))
+        return entries
+
+    def put_tombstone(self, tombstone: dict, lock: Lock) -> None:
+        """What is kept of an expired recording, written before anything of it is deleted; written once (a
+        second expiry pass over a half-deleted recording finds it there and goes on deleting)."""
+        key = f"{TOMBSTONE_PREFIX}{tombstone['tenant']}/{tombstone['recording_id']}.json"
+        if self._bucket.stat(key) is not None:
+            return
+        data = json.dumps(tombstone, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        self._bucket.put_locked(key, data, "application/json", lock)
+
+    def tombstone(self, tenant: str, rec_id: str) -> dict | None:
+        try:
+            return dict(json.loads(self._bucket.read_bytes(f"{TOMBSTONE_PREFIX}{tenant}/{rec_id}.json")))
+        except ObjectMissing:
+            return None
 
     def write_location(self, record: ArchivedRecording, location: Location) -> str:
         """Record where the recording is read from now: a new version of its `location.json`, locked like the

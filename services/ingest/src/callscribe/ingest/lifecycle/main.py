@@ -1,8 +1,10 @@
 """`python -m callscribe.ingest lifecycle`: the storage lifecycle's composition root.
 
-Scheduled passes every INGEST_LIFECYCLE_INTERVAL_SECONDS (tiering of every tenant, then the survey the metrics
-and alerts read), and LifecycleService for a pass now. Health is SERVING once Redis answers and both tiers'
-buckets have Object Lock.
+Scheduled passes every INGEST_LIFECYCLE_INTERVAL_SECONDS (tiering and expiry of every tenant, then the survey
+the metrics and alerts read); the integrity audit goes round every recording in a thread of its own, at
+INGEST_AUDIT_BYTES_PER_SECOND, resuming from its checkpoint, a new round each interval after the last one
+ended; LifecycleService runs a pass now. Health is SERVING once Redis answers and both tiers' buckets have
+Object Lock.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from callscribe.ingest.jobs import LifecycleRedis
+from callscribe.ingest.lifecycle.audit import AuditEvent, Auditor
+from callscribe.ingest.lifecycle.expiry import Expirer, ExpiryEvent
 from callscribe.ingest.lifecycle.index import IndexClient
 from callscribe.ingest.lifecycle.mover import MoveEvent, Mover, MoverConfig, survey
 from callscribe.ingest.lifecycle.servicer import LifecycleServicer
@@ -67,10 +72,47 @@ class LifecycleMetrics:
             "callscribe_lifecycle_last_pass_timestamp_seconds", "end of the last complete pass", registry=registry
         )
 
+        self.audited = Counter(
+            "callscribe_lifecycle_audited_total",
+            "recordings the integrity audit re-hashed, by finding (OK, MISMATCH, MISSING; UNREADABLE: not now)",
+            ["integrity"],
+            registry=registry,
+        )
+        self.audit_bytes = Counter(
+            "callscribe_lifecycle_audit_bytes_total", "bytes the integrity audit hashed", registry=registry
+        )
+        self.audit_failures = Counter(
+            "callscribe_lifecycle_integrity_failures_total",
+            "recordings found with a copy that does not hash to its fingerprint, or missing: ALARM",
+            registry=registry,
+        )
+        self.audit_round_done = Gauge(
+            "callscribe_lifecycle_audit_round_timestamp_seconds",
+            "end of the last complete audit round",
+            registry=registry,
+        )
+        self.expired = Counter(
+            "callscribe_lifecycle_expired_total", "recordings deleted at the end of their retention", registry=registry
+        )
+        self.expiry_kept = Counter(
+            "callscribe_lifecycle_expiry_kept_total",
+            "recordings past their retention kept for now (a legal hold, a lock still on, S3 away)",
+            registry=registry,
+        )
+
     def observe(self, event: MoveEvent) -> None:
         self.events.labels(event.outcome).inc()
         if event.outcome == "MOVED":
             self.bytes_moved.inc(event.size_bytes)
+
+    def observe_audit(self, event: AuditEvent) -> None:
+        self.audited.labels(event.integrity or "UNREADABLE").inc()
+        self.audit_bytes.inc(event.bytes_hashed)
+        if event.integrity in ("MISMATCH", "MISSING"):
+            self.audit_failures.inc()
+
+    def observe_expiry(self, event: ExpiryEvent) -> None:
+        (self.expired if event.tombstone else self.expiry_kept).inc()
 
 
 def _channel(address: str, ca_file: object) -> grpc.Channel:
@@ -80,9 +122,17 @@ def _channel(address: str, ca_file: object) -> grpc.Channel:
     return grpc.insecure_channel(address)
 
 
-def build(
-    settings: LifecycleSettings, registry: CollectorRegistry
-) -> tuple[Mover, S3RecordingStore, LifecycleRedis, LifecycleMetrics]:
+@dataclass
+class Lifecycle:
+    mover: Mover
+    auditor: Auditor
+    expirer: Expirer
+    store: S3RecordingStore
+    state: LifecycleRedis
+    metrics: LifecycleMetrics
+
+
+def build(settings: LifecycleSettings, registry: CollectorRegistry) -> Lifecycle:
     client, cold = settings.s3_clients(16)
     part = settings.lifecycle_part_size_mb * 1024 * 1024
     store = S3RecordingStore(client, settings.hot_bucket, part, 2, 4, cold=cold)
@@ -99,19 +149,25 @@ def build(
         kill_at=settings.lifecycle_kill_at,
     )
     metrics = LifecycleMetrics(registry)
-    mover = Mover(store, TenantRegistry.load(settings.tenants_file), state, index, config, observe=metrics.observe)
-    return mover, store, state, metrics
-
-
-def scheduled(
-    settings: LifecycleSettings, mover: Mover, store: S3RecordingStore, metrics: LifecycleMetrics, stop: threading.Event
-) -> None:
-    """Every interval: a tiering pass over every tenant, then the survey behind the metrics."""
     tenants = TenantRegistry.load(settings.tenants_file)
+    mover = Mover(store, tenants, state, index, config, observe=metrics.observe)
+    auditor = Auditor(
+        store, tenants, state, index, settings.audit_bytes_per_second, settings.audit_retention_days,
+        observe=metrics.observe_audit,
+    )  # fmt: skip
+    expirer = Expirer(store, tenants, state, index, settings.audit_retention_days, observe=metrics.observe_expiry)
+    return Lifecycle(mover, auditor, expirer, store, state, metrics)
+
+
+def scheduled(settings: LifecycleSettings, life: Lifecycle, stop: threading.Event) -> None:
+    """Every interval: a tiering pass and an expiry pass over every tenant, then the survey behind the metrics."""
+    tenants = TenantRegistry.load(settings.tenants_file)
+    metrics, store = life.metrics, life.store
     while not stop.is_set():
         started = time.monotonic()
         try:
-            moved = sum(1 for _ in mover.run())
+            moved = sum(1 for _ in life.mover.run())
+            expired = sum(1 for event in life.expirer.run() if event.tombstone)
             found = survey(
                 store, tenants, datetime.now(UTC), settings.lifecycle_alert_days, settings.hot_lock_grace_days
             )
@@ -122,11 +178,27 @@ def scheduled(
             metrics.lag.set(found.overdue_seconds)
             metrics.lapsing.set(found.lapsing)
             metrics.last_pass.set(time.time())
-            log.info("scheduled pass: %d recordings handled, %d hot locks lapsing soon", moved, found.lapsing)
+            log.info(
+                "scheduled pass: tiering handled %d recordings, %d expired, %d hot locks lapsing soon",
+                moved, expired, found.lapsing,
+            )  # fmt: skip
         except DomainError as exc:
             metrics.pass_failures.inc()
             log.warning("scheduled pass stopped: %s", exc.message)
         metrics.pass_seconds.observe(time.monotonic() - started)
+        stop.wait(settings.lifecycle_interval_seconds)
+
+
+def audit_rounds(settings: LifecycleSettings, life: Lifecycle, stop: threading.Event) -> None:
+    """The audit, round after round (each resumes from the checkpoint a restart left); a round's end is a metric."""
+    while not stop.is_set():
+        try:
+            for _event in life.auditor.run():
+                if stop.is_set():
+                    return
+            life.metrics.audit_round_done.set(time.time())
+        except DomainError as exc:
+            log.warning("audit round stopped (it resumes from its checkpoint): %s", exc.message)
         stop.wait(settings.lifecycle_interval_seconds)
 
 
@@ -136,11 +208,11 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level)
     registry = CollectorRegistry()
-    mover, store, state, metrics = build(settings, registry)
+    life = build(settings, registry)
     binding = ServiceBinding(
         lifecycle_pb2.DESCRIPTOR.services_by_name["LifecycleService"].full_name,
         lifecycle_pb2_grpc.add_LifecycleServiceServicer_to_server,
-        LifecycleServicer(mover),
+        LifecycleServicer(life.mover, life.auditor, life.expirer),
     )
     server = GrpcServer("lifecycle", settings, [binding], registry, address=settings.lifecycle_grpc_address)
     server.start()
@@ -155,21 +227,17 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     while not stop.is_set():
         try:
-            state.ping()
-            store.hot.check_object_lock()
-            store.require_cold().check_object_lock()
+            life.state.ping()
+            life.store.hot.check_object_lock()
+            life.store.require_cold().check_object_lock()
             break
         except DomainError as exc:
             log.warning("not serving yet: %s", exc.message)
             stop.wait(1.0)
     server.mark_serving()
     if settings.lifecycle_interval_seconds > 0:
-        threading.Thread(
-            target=scheduled,
-            args=(settings, mover, store, metrics, stop),
-            name="lifecycle-passes",
-            daemon=True,
-        ).start()
+        threading.Thread(target=scheduled, args=(settings, life, stop), name="lifecycle-passes", daemon=True).start()
+        threading.Thread(target=audit_rounds, args=(settings, life, stop), name="audit-rounds", daemon=True).start()
     log.info("lifecycle serving on %s", settings.lifecycle_grpc_address)
     stop.wait()
     server.stop(5)

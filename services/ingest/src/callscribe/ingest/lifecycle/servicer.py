@@ -6,10 +6,14 @@ from collections.abc import Iterator
 
 import grpc
 
-from callscribe.ingest.convert import object_ref_pb, timestamp
+from callscribe.ingest.convert import object_ref_pb, timestamp, tombstone_pb
+from callscribe.ingest.lifecycle.audit import AuditEvent, Auditor
+from callscribe.ingest.lifecycle.expiry import Expirer, ExpiryEvent
 from callscribe.ingest.lifecycle.mover import MoveEvent, Mover
 from callscribe.kit.errors import InvalidArgument
+from callscribe.kit.ids import is_recording_id, not_a_recording_id
 from callscribe.kit.interceptors import resolve_tenant
+from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import lifecycle_pb2 as pb
 from callscribe.v1 import lifecycle_pb2_grpc
 
@@ -24,8 +28,10 @@ MAX_OLDER_THAN_DAYS = 100 * 365
 
 
 class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServiceServicer):
-    def __init__(self, mover: Mover) -> None:
+    def __init__(self, mover: Mover, auditor: Auditor, expirer: Expirer) -> None:
         self._mover = mover
+        self._auditor = auditor
+        self._expirer = expirer
 
     def RunTiering(self, request: pb.RunTieringRequest, context: grpc.ServicerContext) -> Iterator[pb.TieringEvent]:
         tenant = resolve_tenant(request.tenant)
@@ -36,6 +42,40 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServiceServicer):
                 raise InvalidArgument(f"older_than_days must be 0 to {MAX_OLDER_THAN_DAYS}, got {days}")
         for event in self._mover.run(tenant.name, days, request.limit):
             yield tiering_event(event)
+
+    def RunAudit(self, request: pb.RunAuditRequest, context: grpc.ServicerContext) -> Iterator[pb.AuditEvent]:
+        tenant = resolve_tenant(request.tenant)
+        if request.recording_id and not is_recording_id(request.recording_id):
+            raise InvalidArgument(not_a_recording_id(request.recording_id))
+        for event in self._auditor.run(tenant.name, request.recording_id):
+            yield audit_event(event)
+
+    def RunExpiry(self, request: pb.RunExpiryRequest, context: grpc.ServicerContext) -> Iterator[pb.ExpiryEvent]:
+        tenant = resolve_tenant(request.tenant)
+        for event in self._expirer.run(tenant.name):
+            yield pb.ExpiryEvent(
+                recording_id=event.recording_id,
+                tenant=event.tenant,
+                tombstone=tombstone_pb(event.tombstone) if event.tombstone else None,
+                detail=event.detail,
+            )
+
+
+_INTEGRITY = {"OK": c.INTEGRITY_OK, "MISMATCH": c.INTEGRITY_MISMATCH, "MISSING": c.INTEGRITY_MISSING}
+
+
+def audit_event(event: AuditEvent) -> pb.AuditEvent:
+    return pb.AuditEvent(
+        recording_id=event.recording_id,
+        tenant=event.tenant,
+        integrity=_INTEGRITY.get(event.integrity, c.INTEGRITY_UNSPECIFIED),
+        detail=event.detail,
+        bytes_hashed=event.bytes_hashed,
+        verified_at=timestamp(event.verified_at),
+    )
+
+
+__all__ = ["ExpiryEvent", "LifecycleServicer", "audit_event", "tiering_event"]
 
 
 def tiering_event(event: MoveEvent) -> pb.TieringEvent:

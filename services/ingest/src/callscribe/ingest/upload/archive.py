@@ -49,11 +49,13 @@ class RecordingStore(Protocol):
     def list_ids(
         self, tenant: str, start_after: str, since: datetime | None, until: datetime | None
     ) -> Iterator[tuple[str, datetime]]: ...
+    def tombstone(self, tenant: str, rec_id: str) -> dict | None: ...
 
 
 class JobQueue(Protocol):
     def enqueue(self, job: Job) -> bool: ...
     def state(self, recording_id: str) -> tuple[str, str, StageAdvance | None] | None: ...
+    def audit_of(self, recording_id: str) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class RecordingView:
     state: str  # "" when the queue could not be asked
     state_detail: str
     advance: StageAdvance | None = None
+    audit: dict[str, str] | None = None  # the integrity audit's last finding (integrity, verified_at, detail)
 
 
 class Archiver:
@@ -281,14 +284,21 @@ class Archiver:
             raise NotFound(f"recording {rec_id} not found for tenant {tenant.name}")
         return self._view(record)
 
+    def tombstone(self, tenant: Tenant, rec_id: str) -> dict | None:
+        """What retention expiry left of the recording, if it expired."""
+        return self._store.tombstone(tenant.name, rec_id)
+
     def _view(self, record: ArchivedRecording) -> RecordingView:
         try:
             progress = self._queue.state(record.recording_id)
+            audit = self._queue.audit_of(record.recording_id) or None
         except Unavailable as exc:
             return RecordingView(record, "", f"pipeline state unknown: {exc.message}")
         if progress is None:
-            return RecordingView(record, "archived", "archived; not queued yet (reconciliation will queue it)")
-        return RecordingView(record, *progress)
+            return RecordingView(
+                record, "archived", "archived; not queued yet (reconciliation will queue it)", audit=audit
+            )
+        return RecordingView(record, *progress, audit=audit)
 
     def list_page(
         self, tenant: Tenant, page_size: int, page_token: str, since: datetime | None, until: datetime | None

@@ -14,7 +14,15 @@ import grpc
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from callscribe.ingest.convert import audio_pb, info_from_proto, lock_pb, metadata_pb, object_pb, timestamp
+from callscribe.ingest.convert import (
+    audio_pb,
+    info_from_proto,
+    lock_pb,
+    metadata_pb,
+    object_pb,
+    timestamp,
+    tombstone_pb,
+)
 from callscribe.ingest.jobs import RedisJobs
 from callscribe.ingest.model import Declared
 from callscribe.ingest.upload.archive import Archiver, RecordingView
@@ -153,7 +161,15 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def GetRecording(self, request: pb.GetRecordingRequest, context: grpc.ServicerContext) -> pb.Recording:  # noqa: N802
         tenant = resolve_tenant(request.tenant)
         _require_id(request.recording_id)
-        return _recording(self._archiver.get(tenant, request.recording_id))
+        try:
+            return _recording(self._archiver.get(tenant, request.recording_id))
+        except NotFound:
+            tombstone = self._archiver.tombstone(tenant, request.recording_id)
+            if tombstone is None:
+                raise
+            return pb.Recording(
+                recording_id=request.recording_id, tenant=tenant.name, tombstone=tombstone_pb(tombstone)
+            )
 
     def ListRecordings(self, request: pb.ListRecordingsRequest, context: grpc.ServicerContext):  # noqa: N802
         tenant = resolve_tenant(request.tenant)
@@ -326,7 +342,22 @@ def _recording(view: RecordingView) -> pb.Recording:
         archived_at=timestamp(record.archived_at),
         progress=_progress(view),
         moved_at=timestamp(record.moved_at),
+        **_audit_fields(view.audit),
     )
+
+
+_INTEGRITY = {"OK": c.INTEGRITY_OK, "MISMATCH": c.INTEGRITY_MISMATCH, "MISSING": c.INTEGRITY_MISSING}
+
+
+def _audit_fields(audit: dict[str, str] | None) -> dict:
+    if not audit or audit.get("integrity") not in _INTEGRITY:
+        return {}
+    verified = datetime.fromtimestamp(float(audit.get("verified_at") or 0), UTC)
+    return {
+        "integrity": _INTEGRITY[audit["integrity"]],
+        "verified_at": timestamp(verified),
+        "integrity_detail": audit.get("detail", ""),
+    }
 
 
 def _progress(view: RecordingView) -> pb.StageProgress | None:
