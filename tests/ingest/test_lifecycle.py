@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +22,11 @@ import grpc
 import pytest
 
 from callscribe.ingest.jobs import LifecycleRedis
+from callscribe.ingest.lifecycle.audit import Auditor, Throttle
+from callscribe.ingest.lifecycle.expiry import Expirer
 from callscribe.ingest.lifecycle.index import IndexClient
 from callscribe.ingest.lifecycle.mover import BUSY, EXTENDED, FAILED, MOVED, RELEASED, MoveEvent, Mover, MoverConfig
+from callscribe.ingest.model import Location
 from callscribe.ingest.s3store import S3RecordingStore
 from callscribe.kit.tenants import TenantRegistry
 from callscribe.stack.procs import free_port
@@ -285,3 +290,197 @@ def _ref(obj: c.ObjectRef):  # type: ignore[no-untyped-def]
     from callscribe.storage.location import ObjectRef
 
     return ObjectRef(obj.bucket, obj.key, obj.version_id, obj.sha256, Tier.COLD)
+
+
+# --------------------------------------------------------------------------- the integrity audit
+
+
+def _flip_a_byte(volumes: Path, bucket: str, data: bytes) -> None:
+    """Corrupt one stored byte of `data` where SeaweedFS keeps it: in the bucket's volume file on disk, as is or
+    (SeaweedFS gzips what it finds compressible, WAV among it) inside the gzip member that holds it."""
+    window = data[len(data) // 2 : len(data) // 2 + 64]
+    for volume in sorted(volumes.glob(f"{bucket}_*.dat")):
+        raw = bytearray(volume.read_bytes())
+        at = raw.find(window) if len(set(window)) > 1 else -1
+        if at < 0:
+            at = _gzip_member_of(raw, data)
+        if at >= 0:
+            raw[at] ^= 0xFF
+            volume.write_bytes(bytes(raw))
+            return
+    raise AssertionError(f"the bytes were not found in {bucket}'s volume files under {volumes}")
+
+
+def _gzip_member_of(raw: bytearray, data: bytes) -> int:
+    """The offset of the middle of the gzip member that decompresses to `data`; -1 when there is none."""
+    at = raw.find(b"\x1f\x8b\x08")
+    while at >= 0:
+        member = zlib.decompressobj(31)
+        try:
+            if member.decompress(bytes(raw[at:])) == data:
+                return at + (len(raw) - at - len(member.unused_data)) // 2
+        except zlib.error:
+            pass
+        at = raw.find(b"\x1f\x8b\x08", at + 1)
+    return -1
+
+
+@pytest.fixture(scope="module")
+def auditor(store: S3RecordingStore, state: LifecycleRedis, tiering_tenants: TenantsFile) -> Auditor:
+    return Auditor(store, TenantRegistry.load(tiering_tenants.path), state, _no_indexer(), 50 * 1024 * 1024, 1)
+
+
+def test_a_flipped_byte_is_found_in_each_tier_and_raised_never_repaired(
+    tiering: Ingest,
+    new_wav: Callable[..., bytes],
+    store: S3RecordingStore,
+    make_mover: MakeMover,
+    auditor: Auditor,
+    stack_tmp: Path,
+) -> None:
+    volumes = stack_tmp / "s3"
+    hot_data, cold_data, clean_data = new_wav(), new_wav(), new_wav()
+    hot_ack = tiering.upload("tiered", hot_data)
+    cold_ack = tiering.upload("tiered", cold_data)
+    clean_ack = tiering.upload("tiered", clean_data)
+    _due(cold_ack)
+    mover = make_mover()
+    assert mover.handle(tiering_tenant(mover, "tiered"), cold_ack.recording_id).outcome == MOVED  # type: ignore[union-attr]
+    assert auditor.audit_one("tiered", cold_ack.recording_id).integrity == "OK"  # both copies hash right
+    _flip_a_byte(volumes, store.hot.name, hot_data)
+    _flip_a_byte(volumes, store.require_cold().name, cold_data)
+
+    hot_finding = auditor.audit_one("tiered", hot_ack.recording_id)
+    assert hot_finding.integrity == "MISMATCH" and f"HOT s3://{store.hot.name}/" in hot_finding.detail
+    cold_finding = auditor.audit_one("tiered", cold_ack.recording_id)
+    assert cold_finding.integrity == "MISMATCH"
+    assert f"COLD s3://{store.require_cold().name}/" in cold_finding.detail
+    assert "HOT" in cold_finding.detail and "bytes OK" in cold_finding.detail  # its hot copy is still fine
+    clean = auditor.audit_one("tiered", clean_ack.recording_id)
+    assert clean.integrity == "OK" and clean.bytes_hashed == len(clean_data)
+
+    # Raised where people look: the status, the locked audit trail; never repaired.
+    rec = tiering.get("tiered", cold_ack.recording_id)
+    assert rec.integrity == c.INTEGRITY_MISMATCH and "COLD" in rec.integrity_detail and rec.verified_at.seconds > 0
+    assert tiering.get("tiered", clean_ack.recording_id).integrity == c.INTEGRITY_OK
+    [entry] = store.audit_entries("tiered", hot_ack.recording_id)
+    assert entry["integrity"] == "MISMATCH" and entry["recording_id"] == hot_ack.recording_id
+    [listed] = list(store.hot.list(f"audit/tiered/{hot_ack.recording_id}/"))
+    trail = store.hot.stat(listed.key)
+    assert trail is not None and trail.lock.mode == "COMPLIANCE"
+    with pytest.raises(ObjectLocked):
+        store.hot.delete_version(listed.key, trail.version_id)
+    assert auditor.audit_one("tiered", hot_ack.recording_id).integrity == "MISMATCH"  # still there next time
+
+
+def test_a_missing_cold_copy_is_missing(
+    tiering: Ingest, new_wav: Callable[..., bytes], store: S3RecordingStore, auditor: Auditor
+) -> None:
+    """The location names a cold copy that is not there (here: a location written by hand for bytes never
+    copied, as a lost cold cluster would leave it)."""
+    ack = tiering.upload("tiered", new_wav())
+    record = store.find_hot("tiered", ack.recording_id)
+    assert record is not None
+    now = datetime.now(UTC).replace(microsecond=0)
+    lost = Location(
+        "COLD", store.require_cold().name, ack.object.key, "no-such-version", ack.sha256, record.size_bytes, now,
+        "COMPLIANCE", now + timedelta(minutes=2), record.archived_at,
+    )  # fmt: skip
+    store.write_location(record, lost)
+    finding = auditor.audit_one("tiered", ack.recording_id)
+    assert finding.integrity == "MISSING" and "no-such-version" in finding.detail
+
+
+def test_the_audit_round_resumes_from_its_checkpoint(
+    tiering: Ingest, new_wav: Callable[..., bytes], store: S3RecordingStore, state: LifecycleRedis, auditor: Auditor
+) -> None:
+    for _ in range(3):
+        tiering.upload("tiered", new_wav())
+    state.set_audit_checkpoint("")
+    round_ = auditor.run()
+    first = [next(round_), next(round_)]
+    round_.close()  # stopped half-way (a restart)
+    assert state.audit_checkpoint() == f"{first[-1].tenant}/{first[-1].recording_id}"
+    rest = list(auditor.run())
+    assert rest and (rest[0].tenant, rest[0].recording_id) > (first[-1].tenant, first[-1].recording_id)
+    audited = {(e.tenant, e.recording_id) for e in first + rest}
+    assert len(audited) == len(first) + len(rest)  # nothing twice
+    assert {("tiered", r) for r, _ in store.list_ids("tiered", "", None, None)} <= audited
+    assert state.audit_checkpoint() == ""  # the round ended
+
+
+def test_the_audit_reads_no_faster_than_its_rate() -> None:
+    throttle = Throttle(1024 * 1024)  # 1 MiB/s
+    started = time.monotonic()
+    for _ in range(6):
+        throttle.take(256 * 1024)
+    assert time.monotonic() - started >= 1.2  # 1.5 MiB at 1 MiB/s, the first block free
+
+
+# --------------------------------------------------------------------------- retention expiry
+
+
+@pytest.fixture(scope="module")
+def short_tenants(stack_tmp: Path) -> TenantsFile:
+    """Recordings kept 15 s (retention), so that expiry can be seen in a test."""
+    specs = {"brief": TenantSpec("COMPLIANCE", 15 / 86400, hot_days=HOT_DAYS)}
+    return TenantsFile.write(stack_tmp / "lifecycle-brief-tenants.json", specs, {"pipeline": SERVICE_TOKEN})
+
+
+@pytest.fixture(scope="module")
+def brief(start_ingest: StartIngest, short_tenants: TenantsFile) -> Ingest:
+    instance = start_ingest("brief", tenants_file=str(short_tenants.path), hot_lock_grace_days=str(GRACE_DAYS))
+    instance.tokens.clear()
+    instance.tokens.update(short_tenants.tokens)
+    return instance
+
+
+def test_expiry_deletes_every_copy_everywhere_and_leaves_a_tombstone_a_legal_hold_blocks_it(
+    brief: Ingest,
+    new_wav: Callable[..., bytes],
+    store: S3RecordingStore,
+    state: LifecycleRedis,
+    short_tenants: TenantsFile,
+) -> None:
+    tenants = TenantRegistry.load(short_tenants.path)
+    mover = Mover(store, tenants, state, _no_indexer(), MoverConfig(part_size=5 * 1024 * 1024))
+    expirer = Expirer(store, tenants, state, _no_indexer(), 1)
+    moved, hot_only, held = (brief.upload("brief", new_wav()) for _ in range(3))
+    _due(moved)
+    assert mover.handle(tenants.get("brief"), moved.recording_id).outcome == MOVED  # type: ignore[arg-type]
+    brief.stub.SetLegalHold(
+        pb.SetLegalHoldRequest(recording_id=held.recording_id, legal_hold=True), metadata=brief.auth("brief")
+    )
+    assert not [e for e in expirer.run("brief") if e.recording_id in (moved.recording_id, hot_only.recording_id)]
+    # retention is 15 s; the hot lock (hot_days + grace) may outlive it: expiry waits for every lock
+    end = max(moved.lock.retain_until.ToDatetime(UTC), datetime.now(UTC) + timedelta(seconds=15))
+    wait_for(lambda: datetime.now(UTC) > end + timedelta(seconds=1), 40, "the retention and locks to end")
+    events = {e.recording_id: e for e in expirer.run("brief")}
+    for ack in (moved, hot_only):
+        event = events[ack.recording_id]
+        assert event.tombstone is not None, event.detail
+        assert event.tombstone["sha256"] == ack.sha256 and event.tombstone["reason"] == "retention ended"
+        prefix = ack.object.key.rsplit("/", 1)[0] + "/"
+        assert not list(store.hot.versions(prefix)) and not list(store.require_cold().versions(prefix))
+        rec = brief.get("brief", ack.recording_id)  # the status shows the tombstone
+        assert rec.tombstone.recording_id == ack.recording_id and rec.tombstone.deleted_at.seconds > 0
+        assert rec.tombstone.sha256 == ack.sha256 and not rec.object.key
+        tomb = store.hot.stat(f"tombstones/brief/{ack.recording_id}.json")
+        assert tomb is not None and tomb.lock.mode == "COMPLIANCE"
+    assert events[moved.recording_id].tombstone["versions_deleted"] >= 3  # type: ignore[index]  # hot, cold, location
+    assert events[held.recording_id].tombstone is None and "legal hold" in events[held.recording_id].detail
+    assert brief.get("brief", held.recording_id).object.key == held.object.key  # kept, readable
+    listed = brief.stub.ListRecordings(pb.ListRecordingsRequest(page_size=1000), metadata=brief.auth("brief"))
+    assert {r.recording_id for r in listed.recordings} >= {held.recording_id}
+    assert not {moved.recording_id, hot_only.recording_id} & {r.recording_id for r in listed.recordings}
+    # released, the hold no longer keeps it
+    brief.stub.SetLegalHold(
+        pb.SetLegalHoldRequest(recording_id=held.recording_id, legal_hold=False), metadata=brief.auth("brief")
+    )
+    assert [e.tombstone is not None for e in expirer.run("brief") if e.recording_id == held.recording_id] == [True]
+
+
+def tiering_tenant(mover: Mover, name: str):  # type: ignore[no-untyped-def]
+    spec = mover._tenants.get(name)  # noqa: SLF001 - the test's own mover
+    assert spec is not None
+    return spec

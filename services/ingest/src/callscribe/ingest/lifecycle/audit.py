@@ -96,9 +96,10 @@ class Auditor:
                 continue
             after = start.split("/", 1)[1] if start and start.split("/", 1)[0] == name else ""
             for rec_id, _archived in self._store.list_ids(name, after, None, None):
-                yield self._done(self.audit_one(name, rec_id))
+                event = self._done(self.audit_one(name, rec_id))
                 if scheduled:
                     self._state.set_audit_checkpoint(f"{name}/{rec_id}")
+                yield event
         if scheduled:
             self._state.set_audit_checkpoint("")
 
@@ -148,9 +149,16 @@ class Auditor:
         except ObjectMissing:
             return (MISSING, f"{where}: missing"), 0
         except StorageUnavailable as exc:
-            if exc.code in ("InternalError", "ServiceUnavailable", "SlowDown", ""):
+            # S3 away, or S3 up but unable to give these bytes back (bitrot detected, a damaged needle: MinIO
+            # and SeaweedFS then answer 500 for that object only). Asked for the object's facts: if S3 answers
+            # those, the bytes are what is broken.
+            try:
+                there = bucket.stat(ref.key, ref.version_id) is not None
+            except StorageUnavailable:
                 return (UNREADABLE, f"{where}: not readable now ({exc.message})"), 0
-            return (MISMATCH, f"{where}: S3 cannot return its bytes ({exc.message})"), 0
+            if not there:
+                return (MISSING, f"{where}: missing"), 0
+            return (MISMATCH, f"{where}: S3 has the object but cannot return its bytes ({exc.message})"), 0
         return (OK, f"{where}: {size} bytes OK"), size
 
     def _record(self, event: AuditEvent) -> None:

@@ -3,6 +3,7 @@ deletion. The pipeline's service account, acting for the recording's tenant."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import grpc
@@ -17,10 +18,17 @@ INTEGRITY = {"OK": c.INTEGRITY_OK, "MISMATCH": c.INTEGRITY_MISMATCH, "MISSING": 
 
 
 class IndexClient:
-    def __init__(self, stub: indexer_pb2_grpc.IndexerServiceStub, token: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, stub: indexer_pb2_grpc.IndexerServiceStub, token: str, timeout_s: float = 30.0, cooldown_s: float = 10.0
+    ) -> None:
         self._stub = stub
         self._token = token
         self._timeout = timeout_s
+        # After the indexer was found away, calls fail at once for a while (a pass over thousands of recordings
+        # must not wait on each); what they carried is kept pending and sent later.
+        self._cooldown = cooldown_s
+        self._down_until = 0.0
+        self._down_reason = ""
 
     def _auth(self, tenant: str) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self._token}"), (ACTING_TENANT_HEADER, tenant))
@@ -42,6 +50,7 @@ class IndexClient:
 
     def delete(self, tenant: str, rec_id: str) -> int:
         """Delete the call's documents; how many there were."""
+        self._check_up()
         try:
             reply = self._stub.DeleteCall(
                 indexer_pb2.DeleteCallRequest(tenant=tenant, recording_id=rec_id),
@@ -49,14 +58,25 @@ class IndexClient:
                 timeout=self._timeout,
             )
         except grpc.RpcError as exc:
-            raise Unavailable(f"indexer: {exc.code().name}: {exc.details()}") from exc
+            raise self._away(exc) from exc
         return int(reply.documents)
 
     def _update(self, tenant: str, request: indexer_pb2.UpdateStorageRequest) -> bool:
+        self._check_up()
         try:
             self._stub.UpdateStorage(request, metadata=self._auth(tenant), timeout=self._timeout)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return False
-            raise Unavailable(f"indexer: {exc.code().name}: {exc.details()}") from exc
+            raise self._away(exc) from exc
         return True
+
+    def _check_up(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise Unavailable(f"indexer away ({self._down_reason}); tried again shortly")
+
+    def _away(self, exc: grpc.RpcError) -> Unavailable:
+        self._down_reason = f"{exc.code().name}: {exc.details()}"
+        if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            self._down_until = time.monotonic() + self._cooldown
+        return Unavailable(f"indexer: {self._down_reason}")
