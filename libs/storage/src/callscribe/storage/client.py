@@ -28,13 +28,16 @@ def check_endpoint_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def make_client(endpoint: str, access_key: str, secret_key: str, region: str, pool_size: int) -> S3Client:
+def make_client(
+    endpoint: str, access_key: str, secret_key: str, region: str, pool_size: int, read_timeout: float = 120.0
+) -> S3Client:
     """A client for `endpoint` (http:// or https:// URL) with a connection pool of `pool_size`,
-    bounded timeouts and a short retry on 5xx answers."""
+    bounded timeouts (`read_timeout`: the longest silence while reading an answer) and a short retry on 5xx
+    answers."""
     url = urlparse(endpoint)
     http = urllib3.PoolManager(
         maxsize=pool_size,
-        timeout=urllib3.Timeout(connect=5, read=120),
+        timeout=urllib3.Timeout(connect=5, read=read_timeout),
         retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
     )
     return S3Client(
@@ -47,5 +50,7 @@ def make_client(endpoint: str, access_key: str, secret_key: str, region: str, po
     )
 
 
-def connect(endpoint: Endpoint, pool_size: int) -> S3Client:
-    return make_client(endpoint.url, endpoint.access_key, endpoint.secret_key, endpoint.region, pool_size)
+def connect(endpoint: Endpoint, pool_size: int, read_timeout: float = 120.0) -> S3Client:
+    return make_client(
+        endpoint.url, endpoint.access_key, endpoint.secret_key, endpoint.region, pool_size, read_timeout
+    )

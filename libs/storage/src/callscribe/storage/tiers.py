@@ -39,10 +39,10 @@ class ColdTierSettings(BaseModel):
 
 
 def bucket_clients(
-    hot: Endpoint, hot_bucket: str, cold: Endpoint, cold_bucket: str, pool_size: int
+    hot: Endpoint, hot_bucket: str, cold: Endpoint, cold_bucket: str, pool_size: int, read_timeout: float = 120.0
 ) -> tuple[S3Client, dict[str, S3Client]]:
     """The hot tier's client, and a client for each recordings bucket (one shared client when both tiers
     are the same S3)."""
-    hot_client = connect(hot, pool_size)
-    cold_client = hot_client if cold == hot else connect(cold, pool_size)
+    hot_client = connect(hot, pool_size, read_timeout)
+    cold_client = hot_client if cold == hot else connect(cold, pool_size, read_timeout)
     return hot_client, {hot_bucket: hot_client, cold_bucket: cold_client}

@@ -63,10 +63,11 @@ class IngestSettings(ServiceSettings, ColdTierSettings):
             self.s3_region,
         )
 
-    def s3_clients(self, pool_size: int) -> tuple[S3Client, LockedBucket]:
+    def s3_clients(self, pool_size: int, read_timeout: float = 120.0) -> tuple[S3Client, LockedBucket]:
         """The hot tier's client, and the cold tier's bucket (on its own S3 when one is configured)."""
         hot = self.hot_endpoint
-        client, by_bucket = bucket_clients(hot, self.hot_bucket, self.cold_endpoint(hot), self.cold_bucket, pool_size)
+        cold = self.cold_endpoint(hot)
+        client, by_bucket = bucket_clients(hot, self.hot_bucket, cold, self.cold_bucket, pool_size, read_timeout)
         return client, LockedBucket(by_bucket[self.cold_bucket], self.cold_bucket, Tier.COLD)
 
 
@@ -186,6 +187,12 @@ class LifecycleSettings(IngestSettings):
     )
     lifecycle_lease_seconds: float = Field(900.0, ge=5, description="how long one replica holds a recording")
     lifecycle_part_size_mb: int = Field(16, ge=5, le=512, description="part size of cold copies")
+    lifecycle_s3_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="the longest S3 may go silent while sending bytes to the lifecycle (a damaged object can stall "
+        "a read; the audit then reports it instead of waiting)",
+    )
     audit_bytes_per_second: float = Field(
         50 * 1024 * 1024, gt=0, description="the integrity audit reads at most this fast (all tiers together)"
     )

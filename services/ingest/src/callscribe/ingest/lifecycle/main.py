@@ -133,7 +133,7 @@ class Lifecycle:
 
 
 def build(settings: LifecycleSettings, registry: CollectorRegistry) -> Lifecycle:
-    client, cold = settings.s3_clients(16)
+    client, cold = settings.s3_clients(16, settings.lifecycle_s3_read_timeout_seconds)
     part = settings.lifecycle_part_size_mb * 1024 * 1024
     store = S3RecordingStore(client, settings.hot_bucket, part, 2, 4, cold=cold)
     state = LifecycleRedis(settings.redis_url, settings.redis_timeout_seconds)
