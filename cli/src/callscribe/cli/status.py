@@ -114,7 +114,40 @@ def lock_text(lock: c.LockInfo) -> str:
     return f"{mode} until {until}, legal hold {'on' if lock.legal_hold else 'off'}"
 
 
+_INTEGRITY_WORDS = {c.INTEGRITY_OK: "OK", c.INTEGRITY_MISMATCH: "MISMATCH", c.INTEGRITY_MISSING: "MISSING"}
+
+
+def tier_text(rec: pb.Recording) -> str:
+    if rec.tier == c.STORAGE_TIER_COLD:
+        return f"cold (moved {_when(rec.moved_at)})" if rec.HasField("moved_at") else "cold"
+    return "hot" if rec.tier == c.STORAGE_TIER_HOT else ""
+
+
+def audit_text(rec: pb.Recording) -> str:
+    """The integrity audit's last finding: "OK at <when>", or the failure and what was seen."""
+    if rec.integrity == c.INTEGRITY_UNSPECIFIED:
+        return "not audited yet" if rec.object.key else ""
+    word = _INTEGRITY_WORDS.get(rec.integrity, "?")
+    text = f"{word} at {_when(rec.verified_at)}"
+    return text if rec.integrity == c.INTEGRITY_OK else f"{text}: {shown(rec.integrity_detail)}"
+
+
+def format_tombstone(rec: pb.Recording) -> str:
+    t = rec.tombstone
+    facts = [
+        ("state", f"expired: {shown(t.reason)}, deleted {_when(t.deleted_at)}"),
+        ("sha256", t.sha256),
+        ("archived at", _when(t.archived_at)),
+        ("retained to", _when(t.retain_until)),
+        ("deleted", f"{t.versions_deleted} object versions, in every tier; this tombstone is kept"),
+    ]
+    head = f"recording {shown(rec.recording_id)}" + (f"  tenant {shown(rec.tenant)}" if rec.tenant else "")
+    return "\n".join([head, *(f"  {name:<12} {value}" for name, value in facts if value)])
+
+
 def format_recording(rec: pb.Recording) -> str:
+    if rec.HasField("tombstone"):
+        return format_tombstone(rec)
     meta, audio, ref = rec.metadata, rec.audio, rec.object
     language = c.Language.Name(meta.language).removeprefix("LANGUAGE_").lower() if meta.language else "auto"
     layout = _LAYOUT_WORDS.get(meta.channel_layout, "")
@@ -132,10 +165,12 @@ def format_recording(rec: pb.Recording) -> str:
         ("labels", ", ".join(f"{shown(k)}={shown(v)}" for k, v in sorted(meta.labels.items()))),
         ("file", shown(meta.filename)),
         ("lock", lock_text(rec.lock)),
+        ("tier", tier_text(rec)),
         ("object", f"{ref.bucket}/{ref.key}" if ref.key else ""),
         ("version", ref.version_id),
         ("sha256", ref.sha256),
         ("archived at", _when(rec.archived_at)),
+        ("last audit", audit_text(rec)),
     ]
     head = f"recording {shown(rec.recording_id)}" + (f"  tenant {shown(rec.tenant)}" if rec.tenant else "")
     return "\n".join([head, *(f"  {name:<12} {value}" for name, value in facts if value)])
