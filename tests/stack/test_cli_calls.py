@@ -976,6 +976,45 @@ def test_status_is_human_readable(peer: Peer, capsys: pytest.CaptureFixture[str]
         "  version      v-123",
         "  sha256       " + "ab" * 32,
         "  archived at  2024-05-01T02:00:00Z",
+        "  last audit   not audited yet",
+    ]
+
+
+def test_status_shows_the_tier_the_last_audit_and_a_tombstone(peer: Peer, capsys: pytest.CaptureFixture[str]) -> None:
+    moved = recording(c.PIPELINE_STATE_DONE, "", None)
+    moved.tier = c.STORAGE_TIER_COLD
+    moved.moved_at.CopyFrom(ts("2024-08-01T03:00:00Z"))
+    moved.object.bucket = "callscribe-cold"
+    moved.integrity = c.INTEGRITY_MISMATCH
+    moved.verified_at.CopyFrom(ts("2024-09-01T00:00:00Z"))
+    moved.integrity_detail = "COLD s3://callscribe-cold/... hashed to 00ff..., not ab..."
+    peer.ingest.recordings[REC_ID] = [moved]
+    code, out, _ = run(capsys, peer.address, "status", REC_ID, "--tenant", "acme")
+    assert code == 0
+    assert "  tier         cold (moved 2024-08-01T03:00:00Z)" in out.splitlines()
+    assert f"  object       callscribe-cold/recordings/acme/{REC_ID}/audio" in out.splitlines()
+    assert (
+        "  last audit   MISMATCH at 2024-09-01T00:00:00Z: COLD s3://callscribe-cold/... hashed to 00ff..., not ab..."
+    ) in out.splitlines()
+    gone = ingest_pb2.Recording(
+        recording_id=REC_ID,
+        tenant="acme",
+        tombstone=c.Tombstone(
+            recording_id=REC_ID, tenant="acme", sha256="ab" * 32, archived_at=ts("2019-05-01T00:00:00Z"),
+            retain_until=ts("2024-05-01T00:00:00Z"), deleted_at=ts("2024-05-02T03:00:00Z"),
+            reason="retention ended", versions_deleted=4,
+        ),
+    )  # fmt: skip
+    peer.ingest.recordings[REC_ID] = [gone]
+    code, out, _ = run(capsys, peer.address, "status", REC_ID, "--tenant", "acme")
+    assert code == 0
+    assert out.splitlines() == [
+        f"recording {REC_ID}  tenant acme",
+        "  state        expired: retention ended, deleted 2024-05-02T03:00:00Z",
+        "  sha256       " + "ab" * 32,
+        "  archived at  2019-05-01T00:00:00Z",
+        "  retained to  2024-05-01T00:00:00Z",
+        "  deleted      4 object versions, in every tier; this tombstone is kept",
     ]
 
 
