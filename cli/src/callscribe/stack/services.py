@@ -77,8 +77,8 @@ def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
             {"COLD_S3_ENDPOINT": cold["endpoint"], "COLD_S3_ACCESS_KEY": cold["access_key"],
              "COLD_S3_SECRET_KEY": cold["secret_key"]}
         )  # fmt: skip
-    if name in ("ingest", WORKER, LIFECYCLE):
-        env["HOT_LOCK_GRACE_DAYS"] = state.get("hot_lock_grace_days", HOT_LOCK_GRACE_DAYS)
+    if name in ("ingest", WORKER, LIFECYCLE) and state.get("hot_lock_grace_days"):
+        env["HOT_LOCK_GRACE_DAYS"] = str(state["hot_lock_grace_days"])  # tiering on (the local stack's default)
     if name == WORKER:
         del env["GRPC_ADDRESS"], env["METRICS_ADDRESS"]
         env["WORKER_GRPC_ADDRESS"] = f"{HOST}:{free_port()}"

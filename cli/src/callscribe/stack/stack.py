@@ -26,6 +26,7 @@ from typing import Any
 from callscribe.stack import servers
 from callscribe.stack.procs import SERVER_STOP_S, ManagedProcess, StackError, stop, stop_all
 from callscribe.stack.services import (
+    HOT_LOCK_GRACE_DAYS,
     SERVICES,
     available_services,
     grpc_address,
@@ -188,6 +189,8 @@ def up(
             "started_at": time.time(),
             "processes": {},
         }
+        if "lifecycle" in wanted:  # the lifecycle moves recordings in time: hot copies locked hot_days + grace
+            state["hot_lock_grace_days"] = HOT_LOCK_GRACE_DAYS
         try:
             _start_servers(home, state)
             _start_services(home, state, wanted)
