@@ -7,9 +7,10 @@ Starts SeaweedFS (hot and cold buckets of one server, and a locked scratch bucke
 temp dir, archives --count recordings of --size-mb random bytes as ingest does (locked, SHA-256 and record in
 their metadata), then:
 1. move: the real lifecycle program (`python -m callscribe.ingest lifecycle`, one replica) moves them all
-   (`RunTiering`: copy hashed while read, read back and hashed again, location written); the peer copies the
-   same objects with the minio client (get_object streamed into put_object, locked, nothing checked), run
-   before and after the mover so drift falls on both; target: mover >= 0.8x the peer in MiB/s;
+   (`RunTiering`, --concurrency recordings at once: copy hashed while read, read back and hashed again,
+   location written); the peer copies the same objects with the minio client as wide (get_object streamed
+   into put_object, locked, nothing checked), before and after the mover so drift falls on both; target:
+   mover >= 0.8x the peer in MiB/s;
 2. audit: `RunAudit` re-hashes every copy (hot and cold: 2 x count objects) at no rate limit; the peer is
    `sha256sum` over the same bytes in local files (page cache warm), and the bare S3 read rate (get_object,
    no hashing) is shown too; target: audit >= 0.8x sha256sum;
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,17 +94,25 @@ def _source(seed: int):  # type: ignore[no-untyped-def]
     return chunks
 
 
-def _raw_copy(client: Any, keys: list[tuple[str, int]]) -> float:
-    """The peer: every object streamed from the hot bucket into a locked scratch bucket; seconds."""
+def _raw_copy(client: Any, keys: list[tuple[str, int]], width: int, suffix: str = "") -> float:
+    """The peer: every object streamed from the hot bucket into a locked scratch bucket by the minio client,
+    `width` at once (the lifecycle's concurrency), nothing hashed or read back; seconds."""
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-    started = time.perf_counter()
-    for key, size in keys:
+
+    def copy(key_size: tuple[str, int]) -> None:
+        key, size = key_size
         response = client.get_object(HOT_BUCKET, key)
         try:
-            client.put_object(RAW_BUCKET, key, response, size, part_size=PART, retention=Retention(GOVERNANCE, until))
+            client.put_object(
+                RAW_BUCKET, key + suffix, response, size, part_size=PART, retention=Retention(GOVERNANCE, until)
+            )
         finally:
             response.close()
             response.release_conn()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(width) as pool:
+        list(pool.map(copy, keys))
     return time.perf_counter() - started
 
 
@@ -148,6 +158,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=24)
     parser.add_argument("--size-mb", type=int, default=8)
     parser.add_argument("--big-mb", type=int, default=1024)
+    parser.add_argument("--concurrency", type=int, default=4, help="the lifecycle's, and the peer's")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="callscribe-bench-lifecycle-"))
@@ -182,12 +193,13 @@ def main() -> int:
         }  # fmt: skip
         env = service_env("lifecycle", state)
         env["INGEST_LIFECYCLE_INTERVAL_SECONDS"] = "0"
+        env["INGEST_LIFECYCLE_CONCURRENCY"] = str(args.concurrency)
         lifecycle = start_service("lifecycle", env, home / "logs" / "lifecycle.log")
         procs.append(lifecycle)
         stub = lifecycle_pb2_grpc.LifecycleServiceStub(grpc.insecure_channel(grpc_address("lifecycle", env) or ""))
         auth = (("authorization", f"Bearer {tokens[TENANT]}"),)
 
-        raw_before = _raw_copy(client, keys)
+        raw_before = _raw_copy(client, keys, args.concurrency)
         with RssSampler(lifecycle.pid) as small_rss:
             started = time.perf_counter()
             events = list(stub.RunTiering(lpb.RunTieringRequest(older_than_days=0), metadata=auth))
@@ -195,7 +207,7 @@ def main() -> int:
         moved = sum(e.outcome == lpb.TieringEvent.OUTCOME_MOVED for e in events)
         if moved != args.count:
             raise RuntimeError(f"{moved} of {args.count} moved: {[e.detail for e in events][:3]}")
-        raw_after = _raw_copy_again(client, keys)  # the peer again, into fresh keys of its scratch bucket
+        raw_after = _raw_copy(client, keys, args.concurrency, ".again")  # the peer again, fresh keys
         raw_s = (raw_before + raw_after) / 2
         move = {
             "mover_mib_s": total_mib / mover_s,
@@ -206,7 +218,8 @@ def main() -> int:
         }
         move["ratio"] = move["mover_mib_s"] / move["raw_copy_mib_s"]
         print(
-            f"move: lifecycle {move['mover_mib_s']:.0f} MiB/s ({move['mover_recordings_s']:.1f} recordings/s), "
+            f"move ({args.concurrency} at once): lifecycle {move['mover_mib_s']:.0f} MiB/s "
+            f"({move['mover_recordings_s']:.1f} recordings/s), "
             f"raw copy {move['raw_copy_mib_s']:.0f} MiB/s (before {move['raw_before_mib_s']:.0f}, after "
             f"{move['raw_after_mib_s']:.0f}): ratio {move['ratio']:.2f} {'PASS' if move['ratio'] >= 0.8 else 'MISS'}",
             flush=True,
@@ -274,6 +287,7 @@ def main() -> int:
         result = {
             "machine": f"{platform.node()} {os.cpu_count()} CPUs",
             "count": args.count,
+            "concurrency": args.concurrency,
             "size_mb": args.size_mb,
             "big_mb": args.big_mb,
             "move": move,
@@ -290,22 +304,6 @@ def main() -> int:
         for proc in reversed(procs):
             stop(proc)
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _raw_copy_again(client: Any, keys: list[tuple[str, int]]) -> float:
-    """The peer after the mover: the same objects into new keys of the scratch bucket."""
-    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-    started = time.perf_counter()
-    for key, size in keys:
-        response = client.get_object(HOT_BUCKET, key)
-        try:
-            client.put_object(
-                RAW_BUCKET, key + ".again", response, size, part_size=PART, retention=Retention(GOVERNANCE, until)
-            )
-        finally:
-            response.close()
-            response.release_conn()
-    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

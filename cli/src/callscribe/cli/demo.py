@@ -123,6 +123,8 @@ def next_steps(recording_id: str, cwd: Path | None = None) -> str:
         f"  {cli} show {recording_id} --tenant {TENANT}",
         f"  {cli} status {recording_id} --tenant {TENANT}",
         f"  {cli} export --format csv --tenant {TENANT}",
+        f"  {cli} tier run --older-than 0 --tenant {TENANT}    # move the calls to the cold tier now",
+        f"  {cli} audit --tenant {TENANT}",
         f"  {cli} stack status",
         f"  {cli} stack down    # when done (or: make demo-down)",
     ]

@@ -290,7 +290,9 @@ class LockedBucket:
             writer = self.writer(key, headers, lock, part_size=part_size, parallel=2, pool=pool)
             try:
                 source.read_verified(ref, writer.write, reader="the copy")
-                return writer.commit()
+                # The bytes hashed to ref.sha256 (or read_verified raised): a single PUT is signed with it
+                # instead of hashing them a second time (MinIO and AWS check it against what they receive).
+                return writer.commit(sha256=ref.sha256)
             except BaseException:
                 writer.abort()
                 raise

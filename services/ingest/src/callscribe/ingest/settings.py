@@ -186,6 +186,7 @@ class LifecycleSettings(IngestSettings):
         21.0, gt=0, description="hot locks of unmoved recordings ending within this are counted for the alert"
     )
     lifecycle_lease_seconds: float = Field(900.0, ge=5, description="how long one replica holds a recording")
+    lifecycle_concurrency: int = Field(4, ge=1, le=64, description="recordings one replica moves at once")
     lifecycle_part_size_mb: int = Field(16, ge=5, le=512, description="part size of cold copies")
     lifecycle_s3_read_timeout_seconds: float = Field(
         30.0,

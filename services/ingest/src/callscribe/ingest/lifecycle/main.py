@@ -146,6 +146,7 @@ def build(settings: LifecycleSettings, registry: CollectorRegistry) -> Lifecycle
         extend_days=settings.lifecycle_extend_days,
         part_size=part,
         lease_seconds=settings.lifecycle_lease_seconds,
+        concurrency=settings.lifecycle_concurrency,
         kill_at=settings.lifecycle_kill_at,
     )
     metrics = LifecycleMetrics(registry)

@@ -24,6 +24,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -63,6 +64,7 @@ class MoverConfig:
     extend_days: float = 30.0  # by this much from now
     part_size: int = 16 * 1024 * 1024
     lease_seconds: float = 900.0
+    concurrency: int = 4  # recordings moved at once by one replica (hashing overlaps S3's answers)
     kill_at: str = ""  # a step of STEPS: SIGKILL this process there (fault-injection tests only)
 
 
@@ -96,6 +98,23 @@ class Mover:
         moved recordings whose lock ended are released. One event per recording something happened to."""
         self._retry_index_updates(tenant)
         done = 0
+        width = self._config.concurrency
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="mover") as pool:
+            pending: set[Future[MoveEvent | None]] = set()
+            for spec, rec_id, move in self._candidates(tenant, older_than_days):
+                # `concurrency` recordings at once; with a limit, never more in flight than may still count
+                while pending and (len(pending) >= width or (limit and done + len(pending) >= limit)):
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for event in self._finished(finished):
+                        done += 1
+                        yield event
+                if limit and done >= limit:
+                    break
+                pending.add(pool.submit(self.handle, spec, rec_id, move=move))
+            for event in self._finished(pending):
+                yield event
+
+    def _candidates(self, tenant: str | None, older_than_days: float | None) -> Iterator[tuple[Tenant, str, bool]]:
         for name in [tenant] if tenant else self._tenants.names():
             spec = self._tenants.get(name)
             if spec is None:
@@ -103,13 +122,14 @@ class Mover:
             days = spec.hot_days if older_than_days is None else older_than_days
             cutoff = self._clock() - timedelta(days=days)
             for rec_id, archived_at in self._store.list_ids(name, "", None, None):
-                if limit and done >= limit:
-                    return
-                event = self.handle(spec, rec_id, move=archived_at <= cutoff)
-                if event is not None:
-                    done += 1
-                    self._observe(event)
-                    yield event
+                yield spec, rec_id, archived_at <= cutoff
+
+    def _finished(self, futures: set[Future[MoveEvent | None]]) -> Iterator[MoveEvent]:
+        for future in as_completed(futures):
+            event = future.result()
+            if event is not None:
+                self._observe(event)
+                yield event
 
     def handle(self, tenant: Tenant, rec_id: str, *, move: bool = True) -> MoveEvent | None:
         """Whatever the recording needs now: moved (when `move`), its hot lock extended, its hot copy released."""
