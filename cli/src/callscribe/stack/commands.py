@@ -45,6 +45,11 @@ def add_stack_parser(subparsers: Any) -> argparse.ArgumentParser:
                 help="comma-separated services to start (default: all installed; '' for none)",
             )
             action.add_argument("--no-prometheus", action="store_true", help="leave Prometheus out")
+            action.add_argument(
+                "--cold-server",
+                action="store_true",
+                help="put the cold tier on a second SeaweedFS (default: a second bucket of the one S3)",
+            )
         action.set_defaults(func=run_stack_command)
     return parser
 
@@ -54,7 +59,9 @@ def run_stack_command(args: argparse.Namespace) -> int:
     try:
         if args.stack_command == "up":
             services = None if args.services is None else [s for s in args.services.split(",") if s.strip()]
-            result: Any = stack.up(args.home, services=services, prometheus=not args.no_prometheus)
+            result: Any = stack.up(
+                args.home, services=services, prometheus=not args.no_prometheus, cold_server=args.cold_server
+            )
             text = format_state(result)
         elif args.stack_command == "down":
             home = stack.locate_home(args.home)
@@ -87,8 +94,14 @@ def format_state(state: dict[str, Any]) -> str:
         return str(state.get("hint") or f"no local stack in {state['home']}")
     lines = [f"local stack in {state['home']}"]
     s3 = state["s3"]
-    lines.append(f"  S3             {s3['endpoint']}  buckets {s3['hot_bucket']}, {s3['cold_bucket']}")
-    lines.append(f"                 access key {s3['access_key']}  secret key {s3['secret_key']}")
+    if "cold" in s3:
+        lines.append(f"  S3 (hot)       {s3['endpoint']}  bucket {s3['hot_bucket']}")
+        lines.append(f"                 access key {s3['access_key']}  secret key {s3['secret_key']}")
+        lines.append(f"  S3 (cold)      {s3['cold']['endpoint']}  bucket {s3['cold_bucket']}")
+        lines.append(f"                 access key {s3['cold']['access_key']}  secret key {s3['cold']['secret_key']}")
+    else:
+        lines.append(f"  S3             {s3['endpoint']}  buckets {s3['hot_bucket']}, {s3['cold_bucket']}")
+        lines.append(f"                 access key {s3['access_key']}  secret key {s3['secret_key']}")
     lines.append(f"  Elasticsearch  {state['elasticsearch']['url']}")
     lines.append(f"  Redis          {state['redis']['url']}")
     if "prometheus" in state:

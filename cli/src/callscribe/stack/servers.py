@@ -91,8 +91,9 @@ def _await(proc: ManagedProcess, ready: Callable[[], bool], what: str) -> None:
         raise
 
 
-def start_seaweedfs(data_dir: Path, log_path: Path | None = None) -> S3Server:
-    """SeaweedFS ``weed mini`` (S3 API with Object Lock) with fresh random credentials."""
+def start_seaweedfs(data_dir: Path, log_path: Path | None = None, name: str = "s3") -> S3Server:
+    """SeaweedFS ``weed mini`` (S3 API with Object Lock) with fresh random credentials; `name` names the process
+    (a second server: the cold tier on another S3)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     access_key, secret_key = secrets.token_hex(10).upper(), secrets.token_urlsafe(30)
     ports = {role: free_port_with_offset() for role in ("master", "volume", "filer", "s3", "admin")}
@@ -106,7 +107,7 @@ def start_seaweedfs(data_dir: Path, log_path: Path | None = None) -> S3Server:
         "AWS_ACCESS_KEY_ID": access_key,
         "AWS_SECRET_ACCESS_KEY": secret_key,
     }
-    proc = spawn("s3", argv, env, _log_path(data_dir, "s3", log_path))
+    proc = spawn(name, argv, env, _log_path(data_dir, name, log_path))
     endpoint = f"http://{HOST}:{ports['s3']}"
     # An anonymous request is refused (403) once the S3 gateway serves.
     _await(proc, lambda: http_status(f"{endpoint}/") == 403, f"SeaweedFS S3 at {endpoint}")

@@ -167,6 +167,7 @@ def up(
     home: Path | str | None = None,
     services: Iterable[str] | None = None,
     prometheus: bool = True,
+    cold_server: bool = False,
 ) -> dict[str, Any]:
     """Start the local stack in ``home``; returns its state (see ``status``).
 
@@ -192,7 +193,7 @@ def up(
         if "lifecycle" in wanted:  # the lifecycle moves recordings in time: hot copies locked hot_days + grace
             state["hot_lock_grace_days"] = HOT_LOCK_GRACE_DAYS
         try:
-            _start_servers(home, state)
+            _start_servers(home, state, cold_server)
             _start_services(home, state, wanted)
             if prometheus:
                 _start_prometheus(home, state)
@@ -217,9 +218,7 @@ def _refuse_if_running(home: Path) -> None:
         servers_down = [p.name for p in procs if p.name not in SERVICES and p.name not in alive]
         services_down = [p.name for p in procs if p.name in SERVICES and p.name not in alive]
         if servers_down:
-            message += (
-                f"; {', '.join(servers_down)} stopped: run 'callscribe stack down', then 'callscribe stack up'"
-            )
+            message += f"; {', '.join(servers_down)} stopped: run 'callscribe stack down', then 'callscribe stack up'"
         elif services_down:
             message += f"; {', '.join(services_down)} stopped: run " + " and ".join(
                 f"'callscribe stack restart {name}'" for name in services_down
@@ -231,11 +230,11 @@ def _refuse_if_running(home: Path) -> None:
     (home / STATE_FILE).unlink()
 
 
-def _start_servers(home: Path, state: dict[str, Any]) -> None:
+def _start_servers(home: Path, state: dict[str, Any], cold_server: bool = False) -> None:
     data, logs = home / "data", home / "logs"
     s3 = servers.start_seaweedfs(data / "s3", logs / "s3.log")
     _record(state, s3.process)
-    servers.create_locked_buckets(s3, (HOT_BUCKET, COLD_BUCKET))
+    servers.create_locked_buckets(s3, (HOT_BUCKET,) if cold_server else (HOT_BUCKET, COLD_BUCKET))
     state["s3"] = {
         "endpoint": s3.endpoint,
         "access_key": s3.access_key,
@@ -244,6 +243,11 @@ def _start_servers(home: Path, state: dict[str, Any]) -> None:
         "cold_bucket": COLD_BUCKET,
         "metrics": s3.metrics_url,
     }
+    if cold_server:  # the cold tier on a second S3, as a capacity cluster beside an SSD one
+        cold = servers.start_seaweedfs(data / "s3-cold", logs / "s3-cold.log", name="s3-cold")
+        _record(state, cold.process)
+        servers.create_locked_buckets(cold, (COLD_BUCKET,))
+        state["s3"]["cold"] = {"endpoint": cold.endpoint, "access_key": cold.access_key, "secret_key": cold.secret_key}
     es = servers.start_elasticsearch(data / "elasticsearch", logs / "elasticsearch.log")
     _record(state, es.process)
     state["elasticsearch"] = {"url": es.url}
