@@ -55,10 +55,10 @@ def run(calls: int, one_voice: int, cache: Path) -> dict[str, object]:
     for name, spec in specs:
         dialogue = synthesize_dialogue(cache, name, spec)
         started = time.perf_counter()
-        with_voices = pool.run_job(pool.Job(str(dialogue.mono), "MONO", "fsmn", VadParams(), True))
+        with_voices = pool.run_job(pool.Job(str(dialogue.mono), "MONO", "fsmn", VadParams(), diarize=True))
         seconds = time.perf_counter() - started
         started = time.perf_counter()
-        pool.run_job(pool.Job(str(dialogue.mono), "MONO", "fsmn", VadParams(), False))
+        pool.run_job(pool.Job(str(dialogue.mono), "MONO", "fsmn", VadParams(), diarize=False))
         vad_only = time.perf_counter() - started
         d = with_voices.detection.diarization
         score = der.score(dialogue.reference, hypothesis(with_voices))
