@@ -213,9 +213,14 @@ class LockedBucket:
         *,
         reader: str = "the service",
         codec: BodyCodec = PLAIN,
+        on_lock: Callable[[Lock], object] | None = None,
     ) -> int:
-        """`reader.read_verified` on this bucket's client."""
-        return read_verified(self.client, ref, sink, reader=reader, codec=codec)
+        """`reader.read_verified` on this bucket's client; `on_lock` gets the version's lock as the read's
+        answer states it (no request of its own)."""
+        on_headers = (
+            None if on_lock is None else (lambda headers: on_lock(_lock({k.lower(): v for k, v in headers.items()})))
+        )
+        return read_verified(self.client, ref, sink, reader=reader, codec=codec, on_headers=on_headers)
 
     # -- retention and holds ---------------------------------------------------------------------
     def set_legal_hold(self, key: str, version_id: str, on: bool) -> None:
@@ -276,19 +281,25 @@ class LockedBucket:
         *,
         part_size: int = 16 * 1024 * 1024,
         storage_class: str = "",
+        size: int = 0,
     ) -> str:
         """Copy `ref` from `source` (this endpoint or another) into this bucket under `key`, locked with
         `lock` (legal hold included) from its first byte, in `storage_class` when one is named
-        (`x-amz-storage-class`); returns the new version id. The bytes stream through here, hashed while
-        read, and the copy is committed only if they hashed to `ref.sha256` (IntegrityError otherwise,
-        nothing written). Not S3's server-side CopyObject: SeaweedFS ignores a copy's lock headers (the copy
-        keeps its source's retention) and then refuses to change the copy's mode (AccessDenied), and a
-        server-side copy of corrupt bytes would leave a locked corrupt copy behind before any check."""
+        (`x-amz-storage-class`); returns the new version id. With its `size` known, an object S3 takes as one
+        PUT goes as a streamed PUT that starts with the first bytes read (reading and writing overlap); its last
+        chunk is held until the bytes hashed right, so S3 cannot complete a copy that does not verify. The
+        bytes stream through here, hashed while read, and the copy is committed only if they hashed to
+        `ref.sha256` (IntegrityError otherwise, nothing written). Not S3's server-side CopyObject: SeaweedFS
+        ignores a copy's lock headers (the copy keeps its source's retention) and then refuses to change the
+        copy's mode (AccessDenied), and a server-side copy of corrupt bytes would leave a locked corrupt copy
+        behind before any check."""
         assert lock.retain_until is not None
         headers = {**metadata, "x-amz-storage-class": storage_class} if storage_class else metadata
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3-copy") as pool:
-            writer = self.writer(key, headers, lock, part_size=part_size, parallel=2, pool=pool)
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="s3-copy") as pool:
+            writer = self.writer(key, headers, lock, part_size=part_size, parallel=2, pool=pool, put_pool=pool)
             try:
+                if size and size < 2 * part_size and writer.can_stream(size):
+                    writer.stream({}, size, ref.sha256)
                 source.read_verified(ref, writer.write, reader="the copy")
                 # The bytes hashed to ref.sha256 (or read_verified raised): a single PUT is signed with it
                 # instead of hashing them a second time (MinIO and AWS check it against what they receive).

@@ -7,7 +7,7 @@ writes the bytes somewhere private (a spool file) and uses them only after `read
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import urllib3
 from minio import Minio
@@ -28,6 +28,7 @@ def read_verified(
     reader: str = "the service",
     codec: BodyCodec = PLAIN,
     chunk_size: int = READ_CHUNK,
+    on_headers: Callable[[Mapping[str, str]], object] | None = None,
 ) -> int:
     """Stream `ref`'s plaintext to `sink`; returns its size. Raises ObjectMissing, StorageUnavailable
     (`reader` names whose credentials to check), or IntegrityError when the bytes do not hash to
@@ -46,6 +47,8 @@ def read_verified(
 
     try:
         response = client.get_object(ref.bucket, ref.key, version_id=ref.version_id)
+        if on_headers is not None:
+            on_headers(response.headers)
         try:
             for chunk in response.stream(chunk_size):
                 take(decoder.update(chunk))

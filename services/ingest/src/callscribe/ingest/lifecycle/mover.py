@@ -32,7 +32,7 @@ from callscribe.ingest.convert import object_ref_pb
 from callscribe.ingest.jobs import LifecycleRedis
 from callscribe.ingest.lifecycle.index import IndexClient
 from callscribe.ingest.model import ArchivedRecording, Location, StoredObject, recording_prefix
-from callscribe.ingest.s3store import AUDIO, SHA_META, SIDECAR, S3RecordingStore
+from callscribe.ingest.s3store import AUDIO, LOCATION, SHA_META, SIDECAR, S3RecordingStore
 from callscribe.kit.errors import DomainError
 from callscribe.kit.tenants import Tenant, TenantRegistry
 from callscribe.storage.bucket import Lock, LockedBucket
@@ -101,7 +101,7 @@ class Mover:
         width = self._config.concurrency
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="mover") as pool:
             pending: set[Future[MoveEvent | None]] = set()
-            for spec, rec_id, move in self._candidates(tenant, older_than_days):
+            for spec, rec_id, move, listed in self._candidates(tenant, older_than_days):
                 # `concurrency` recordings at once; with a limit, never more in flight than may still count
                 while pending and (len(pending) >= width or (limit and done + len(pending) >= limit)):
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -110,19 +110,24 @@ class Mover:
                         yield event
                 if limit and done >= limit:
                     break
-                pending.add(pool.submit(self.handle, spec, rec_id, move=move))
+                pending.add(pool.submit(self.handle, spec, rec_id, move=move, listed_without_location=listed))
             for event in self._finished(pending):
                 yield event
 
-    def _candidates(self, tenant: str | None, older_than_days: float | None) -> Iterator[tuple[Tenant, str, bool]]:
+    def _candidates(
+        self, tenant: str | None, older_than_days: float | None
+    ) -> Iterator[tuple[Tenant, str, bool, bool]]:
+        """(tenant, recording id, due to move, listed without a location) of every recording with a hot copy:
+        one listing of the hot bucket says which have one (a released recording has nothing left to do)."""
         for name in [tenant] if tenant else self._tenants.names():
             spec = self._tenants.get(name)
             if spec is None:
                 continue
             days = spec.hot_days if older_than_days is None else older_than_days
             cutoff = self._clock() - timedelta(days=days)
-            for rec_id, archived_at in self._store.list_ids(name, "", None, None):
-                yield spec, rec_id, archived_at <= cutoff
+            for rec_id, names, archived_at, _size in self._store.inventory(name):
+                if AUDIO in names and archived_at is not None:
+                    yield spec, rec_id, archived_at <= cutoff, LOCATION not in names
 
     def _finished(self, futures: set[Future[MoveEvent | None]]) -> Iterator[MoveEvent]:
         for future in as_completed(futures):
@@ -131,13 +136,18 @@ class Mover:
                 self._observe(event)
                 yield event
 
-    def handle(self, tenant: Tenant, rec_id: str, *, move: bool = True) -> MoveEvent | None:
-        """Whatever the recording needs now: moved (when `move`), its hot lock extended, its hot copy released."""
+    def handle(
+        self, tenant: Tenant, rec_id: str, *, move: bool = True, listed_without_location: bool = False
+    ) -> MoveEvent | None:
+        """Whatever the recording needs now: moved (when `move`), its hot lock extended, its hot copy released.
+
+        `listed_without_location`: a listing just saw no `location.json`, so it is not looked up again; should
+        another replica have moved it since, its cold copy is found, and the location looked up then."""
         if not self._state.acquire(rec_id, self._owner, self._config.lease_seconds):
             return MoveEvent(tenant.name, rec_id, BUSY, "another lifecycle replica is working on it")
         try:
             self._step("leased")
-            return self._handle(tenant, rec_id, move)
+            return self._handle(tenant, rec_id, move, listed_without_location)
         except (DomainError, ObjectLocked) as exc:
             reason = exc.message if isinstance(exc, DomainError) else str(exc)
             log.warning("%s/%s: %s", tenant.name, rec_id, reason)
@@ -145,8 +155,8 @@ class Mover:
         finally:
             self._state.release(rec_id, self._owner)
 
-    def _handle(self, tenant: Tenant, rec_id: str, move: bool) -> MoveEvent | None:
-        location = self._store.location(tenant.name, rec_id)
+    def _handle(self, tenant: Tenant, rec_id: str, move: bool, listed_without_location: bool) -> MoveEvent | None:
+        location = None if listed_without_location else self._store.location(tenant.name, rec_id)
         if location is not None:
             return self._release(tenant, rec_id, location)
         record = self._store.find_hot(tenant.name, rec_id)
@@ -162,13 +172,15 @@ class Mover:
             return self._keep_locked(record, reason) or MoveEvent(tenant.name, rec_id, FAILED, reason)
 
     # -- the move -----------------------------------------------------------------------------------
-    def _move(self, tenant: Tenant, record: ArchivedRecording) -> MoveEvent:
+    def _move(self, tenant: Tenant, record: ArchivedRecording) -> MoveEvent | None:
         assert record.object is not None and record.lock is not None
         hot_ref = ObjectRef(record.object.bucket, record.object.key, record.object.version_id, record.sha256, Tier.HOT)
         mode, policy_end = record.retention_end()
         until = max(t for t in (policy_end, record.lock.retain_until) if t is not None)  # never earlier than a copy
         lock = Lock(mode or tenant.retention_mode, until, record.lock.legal_hold)
         version = self._usable_copy(record, lock)
+        if version is not None and self._store.location(record.tenant, record.recording_id) is not None:
+            return None  # moved by another replica since it was listed
         if version is None:
             version = self._cold.copy_in(
                 self._store.hot,
@@ -178,6 +190,7 @@ class Mover:
                 lock,
                 part_size=self._config.part_size,
                 storage_class=tenant.cold_storage_class,
+                size=record.size_bytes,
             )
             self._step("copied")
             self._verify_copy(record, version, lock)
@@ -225,12 +238,12 @@ class Mover:
         """The cold copy, read back, hashes to the recording's SHA-256, and S3 locked it as asked."""
         assert record.object is not None
         ref = ObjectRef(self._cold.name, record.object.key, version, record.sha256, Tier.COLD)
-        size = self._cold.read_verified(ref, lambda data: None, reader="the lifecycle")
+        locks: list[Lock] = []
+        size = self._cold.read_verified(ref, lambda data: None, reader="the lifecycle", on_lock=locks.append)
         if size != record.size_bytes:
             raise IntegrityError(f"{ref.describe()}: {size} bytes, the record says {record.size_bytes}")
-        stat = self._cold.stat(ref.key, version)
-        if stat is None or not _locked_enough(stat.lock, lock):
-            got = stat.lock if stat is not None else None
+        if not locks or not _locked_enough(locks[0], lock):
+            got = locks[0] if locks else None
             raise IntegrityError(
                 f"{ref.describe()}: S3 locked the copy {got}, not {lock.mode} until {lock.retain_until}: refused "
                 "(the hot copy stays the one read; check the cold bucket's Object Lock)"
