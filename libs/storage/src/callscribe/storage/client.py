@@ -51,6 +51,4 @@ def make_client(
 
 
 def connect(endpoint: Endpoint, pool_size: int, read_timeout: float = 120.0) -> S3Client:
-    return make_client(
-        endpoint.url, endpoint.access_key, endpoint.secret_key, endpoint.region, pool_size, read_timeout
-    )
+    return make_client(endpoint.url, endpoint.access_key, endpoint.secret_key, endpoint.region, pool_size, read_timeout)
