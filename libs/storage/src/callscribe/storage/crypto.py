@@ -10,7 +10,7 @@ Tink's streams are files: the encrypting one writes ciphertext to a destination,
 from a source (and busy-waits when its source has nothing yet: Tink 1.16 has no non-blocking reads). So the
 encoder is push-style like the writer's seam (each chunk hands back the ciphertext it completed), and reading
 is pull-style: `open_plaintext(response)` reads the S3 answer through Tink's stream (`read_verified` uses it
-when a codec has it). Memory stays bounded by a segment (1 MiB) plus a chunk.
+when a codec has it). Memory stays bounded: Tink holds less than two segments (2 MiB) of a stream.
 
 Data keys are Tink keysets; wrapping them with a key-encryption key (a key file, OpenBao/Vault Transit) and
 destroying them for erasure come with the next steps of issue 19.
