@@ -6,13 +6,14 @@ Only this module and the two gRPC edges (the upload servicer, the worker's runne
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from callscribe.ingest.model import ArchivedRecording, RecordingInfo, StoredObject
 from callscribe.kit.errors import InvalidArgument
-from callscribe.kit.names import LANGUAGE_NAMES, LANGUAGES, LAYOUT_NAMES
+from callscribe.kit.names import INTEGRITIES, LANGUAGE_NAMES, LANGUAGES, LAYOUT_NAMES
 from callscribe.v1 import common_pb2 as c
 
 _LAYOUTS = {c.CHANNEL_LAYOUT_UNSPECIFIED: "", **LAYOUT_NAMES}  # unspecified: stored as "" (not said)
@@ -112,3 +113,11 @@ def tombstone_pb(doc: dict) -> c.Tombstone:
         versions_deleted=int(doc.get("versions_deleted", 0)),
     )
 
+
+def audit_finding(audit: Mapping[str, str] | None) -> tuple[int, datetime, str] | None:
+    """(Integrity value, verified at, detail) of the integrity audit's last finding as the lifecycle keeps it
+    in Redis (integrity, verified_at as epoch seconds, detail); None when there is none."""
+    if not audit or audit.get("integrity") not in INTEGRITIES or not audit.get("verified_at"):
+        return None
+    verified_at = datetime.fromtimestamp(float(audit["verified_at"]), UTC)
+    return INTEGRITIES[audit["integrity"]], verified_at, audit.get("detail", "")

@@ -472,10 +472,6 @@ class LifecycleRedis:
                 AUDIT_KEY.format(rec_id), mapping={"integrity": integrity, "verified_at": verified_at, "detail": detail}
             )
 
-    def audit_of(self, rec_id: str) -> dict[str, str]:
-        with _reachable():
-            return dict(self._r.hgetall(AUDIT_KEY.format(rec_id)))
-
     def forget(self, rec_id: str) -> None:
         """Drop what is kept of an expired recording (its audit findings, its pipeline state)."""
         with _reachable():

@@ -11,10 +11,9 @@ import grpc
 from callscribe.ingest.convert import timestamp
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.interceptors import ACTING_TENANT_HEADER
+from callscribe.kit.names import INTEGRITIES
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2, indexer_pb2_grpc
-
-INTEGRITY = {"OK": c.INTEGRITY_OK, "MISMATCH": c.INTEGRITY_MISMATCH, "MISSING": c.INTEGRITY_MISSING}
 
 
 class IndexClient:
@@ -44,7 +43,7 @@ class IndexClient:
 
     def audited(self, tenant: str, rec_id: str, integrity: str, verified_at: datetime) -> bool:
         request = indexer_pb2.UpdateStorageRequest(
-            tenant=tenant, recording_id=rec_id, integrity=INTEGRITY[integrity], verified_at=timestamp(verified_at)
+            tenant=tenant, recording_id=rec_id, integrity=INTEGRITIES[integrity], verified_at=timestamp(verified_at)
         )
         return self._update(tenant, request)
 

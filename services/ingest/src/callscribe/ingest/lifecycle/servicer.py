@@ -13,6 +13,7 @@ from callscribe.ingest.lifecycle.mover import MoveEvent, Mover
 from callscribe.kit.errors import InvalidArgument
 from callscribe.kit.ids import is_recording_id, not_a_recording_id
 from callscribe.kit.interceptors import resolve_tenant
+from callscribe.kit.names import INTEGRITIES
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import lifecycle_pb2 as pb
 from callscribe.v1 import lifecycle_pb2_grpc
@@ -61,14 +62,12 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServiceServicer):
             )
 
 
-_INTEGRITY = {"OK": c.INTEGRITY_OK, "MISMATCH": c.INTEGRITY_MISMATCH, "MISSING": c.INTEGRITY_MISSING}
-
 
 def audit_event(event: AuditEvent) -> pb.AuditEvent:
     return pb.AuditEvent(
         recording_id=event.recording_id,
         tenant=event.tenant,
-        integrity=_INTEGRITY.get(event.integrity, c.INTEGRITY_UNSPECIFIED),
+        integrity=INTEGRITIES.get(event.integrity, c.INTEGRITY_UNSPECIFIED),
         detail=event.detail,
         bytes_hashed=event.bytes_hashed,
         verified_at=timestamp(event.verified_at),

@@ -20,13 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
 
 from callscribe.audio.policy import declared_raw_format
-from callscribe.ingest.convert import audio_pb, metadata_pb, object_pb
+from callscribe.ingest.convert import audio_pb, audit_finding, metadata_pb, object_pb
 from callscribe.ingest.model import ArchivedRecording, Job, StageAdvance
 from callscribe.ingest.s3store import S3RecordingStore
 from callscribe.kit.errors import DomainError, ErrorKind
@@ -278,11 +277,6 @@ class Pipeline:
             raise StageError(stage, f"{code.name}: {exc.details()}", kind_of(code, stage)) from exc
 
 
-_INTEGRITY = {
-    "OK": common_pb2.INTEGRITY_OK,
-    "MISMATCH": common_pb2.INTEGRITY_MISMATCH,
-    "MISSING": common_pb2.INTEGRITY_MISSING,
-}
 
 def call_document(
     record: ArchivedRecording,
@@ -307,9 +301,10 @@ def call_document(
     )
     if record.moved_at is not None:
         call.moved_at.FromDatetime(record.moved_at)
-    if audit and audit.get("integrity") in _INTEGRITY and audit.get("verified_at"):
-        call.integrity = _INTEGRITY[audit["integrity"]]
-        call.verified_at.FromDatetime(datetime.fromtimestamp(float(audit["verified_at"]), UTC))
+    finding = audit_finding(audit)
+    if finding is not None:
+        call.integrity = finding[0]
+        call.verified_at.FromDatetime(finding[1])
     if speech.HasField("diarization"):
         call.diarization.CopyFrom(speech.diarization)
     for seg, result in zip(speech.segments, results, strict=True):

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from callscribe.ingest.convert import (
     audio_pb,
+    audit_finding,
     info_from_proto,
     lock_pb,
     metadata_pb,
@@ -346,18 +347,12 @@ def _recording(view: RecordingView) -> pb.Recording:
     )
 
 
-_INTEGRITY = {"OK": c.INTEGRITY_OK, "MISMATCH": c.INTEGRITY_MISMATCH, "MISSING": c.INTEGRITY_MISSING}
-
-
 def _audit_fields(audit: dict[str, str] | None) -> dict:
-    if not audit or audit.get("integrity") not in _INTEGRITY:
+    finding = audit_finding(audit)
+    if finding is None:
         return {}
-    verified = datetime.fromtimestamp(float(audit.get("verified_at") or 0), UTC)
-    return {
-        "integrity": _INTEGRITY[audit["integrity"]],
-        "verified_at": timestamp(verified),
-        "integrity_detail": audit.get("detail", ""),
-    }
+    integrity, verified_at, detail = finding
+    return {"integrity": integrity, "verified_at": timestamp(verified_at), "integrity_detail": detail}
 
 
 def _progress(view: RecordingView) -> pb.StageProgress | None:
