@@ -128,3 +128,16 @@ def serve_until_signalled(server: GrpcServer, grace: float) -> None:
     signal.signal(signal.SIGINT, on_signal)
     server.wait()
     log.info("stopped")
+
+
+def service_channel(address: str, ca_file: object = None, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.Channel:
+    """A client channel to another callscribe service (the pipeline worker's and the lifecycle's calls): TLS
+    when `ca_file` (a PEM CA bundle) is given, messages up to `max_message_bytes` either way."""
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+    if ca_file is not None:
+        with open(str(ca_file), "rb") as handle:
+            return grpc.secure_channel(address, grpc.ssl_channel_credentials(handle.read()), options=options)
+    return grpc.insecure_channel(address, options=options)

@@ -7,7 +7,6 @@ import logging
 import signal
 import threading
 
-import grpc
 from prometheus_client import CollectorRegistry
 
 from callscribe.ingest.jobs import RedisJobs
@@ -18,20 +17,11 @@ from callscribe.ingest.s3store import S3RecordingStore
 from callscribe.ingest.settings import PipelineSettings
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
-from callscribe.kit.server import GrpcServer, start_metrics_server
+from callscribe.kit.server import GrpcServer, service_channel, start_metrics_server
 from callscribe.kit.settings import load_settings
 from callscribe.v1 import asr_pb2_grpc, indexer_pb2_grpc, vad_pb2_grpc
 
 log = logging.getLogger("callscribe.ingest.worker")
-
-
-def _channel(address: str, ca_file: object) -> grpc.Channel:
-    limit = 64 * 1024 * 1024
-    options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
-    if ca_file is not None:
-        with open(str(ca_file), "rb") as handle:
-            return grpc.secure_channel(address, grpc.ssl_channel_credentials(handle.read()), options=options)
-    return grpc.insecure_channel(address, options=options)
 
 
 def build(settings: PipelineSettings, registry: CollectorRegistry) -> tuple[Worker, Reconciler, RedisJobs]:
@@ -45,11 +35,11 @@ def build(settings: PipelineSettings, registry: CollectorRegistry) -> tuple[Work
         consumer=settings.consumer,
     )
     token = settings.service_token.get_secret_value()
-    indexer = indexer_pb2_grpc.IndexerServiceStub(_channel(settings.indexer_address, settings.services_ca_file))
+    indexer = indexer_pb2_grpc.IndexerServiceStub(service_channel(settings.indexer_address, settings.services_ca_file))
     pipeline = Pipeline(
         store,
-        vad_pb2_grpc.VadServiceStub(_channel(settings.vad_address, settings.services_ca_file)),
-        asr_pb2_grpc.AsrServiceStub(_channel(settings.asr_address, settings.services_ca_file)),
+        vad_pb2_grpc.VadServiceStub(service_channel(settings.vad_address, settings.services_ca_file)),
+        asr_pb2_grpc.AsrServiceStub(service_channel(settings.asr_address, settings.services_ca_file)),
         indexer,
         token,
         Timeouts(settings.vad_timeout_seconds, settings.asr_timeout_seconds, settings.indexer_timeout_seconds),
