@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callscribe.kit.files import write_json_atomically
 from callscribe.stack import servers
 from callscribe.stack.procs import SERVER_STOP_S, ManagedProcess, StackError, stop, stop_all
 from callscribe.stack.services import (
@@ -37,7 +38,6 @@ from callscribe.stack.services import (
 from callscribe.stack.tenants import (
     LOCAL_TENANTS,
     new_token,
-    write_json_atomically,
     write_tenants_file,
 )
 

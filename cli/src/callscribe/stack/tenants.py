@@ -11,13 +11,13 @@ Only the SHA-256 of each token is stored; the plaintext tokens are returned to t
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from callscribe.kit.files import write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +93,3 @@ class TenantsFile:
         cls, path: Path, tenants: Mapping[str, TenantSpec], service_tokens: Mapping[str, str] | None = None
     ) -> TenantsFile:
         return cls(path, write_tenants_file(path, tenants, service_tokens))
-
-
-def write_json_atomically(path: Path, document: object) -> None:
-    """Write JSON to a temporary file beside ``path`` (mode 0600), then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

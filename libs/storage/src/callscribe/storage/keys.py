@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from callscribe.kit.errors import FailedPrecondition, Unavailable
+from callscribe.kit.files import write_json_atomically
 
 _NONCE = 12
 
@@ -120,18 +121,7 @@ class FileKek:
 
 def _write_keyring(path: Path, keys: dict[int, bytes], primary: int) -> None:
     doc = {"primary": primary, "keys": {str(v): base64.b64encode(k).decode() for v, k in sorted(keys.items())}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(doc, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_json_atomically(path, doc)  # mode 0600, whole or not at all
 
 
 class TransitKek:
