@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from callscribe.ingest.jobs import LifecycleRedis
@@ -29,7 +28,7 @@ from callscribe.ingest.s3store import S3RecordingStore
 from callscribe.ingest.settings import LifecycleSettings
 from callscribe.kit.errors import DomainError
 from callscribe.kit.logs import configure_logging
-from callscribe.kit.server import GrpcServer, ServiceBinding, start_metrics_server
+from callscribe.kit.server import GrpcServer, ServiceBinding, service_channel, start_metrics_server
 from callscribe.kit.settings import load_settings
 from callscribe.kit.tenants import TenantRegistry
 from callscribe.v1 import indexer_pb2_grpc, lifecycle_pb2, lifecycle_pb2_grpc
@@ -115,13 +114,6 @@ class LifecycleMetrics:
         (self.expired if event.tombstone else self.expiry_kept).inc()
 
 
-def _channel(address: str, ca_file: object) -> grpc.Channel:
-    if ca_file is not None:
-        with open(str(ca_file), "rb") as handle:
-            return grpc.secure_channel(address, grpc.ssl_channel_credentials(handle.read()))
-    return grpc.insecure_channel(address)
-
-
 @dataclass
 class Lifecycle:
     mover: Mover
@@ -130,6 +122,7 @@ class Lifecycle:
     store: S3RecordingStore
     state: LifecycleRedis
     metrics: LifecycleMetrics
+    tenants: TenantRegistry
 
 
 def build(settings: LifecycleSettings, registry: CollectorRegistry) -> Lifecycle:
@@ -138,7 +131,7 @@ def build(settings: LifecycleSettings, registry: CollectorRegistry) -> Lifecycle
     store = S3RecordingStore(client, settings.hot_bucket, part, 2, 4, cold=cold)
     state = LifecycleRedis(settings.redis_url, settings.redis_timeout_seconds)
     index = IndexClient(
-        indexer_pb2_grpc.IndexerServiceStub(_channel(settings.indexer_address, settings.services_ca_file)),
+        indexer_pb2_grpc.IndexerServiceStub(service_channel(settings.indexer_address, settings.services_ca_file)),
         settings.service_token.get_secret_value(),
     )
     config = MoverConfig(
@@ -157,13 +150,12 @@ def build(settings: LifecycleSettings, registry: CollectorRegistry) -> Lifecycle
         observe=metrics.observe_audit,
     )  # fmt: skip
     expirer = Expirer(store, tenants, state, index, settings.audit_retention_days, observe=metrics.observe_expiry)
-    return Lifecycle(mover, auditor, expirer, store, state, metrics)
+    return Lifecycle(mover, auditor, expirer, store, state, metrics, tenants)
 
 
 def scheduled(settings: LifecycleSettings, life: Lifecycle, stop: threading.Event) -> None:
     """Every interval: a tiering pass and an expiry pass over every tenant, then the survey behind the metrics."""
-    tenants = TenantRegistry.load(settings.tenants_file)
-    metrics, store = life.metrics, life.store
+    metrics, store, tenants = life.metrics, life.store, life.tenants
     while not stop.is_set():
         started = time.monotonic()
         try:

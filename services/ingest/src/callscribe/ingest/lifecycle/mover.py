@@ -149,7 +149,7 @@ class Mover:
             self._step("leased")
             return self._handle(tenant, rec_id, move, listed_without_location)
         except (DomainError, ObjectLocked) as exc:
-            reason = exc.message if isinstance(exc, DomainError) else str(exc)
+            reason = _reason(exc)
             log.warning("%s/%s: %s", tenant.name, rec_id, reason)
             return MoveEvent(tenant.name, rec_id, FAILED, reason)
         finally:
@@ -167,7 +167,7 @@ class Mover:
         try:
             return self._move(tenant, record)
         except (DomainError, ObjectLocked) as exc:
-            reason = exc.message if isinstance(exc, DomainError) else str(exc)
+            reason = _reason(exc)
             log.warning("%s/%s: not moved: %s", tenant.name, rec_id, reason)
             return self._keep_locked(record, reason) or MoveEvent(tenant.name, rec_id, FAILED, reason)
 
@@ -337,6 +337,10 @@ class Mover:
         if self._config.kill_at == step:
             log.warning("fault injection: killed at step %r (INGEST_LIFECYCLE_KILL_AT)", step)
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _reason(exc: DomainError | ObjectLocked) -> str:
+    return exc.message if isinstance(exc, DomainError) else str(exc)
 
 
 def _locked_enough(have: Lock, want: Lock) -> bool:
