@@ -141,3 +141,48 @@ def expire_run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"expiry: {deleted} expired, {kept} kept", file=sys.stderr)
     return 0
+
+
+def add_erase_parser(subparsers: Any) -> None:
+    erase = subparsers.add_parser(
+        "erase",
+        help="erase a recording (or every recording of a customer) for good: its data key is destroyed, its call "
+        "leaves the index, a receipt is kept (GDPR Art. 17 / PIPL)",
+    )
+    erase.add_argument("recording_id", nargs="?", default="", metavar="ID", help="the recording to erase")
+    erase.add_argument("--customer", default="", metavar="C", help="erase every recording whose upload named C")
+    erase.add_argument("--reason", required=True, help="why (the request's reference, e.g. DSR-2026-0042)")
+    add_connection_args(erase)
+    erase.set_defaults(func=erase_run)
+
+
+def erase_run(args: argparse.Namespace) -> int:
+    if bool(args.recording_id) == bool(args.customer):
+        raise CliError("give a recording ID or --customer C (one of the two)")
+    if not args.reason.strip():
+        raise CliError('--reason is empty: give the erasure request\'s reference, e.g. --reason "DSR-2026-0042"')
+    if args.recording_id:
+        check_recording_id(args.recording_id)
+    stub, target = _stub(args)
+    if args.recording_id:
+        request = pb.EraseRecordingRequest(tenant=args.tenant, recording_id=args.recording_id, reason=args.reason)
+        receipts = [stub.EraseRecording(request, metadata=auth_metadata(target))]
+    else:
+        customer = pb.EraseCustomerRequest(tenant=args.tenant, customer_id=args.customer, reason=args.reason)
+        receipts = list(stub.EraseCustomer(customer, metadata=auth_metadata(target)).receipts)
+    for receipt in receipts:
+        if args.json:
+            print(_json(receipt), flush=True)
+            continue
+        print(
+            f"erased    {receipt.recording_id}  sha256 {receipt.sha256}  key(s) {', '.join(receipt.key_ids)} destroyed"
+            f"  {receipt.documents_deleted} index document(s) deleted  receipt {receipt.receipt}",
+            flush=True,
+        )
+    if not args.json:
+        print(
+            f"erasure: {len(receipts)} recording(s); their locked audio stays under retention as ciphertext that "
+            "no key opens any more",
+            file=sys.stderr,
+        )
+    return 0

@@ -12,7 +12,7 @@ from callscribe.cli.calls import add_calls_parsers
 from callscribe.cli.connect import CliError
 from callscribe.cli.deadletters import add_dead_letter_parsers
 from callscribe.cli.demo import add_demo_parser
-from callscribe.cli.lifecycle import add_lifecycle_parsers
+from callscribe.cli.lifecycle import add_erase_parser, add_lifecycle_parsers
 from callscribe.cli.messages import describe
 from callscribe.cli.recordings import add_recording_parsers
 from callscribe.cli.sync import add_sync_parser
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_calls_parsers(commands)
     add_dead_letter_parsers(commands)
     add_lifecycle_parsers(commands)
+    add_erase_parser(commands)
     add_demo_parser(commands)
     return parser
 

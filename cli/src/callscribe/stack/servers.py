@@ -133,6 +133,14 @@ def create_locked_buckets(s3: S3Server, names: Iterable[str]) -> None:
             raise StackError(f"bucket {name} exists without Object Lock: {exc.code}") from exc
 
 
+def create_keys_bucket(s3: S3Server, name: str) -> None:
+    """The bucket of wrapped data keys: neither versioning nor Object Lock (erasure deletes keys for good)."""
+    client = minio_client(s3)
+    if not client.bucket_exists(name):
+        client.make_bucket(name)
+        log.info("created keys bucket %s (no versioning, no Object Lock)", name)
+
+
 def _redis_pings(url: str) -> bool:
     client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
     try:

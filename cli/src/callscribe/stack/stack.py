@@ -40,11 +40,14 @@ from callscribe.stack.tenants import (
     new_token,
     write_tenants_file,
 )
+from callscribe.storage.keys import FileKek
 
 log = logging.getLogger(__name__)
 
 HOT_BUCKET = "callscribe-hot"
 COLD_BUCKET = "callscribe-cold"
+KEYS_BUCKET = "callscribe-keys"  # wrapped data keys (encryption at rest): no versioning, no Object Lock
+KEK_FILE = "kek.json"  # the local stack's key-encryption key (a keyring file, mode 0600)
 STATE_FILE = "stack.json"
 
 
@@ -235,14 +238,20 @@ def _start_servers(home: Path, state: dict[str, Any], cold_server: bool = False)
     s3 = servers.start_seaweedfs(data / "s3", logs / "s3.log")
     _record(state, s3.process)
     servers.create_locked_buckets(s3, (HOT_BUCKET,) if cold_server else (HOT_BUCKET, COLD_BUCKET))
+    servers.create_keys_bucket(s3, KEYS_BUCKET)
     state["s3"] = {
         "endpoint": s3.endpoint,
         "access_key": s3.access_key,
         "secret_key": s3.secret_key,
         "hot_bucket": HOT_BUCKET,
         "cold_bucket": COLD_BUCKET,
+        "keys_bucket": KEYS_BUCKET,
         "metrics": s3.metrics_url,
     }
+    kek = home / KEK_FILE
+    if not kek.exists():
+        FileKek.create(kek)  # recordings are encrypted at rest in the local stack (README "Data protection")
+    state["kek_file"] = str(kek)
     if cold_server:  # the cold tier on a second S3, as a capacity cluster beside an SSD one
         cold = servers.start_seaweedfs(data / "s3-cold", logs / "s3-cold.log", name="s3-cold")
         _record(state, cold.process)

@@ -49,7 +49,7 @@ class GetRecordingRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ...) -> None: ...
 
 class Recording(_message.Message):
-    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "lock", "tier", "state", "state_detail", "archived_at", "progress", "moved_at", "integrity", "verified_at", "integrity_detail", "tombstone")
+    __slots__ = ("recording_id", "tenant", "metadata", "audio", "object", "lock", "tier", "state", "state_detail", "archived_at", "progress", "moved_at", "integrity", "verified_at", "integrity_detail", "tombstone", "protection")
     RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class Recording(_message.Message):
     VERIFIED_AT_FIELD_NUMBER: _ClassVar[int]
     INTEGRITY_DETAIL_FIELD_NUMBER: _ClassVar[int]
     TOMBSTONE_FIELD_NUMBER: _ClassVar[int]
+    PROTECTION_FIELD_NUMBER: _ClassVar[int]
     recording_id: str
     tenant: str
     metadata: _common_pb2.RecordingMetadata
@@ -82,7 +83,24 @@ class Recording(_message.Message):
     verified_at: _timestamp_pb2.Timestamp
     integrity_detail: str
     tombstone: _common_pb2.Tombstone
-    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockInfo, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., state: _Optional[_Union[_common_pb2.PipelineState, str]] = ..., state_detail: _Optional[str] = ..., archived_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[StageProgress, _Mapping]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., integrity: _Optional[_Union[_common_pb2.Integrity, str]] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., integrity_detail: _Optional[str] = ..., tombstone: _Optional[_Union[_common_pb2.Tombstone, _Mapping]] = ...) -> None: ...
+    protection: Protection
+    def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., lock: _Optional[_Union[_common_pb2.LockInfo, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., state: _Optional[_Union[_common_pb2.PipelineState, str]] = ..., state_detail: _Optional[str] = ..., archived_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[StageProgress, _Mapping]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., integrity: _Optional[_Union[_common_pb2.Integrity, str]] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., integrity_detail: _Optional[str] = ..., tombstone: _Optional[_Union[_common_pb2.Tombstone, _Mapping]] = ..., protection: _Optional[_Union[Protection, _Mapping]] = ...) -> None: ...
+
+class Protection(_message.Message):
+    __slots__ = ("encrypted", "scheme", "stored_sha256", "stored_size_bytes", "erased", "metadata_unavailable")
+    ENCRYPTED_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    STORED_SHA256_FIELD_NUMBER: _ClassVar[int]
+    STORED_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
+    METADATA_UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    encrypted: bool
+    scheme: str
+    stored_sha256: str
+    stored_size_bytes: int
+    erased: bool
+    metadata_unavailable: bool
+    def __init__(self, encrypted: _Optional[bool] = ..., scheme: _Optional[str] = ..., stored_sha256: _Optional[str] = ..., stored_size_bytes: _Optional[int] = ..., erased: _Optional[bool] = ..., metadata_unavailable: _Optional[bool] = ...) -> None: ...
 
 class StageProgress(_message.Message):
     __slots__ = ("stage", "done_ms", "total_ms", "eta_seconds", "chunks_done", "chunks_total")

@@ -26,27 +26,35 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from callscribe.v1 import common_pb2 as callscribe_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61llscribe/v1/lifecycle.proto\x12\rcallscribe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x63\x61llscribe/v1/common.proto\"d\n\x11RunTieringRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x1c\n\x0folder_than_days\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05limit\x18\x03 \x01(\rB\x12\n\x10_older_than_days\"\x81\x03\n\x0cTieringEvent\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x34\n\x07outcome\x18\x03 \x01(\x0e\x32#.callscribe.v1.TieringEvent.Outcome\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12(\n\x06object\x18\x05 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x30\n\x0cretain_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x94\x01\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x11\n\rOUTCOME_MOVED\x10\x01\x12\x1d\n\x19OUTCOME_HOT_LOCK_EXTENDED\x10\x02\x12\x18\n\x14OUTCOME_HOT_RELEASED\x10\x03\x12\x12\n\x0eOUTCOME_FAILED\x10\x04\x12\x10\n\x0cOUTCOME_BUSY\x10\x05\"7\n\x0fRunAuditRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\"\xb6\x01\n\nAuditEvent\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12+\n\tintegrity\x18\x03 \x01(\x0e\x32\x18.callscribe.v1.Integrity\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x14\n\x0c\x62ytes_hashed\x18\x05 \x01(\x04\x12/\n\x0bverified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x10RunExpiryRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"p\n\x0b\x45xpiryEvent\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12+\n\ttombstone\x18\x03 \x01(\x0b\x32\x18.callscribe.v1.Tombstone\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t2\xf6\x01\n\x10LifecycleService\x12M\n\nRunTiering\x12 .callscribe.v1.RunTieringRequest\x1a\x1b.callscribe.v1.TieringEvent0\x01\x12G\n\x08RunAudit\x12\x1e.callscribe.v1.RunAuditRequest\x1a\x19.callscribe.v1.AuditEvent0\x01\x12J\n\tRunExpiry\x12\x1f.callscribe.v1.RunExpiryRequest\x1a\x1a.callscribe.v1.ExpiryEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61llscribe/v1/lifecycle.proto\x12\rcallscribe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x63\x61llscribe/v1/common.proto\"M\n\x15\x45raseRecordingRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"K\n\x14\x45raseCustomerRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"H\n\x15\x45raseCustomerResponse\x12/\n\x08receipts\x18\x01 \x03(\x0b\x32\x1d.callscribe.v1.ErasureReceipt\"\xef\x01\n\x0e\x45rasureReceipt\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x15\n\rstored_sha256\x18\x04 \x01(\t\x12\x0f\n\x07key_ids\x18\x05 \x03(\t\x12\x14\n\x0crequested_by\x18\x06 \x01(\t\x12-\n\terased_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x19\n\x11\x64ocuments_deleted\x18\t \x01(\r\x12\x0f\n\x07receipt\x18\n \x01(\t\"d\n\x11RunTieringRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x1c\n\x0folder_than_days\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05limit\x18\x03 \x01(\rB\x12\n\x10_older_than_days\"\x81\x03\n\x0cTieringEvent\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x34\n\x07outcome\x18\x03 \x01(\x0e\x32#.callscribe.v1.TieringEvent.Outcome\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12(\n\x06object\x18\x05 \x01(\x0b\x32\x18.callscribe.v1.ObjectRef\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x30\n\x0cretain_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x94\x01\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x11\n\rOUTCOME_MOVED\x10\x01\x12\x1d\n\x19OUTCOME_HOT_LOCK_EXTENDED\x10\x02\x12\x18\n\x14OUTCOME_HOT_RELEASED\x10\x03\x12\x12\n\x0eOUTCOME_FAILED\x10\x04\x12\x10\n\x0cOUTCOME_BUSY\x10\x05\"7\n\x0fRunAuditRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0crecording_id\x18\x02 \x01(\t\"\xb6\x01\n\nAuditEvent\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12+\n\tintegrity\x18\x03 \x01(\x0e\x32\x18.callscribe.v1.Integrity\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x14\n\x0c\x62ytes_hashed\x18\x05 \x01(\x04\x12/\n\x0bverified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x10RunExpiryRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"p\n\x0b\x45xpiryEvent\x12\x14\n\x0crecording_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12+\n\ttombstone\x18\x03 \x01(\x0b\x32\x18.callscribe.v1.Tombstone\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t2\xa9\x03\n\x10LifecycleService\x12M\n\nRunTiering\x12 .callscribe.v1.RunTieringRequest\x1a\x1b.callscribe.v1.TieringEvent0\x01\x12G\n\x08RunAudit\x12\x1e.callscribe.v1.RunAuditRequest\x1a\x19.callscribe.v1.AuditEvent0\x01\x12J\n\tRunExpiry\x12\x1f.callscribe.v1.RunExpiryRequest\x1a\x1a.callscribe.v1.ExpiryEvent0\x01\x12U\n\x0e\x45raseRecording\x12$.callscribe.v1.EraseRecordingRequest\x1a\x1d.callscribe.v1.ErasureReceipt\x12Z\n\rEraseCustomer\x12#.callscribe.v1.EraseCustomerRequest\x1a$.callscribe.v1.EraseCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'callscribe.v1.lifecycle_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNTIERINGREQUEST']._serialized_start=109
-  _globals['_RUNTIERINGREQUEST']._serialized_end=209
-  _globals['_TIERINGEVENT']._serialized_start=212
-  _globals['_TIERINGEVENT']._serialized_end=597
-  _globals['_TIERINGEVENT_OUTCOME']._serialized_start=449
-  _globals['_TIERINGEVENT_OUTCOME']._serialized_end=597
-  _globals['_RUNAUDITREQUEST']._serialized_start=599
-  _globals['_RUNAUDITREQUEST']._serialized_end=654
-  _globals['_AUDITEVENT']._serialized_start=657
-  _globals['_AUDITEVENT']._serialized_end=839
-  _globals['_RUNEXPIRYREQUEST']._serialized_start=841
-  _globals['_RUNEXPIRYREQUEST']._serialized_end=875
-  _globals['_EXPIRYEVENT']._serialized_start=877
-  _globals['_EXPIRYEVENT']._serialized_end=989
-  _globals['_LIFECYCLESERVICE']._serialized_start=992
-  _globals['_LIFECYCLESERVICE']._serialized_end=1238
+  _globals['_ERASERECORDINGREQUEST']._serialized_start=109
+  _globals['_ERASERECORDINGREQUEST']._serialized_end=186
+  _globals['_ERASECUSTOMERREQUEST']._serialized_start=188
+  _globals['_ERASECUSTOMERREQUEST']._serialized_end=263
+  _globals['_ERASECUSTOMERRESPONSE']._serialized_start=265
+  _globals['_ERASECUSTOMERRESPONSE']._serialized_end=337
+  _globals['_ERASURERECEIPT']._serialized_start=340
+  _globals['_ERASURERECEIPT']._serialized_end=579
+  _globals['_RUNTIERINGREQUEST']._serialized_start=581
+  _globals['_RUNTIERINGREQUEST']._serialized_end=681
+  _globals['_TIERINGEVENT']._serialized_start=684
+  _globals['_TIERINGEVENT']._serialized_end=1069
+  _globals['_TIERINGEVENT_OUTCOME']._serialized_start=921
+  _globals['_TIERINGEVENT_OUTCOME']._serialized_end=1069
+  _globals['_RUNAUDITREQUEST']._serialized_start=1071
+  _globals['_RUNAUDITREQUEST']._serialized_end=1126
+  _globals['_AUDITEVENT']._serialized_start=1129
+  _globals['_AUDITEVENT']._serialized_end=1311
+  _globals['_RUNEXPIRYREQUEST']._serialized_start=1313
+  _globals['_RUNEXPIRYREQUEST']._serialized_end=1347
+  _globals['_EXPIRYEVENT']._serialized_start=1349
+  _globals['_EXPIRYEVENT']._serialized_end=1461
+  _globals['_LIFECYCLESERVICE']._serialized_start=1464
+  _globals['_LIFECYCLESERVICE']._serialized_end=1889
 # @@protoc_insertion_point(module_scope)

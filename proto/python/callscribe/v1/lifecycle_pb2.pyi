@@ -2,13 +2,64 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from callscribe.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class EraseRecordingRequest(_message.Message):
+    __slots__ = ("tenant", "recording_id", "reason")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    recording_id: str
+    reason: str
+    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class EraseCustomerRequest(_message.Message):
+    __slots__ = ("tenant", "customer_id", "reason")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    customer_id: str
+    reason: str
+    def __init__(self, tenant: _Optional[str] = ..., customer_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class EraseCustomerResponse(_message.Message):
+    __slots__ = ("receipts",)
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    receipts: _containers.RepeatedCompositeFieldContainer[ErasureReceipt]
+    def __init__(self, receipts: _Optional[_Iterable[_Union[ErasureReceipt, _Mapping]]] = ...) -> None: ...
+
+class ErasureReceipt(_message.Message):
+    __slots__ = ("tenant", "recording_id", "sha256", "stored_sha256", "key_ids", "requested_by", "erased_at", "reason", "documents_deleted", "receipt")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    STORED_SHA256_FIELD_NUMBER: _ClassVar[int]
+    KEY_IDS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    ERASED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    recording_id: str
+    sha256: str
+    stored_sha256: str
+    key_ids: _containers.RepeatedScalarFieldContainer[str]
+    requested_by: str
+    erased_at: _timestamp_pb2.Timestamp
+    reason: str
+    documents_deleted: int
+    receipt: str
+    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ..., sha256: _Optional[str] = ..., stored_sha256: _Optional[str] = ..., key_ids: _Optional[_Iterable[str]] = ..., requested_by: _Optional[str] = ..., erased_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., documents_deleted: _Optional[int] = ..., receipt: _Optional[str] = ...) -> None: ...
 
 class RunTieringRequest(_message.Message):
     __slots__ = ("tenant", "older_than_days", "limit")

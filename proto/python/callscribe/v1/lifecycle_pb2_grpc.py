@@ -53,6 +53,16 @@ class LifecycleServiceStub:
                 request_serializer=callscribe_dot_v1_dot_lifecycle__pb2.RunExpiryRequest.SerializeToString,
                 response_deserializer=callscribe_dot_v1_dot_lifecycle__pb2.ExpiryEvent.FromString,
                 _registered_method=True)
+        self.EraseRecording = channel.unary_unary(
+                '/callscribe.v1.LifecycleService/EraseRecording',
+                request_serializer=callscribe_dot_v1_dot_lifecycle__pb2.EraseRecordingRequest.SerializeToString,
+                response_deserializer=callscribe_dot_v1_dot_lifecycle__pb2.ErasureReceipt.FromString,
+                _registered_method=True)
+        self.EraseCustomer = channel.unary_unary(
+                '/callscribe.v1.LifecycleService/EraseCustomer',
+                request_serializer=callscribe_dot_v1_dot_lifecycle__pb2.EraseCustomerRequest.SerializeToString,
+                response_deserializer=callscribe_dot_v1_dot_lifecycle__pb2.EraseCustomerResponse.FromString,
+                _registered_method=True)
 
 
 class LifecycleServiceServicer:
@@ -80,6 +90,23 @@ class LifecycleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EraseRecording(self, request, context):
+        """Erasure (GDPR Art. 17 / PIPL, README "Data protection"): the recording's data key is destroyed, so its
+        locked ciphertext can never be decrypted again; its call and utterances leave the index; a receipt is kept.
+        FAILED_PRECONDITION under a legal hold, or for a recording archived before encryption at rest was on.
+        Erasing an erased recording again returns its receipt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseCustomer(self, request, context):
+        """Every recording whose upload named this customer_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +124,16 @@ def add_LifecycleServiceServicer_to_server(servicer, server):
                     servicer.RunExpiry,
                     request_deserializer=callscribe_dot_v1_dot_lifecycle__pb2.RunExpiryRequest.FromString,
                     response_serializer=callscribe_dot_v1_dot_lifecycle__pb2.ExpiryEvent.SerializeToString,
+            ),
+            'EraseRecording': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseRecording,
+                    request_deserializer=callscribe_dot_v1_dot_lifecycle__pb2.EraseRecordingRequest.FromString,
+                    response_serializer=callscribe_dot_v1_dot_lifecycle__pb2.ErasureReceipt.SerializeToString,
+            ),
+            'EraseCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseCustomer,
+                    request_deserializer=callscribe_dot_v1_dot_lifecycle__pb2.EraseCustomerRequest.FromString,
+                    response_serializer=callscribe_dot_v1_dot_lifecycle__pb2.EraseCustomerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,6 +221,60 @@ class LifecycleService:
             '/callscribe.v1.LifecycleService/RunExpiry',
             callscribe_dot_v1_dot_lifecycle__pb2.RunExpiryRequest.SerializeToString,
             callscribe_dot_v1_dot_lifecycle__pb2.ExpiryEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseRecording(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callscribe.v1.LifecycleService/EraseRecording',
+            callscribe_dot_v1_dot_lifecycle__pb2.EraseRecordingRequest.SerializeToString,
+            callscribe_dot_v1_dot_lifecycle__pb2.ErasureReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callscribe.v1.LifecycleService/EraseCustomer',
+            callscribe_dot_v1_dot_lifecycle__pb2.EraseCustomerRequest.SerializeToString,
+            callscribe_dot_v1_dot_lifecycle__pb2.EraseCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -21,7 +21,9 @@ from typing import BinaryIO
 from callscribe.kit.errors import InvalidArgument, PermissionDenied, Unavailable
 from callscribe.storage.location import ObjectRef
 from callscribe.storage.minio_ext import S3Client
+from callscribe.storage.protection import codec_chooser
 from callscribe.storage.reader import read_verified
+from callscribe.storage.recordkeys import RecordingKeys
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,11 @@ class AudioSource:
         service: str = "vad",
         spool_suffix: str = SPOOL_SUFFIX,
         bucket_clients: Mapping[str, S3Client] | None = None,
+        keys: RecordingKeys | None = None,
     ) -> None:
         self._client = client
+        # A recording encrypted at rest is decrypted with its data key, opened for that read only (issue 19).
+        self._codec_for = codec_chooser(keys, service)
         # A recording moved to the cold tier may be on another S3: each bucket's client (default: `client`).
         self._by_bucket = dict(bucket_clients or {})
         self._spool_dir = spool_dir
@@ -88,7 +93,7 @@ class AudioSource:
             )
         client = self._by_bucket.get(ref.bucket, self._client)
         with self._spooled() as (path, fh):
-            read_verified(client, ref, fh.write, reader=f"the {self._service}")
+            read_verified(client, ref, fh.write, reader=f"the {self._service}", codec_for=self._codec_for)
             fh.close()
             yield path
 

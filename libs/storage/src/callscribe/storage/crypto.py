@@ -12,8 +12,8 @@ encoder is push-style like the writer's seam (each chunk hands back the cipherte
 is pull-style: `open_plaintext(response)` reads the S3 answer through Tink's stream (`read_verified` uses it
 when a codec has it). Memory stays bounded: Tink holds less than two segments (2 MiB) of a stream.
 
-Data keys are Tink keysets; wrapping them with a key-encryption key (a key file, OpenBao/Vault Transit) and
-destroying them for erasure come with the next steps of issue 19.
+Data keys are Tink keysets, one per recording; `keys` wraps them with a key-encryption key (a key file,
+OpenBao/Vault Transit) and `recordkeys` stores them where erasure can destroy them.
 """
 
 from __future__ import annotations
@@ -137,3 +137,20 @@ class StreamingAeadCodec:
 
     def stored_size(self, plain_size: int) -> int | None:
         return stored_size(plain_size)
+
+    def seal(self, data: bytes, label: bytes) -> bytes:
+        """A small blob (a record, a transcript) encrypted under this object's key, bound to its associated
+        data and `label` (what it is: a record does not open as a transcript)."""
+        out = _Collect()
+        stream = self._aead.new_encrypting_stream(out, self._associated_data + b"|" + label)
+        stream.write(data)
+        stream.close()
+        return out.take()
+
+    def unseal(self, sealed: bytes, label: bytes) -> bytes:
+        """The blob `seal` made; IntegrityError when it does not decrypt."""
+        plain = _Plaintext(self._aead, io.BytesIO(sealed), self._associated_data + b"|" + label)
+        parts = []
+        while data := plain.read(_SEGMENT):
+            parts.append(data)
+        return b"".join(parts)

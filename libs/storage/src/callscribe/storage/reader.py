@@ -29,12 +29,13 @@ def read_verified(
     codec: BodyCodec = PLAIN,
     chunk_size: int = READ_CHUNK,
     on_headers: Callable[[Mapping[str, str]], object] | None = None,
+    codec_for: Callable[[Mapping[str, str]], BodyCodec] | None = None,
 ) -> int:
     """Stream `ref`'s plaintext to `sink`; returns its size. Raises ObjectMissing, StorageUnavailable
     (`reader` names whose credentials to check), or IntegrityError when the bytes do not hash to
-    `ref.sha256` (then everything given to `sink` must be thrown away)."""
+    `ref.sha256` (then everything given to `sink` must be thrown away). `codec_for` picks the codec from the
+    object's headers (lower-case names) when the object itself says how it is stored (encrypted or not)."""
     sha = hashlib.sha256()
-    decoder = codec.decoder()
     size = 0
     where = ref.describe()
 
@@ -50,10 +51,14 @@ def read_verified(
         if on_headers is not None:
             on_headers(response.headers)
         try:
+            if codec_for is not None:
+                codec = codec_for({k.lower(): v for k, v in response.headers.items()})
+            decoder = codec.decoder()
             opener = getattr(codec, "open_plaintext", None)
             if opener is None:
                 for chunk in response.stream(chunk_size):
                     take(decoder.update(chunk))
+                take(decoder.finish())
             else:  # a codec that pulls its stored bytes (an AEAD stream): read the plaintext through it
                 plaintext = opener(response)
                 while data := plaintext.read(chunk_size):
@@ -71,8 +76,6 @@ def read_verified(
         raise StorageUnavailable(f"S3 read of {where} failed ({exc.code}); retry later", exc.code or "") from exc
     except urllib3.exceptions.HTTPError as exc:
         raise StorageUnavailable(f"S3 unreachable while reading {where}: {exc}; retry later") from exc
-    if getattr(codec, "open_plaintext", None) is None:
-        take(decoder.finish())
     digest = sha.hexdigest()
     if digest != ref.sha256:
         raise IntegrityError(

@@ -23,6 +23,7 @@ only through `minio_ext.S3Client`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -78,6 +79,10 @@ class ObjectWriter:
         self._put_headers: dict = {}
         self._encoder = codec.encoder()
         self._plain = codec is PLAIN  # stored bytes are the bytes written: their SHA-256 signs a single PUT
+        # An encoded object: the SHA-256 and size of the bytes stored (the integrity audit checks them, no key).
+        self._stored_sha = None if self._plain else hashlib.sha256()
+        self._stored_size = 0
+        self._encoded = False  # the encoder's last bytes were written (`finish_encoding`)
 
     def write(self, chunk: bytes | memoryview) -> None:
         if self._plain:
@@ -85,9 +90,22 @@ class ObjectWriter:
         else:
             self._write_stored(self._encoder.update(chunk))
 
+    def finish_encoding(self) -> tuple[str, int]:
+        """An encoded object: write the encoder's last bytes (nothing may be written after) and return the
+        SHA-256 and size of everything stored, known before the object is committed."""
+        if self._stored_sha is None:
+            raise ValueError("a plain object's stored bytes are the bytes written")
+        if not self._encoded:
+            self._write_stored(self._encoder.finish())
+            self._encoded = True
+        return self._stored_sha.hexdigest(), self._stored_size
+
     def _write_stored(self, chunk: bytes | memoryview) -> None:
         if not chunk:
             return
+        if self._stored_sha is not None:
+            self._stored_sha.update(chunk)
+            self._stored_size += len(chunk)
         if self._body is not None:
             self._feed(memoryview(chunk))
             return
@@ -233,8 +251,7 @@ class ObjectWriter:
         digest of every byte written, lets a single PUT be signed without hashing them again.
         """
         if not self._plain:
-            self._write_stored(self._encoder.finish())
-            sha256 = None  # the digest of the bytes written is not the digest of the bytes stored
+            sha256 = self.finish_encoding()[0]  # the digest of the bytes stored signs a single PUT
         if self._body is not None:
             if extra_headers:
                 raise ValueError("a streamed PUT's headers were fixed when it started")

@@ -56,7 +56,7 @@ def build(settings: AsrSettings, registry: CollectorRegistry, devices: list[str]
         )
         source = AudioSource(
             client, settings.spool_dir, MAX_INLINE_BYTES, service="asr", spool_suffix=SPOOL_SUFFIX,
-            bucket_clients=by_bucket,
+            bucket_clients=by_bucket, keys=settings.recording_keys(client),
         )  # fmt: skip
     servicer = AsrServicer(
         pool,

@@ -12,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from callscribe.kit.settings import ServiceSettings
 from callscribe.storage.client import Endpoint, check_endpoint_url
+from callscribe.storage.protection import EncryptionSettings
 from callscribe.storage.tiers import ColdTierSettings
 
 _DEVICE_LIST = re.compile(r"^cuda:\d+(,cuda:\d+)*$")
@@ -21,7 +22,7 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "callscribe" / "models"
 
 
-class AsrSettings(ServiceSettings, ColdTierSettings):
+class AsrSettings(ServiceSettings, ColdTierSettings, EncryptionSettings):
     model_config = SettingsConfigDict(env_prefix="ASR_", extra="ignore", frozen=True)
 
     grpc_address: str = "0.0.0.0:50053"

@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from callscribe.ingest.model import ArchivedRecording, RecordingInfo, StoredObject
+from callscribe.ingest.model import SEALED_ERASED, SEALED_LOCKED, ArchivedRecording, RecordingInfo, StoredObject
 from callscribe.kit.errors import InvalidArgument
 from callscribe.kit.names import INTEGRITIES, LANGUAGE_NAMES, LANGUAGES, LAYOUT_NAMES
 from callscribe.v1 import common_pb2 as c
+from callscribe.v1 import ingest_pb2
 
 _LAYOUTS = {c.CHANNEL_LAYOUT_UNSPECIFIED: "", **LAYOUT_NAMES}  # unspecified: stored as "" (not said)
 _LAYOUT_ENUM = {name: value for value, name in _LAYOUTS.items()}
@@ -58,12 +59,26 @@ def metadata_pb(record: ArchivedRecording) -> c.RecordingMetadata:
         agent_id=info.agent_id,
         customer_id=info.customer_id,
         started_at=timestamp(info.started_at),
-        channel_layout=_LAYOUT_ENUM[record.channel_layout],
+        channel_layout=_LAYOUT_ENUM.get(record.channel_layout, c.CHANNEL_LAYOUT_UNSPECIFIED),
         language=LANGUAGES[info.language],
         hotwords=[c.Hotword(text=t, weight=w) for t, w in info.hotwords],
         labels=info.labels,
         filename=info.filename,
         zh_script=info.zh_script,
+    )
+
+
+def protection_pb(record: ArchivedRecording) -> ingest_pb2.Protection:
+    sealed = record.sealed
+    if sealed is None:
+        return ingest_pb2.Protection()
+    return ingest_pb2.Protection(
+        encrypted=True,
+        scheme=sealed.scheme,
+        stored_sha256=sealed.stored_sha256,
+        stored_size_bytes=sealed.stored_size,
+        erased=sealed.state == SEALED_ERASED,
+        metadata_unavailable=sealed.state == SEALED_LOCKED,
     )
 
 

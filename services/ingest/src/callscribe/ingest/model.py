@@ -226,6 +226,26 @@ def recording_prefix(tenant: str, rec_id: str) -> str:
     return f"recordings/{tenant}/{rec_id}/"
 
 
+SEALED_OPEN = "open"  # decrypted with its data key
+SEALED_LOCKED = "locked"  # this process has no KEK: only the public part of the record is known
+SEALED_ERASED = "erased"  # its data key was destroyed: no one can read the audio or the private part again
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """How an encrypted recording is stored (issue 19): the scheme, its data key's id, the SHA-256 and size of
+    the stored ciphertext (what the integrity audit and the lifecycle check, with no key), and the private part
+    of its record (what the call-center system said: ids, labels, file name, hotwords; the audio facts),
+    encrypted with the recording's data key and kept verbatim in every copy."""
+
+    scheme: str
+    key_id: str
+    stored_sha256: str
+    stored_size: int
+    protected: bytes
+    state: str = SEALED_OPEN
+
+
 @dataclass(frozen=True)
 class ArchivedRecording:
     """A recording as archived: what was said about it, what the audio is, where and how it is locked."""
@@ -244,6 +264,20 @@ class ArchivedRecording:
     # The retention promised when it was archived (None in records made before it was kept: their lock is it).
     retention: LockPolicy | None = None
     moved_at: datetime | None = None  # when the cold copy became the one read (tier COLD)
+    sealed: Sealed | None = None  # encrypted at rest (None: stored as it came)
+
+    @property
+    def stored_sha256(self) -> str:
+        """The SHA-256 of the bytes in S3: the ciphertext's when encrypted, else the recording's own."""
+        return self.sealed.stored_sha256 if self.sealed is not None else self.sha256
+
+    @property
+    def stored_size(self) -> int:
+        return self.sealed.stored_size if self.sealed is not None else self.size_bytes
+
+    @property
+    def erased(self) -> bool:
+        return self.sealed is not None and self.sealed.state == SEALED_ERASED
 
     def retention_end(self) -> tuple[str, datetime | None]:
         """(mode, until) of the recording's retention: the record's, else its lock's."""
@@ -266,11 +300,12 @@ class Location:
     key: str
     version_id: str
     sha256: str
-    size_bytes: int
+    size_bytes: int  # of the stored object (an encrypted recording's ciphertext)
     moved_at: datetime
     mode: str
     retain_until: datetime
     archived_at: datetime  # the recording's (what ListRecordings filters on once the hot copy is gone)
+    stored_sha256: str = ""  # encrypted: the ciphertext's SHA-256 (the audit hashes it without a key); "": sha256
 
 
 @dataclass(frozen=True)
@@ -316,6 +351,7 @@ class AudioWriter(Protocol):
     def write(self, chunk: bytes) -> None: ...
     def commit(self, extra_headers: dict[str, str] | None = None, sha256: str | None = None) -> str: ...
     def abort(self) -> None: ...
+    def finish_encoding(self) -> tuple[str, int]: ...
 
 
 class AlreadyArchived(Exception):

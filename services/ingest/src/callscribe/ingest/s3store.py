@@ -17,6 +17,7 @@ where it fits) and `metadata.json` otherwise.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -29,6 +30,9 @@ from urllib.parse import quote
 from prometheus_client import Gauge
 
 from callscribe.ingest.model import (
+    SEALED_ERASED,
+    SEALED_LOCKED,
+    SEALED_OPEN,
     AlreadyArchived,
     ArchivedRecording,
     AudioFacts,
@@ -37,13 +41,18 @@ from callscribe.ingest.model import (
     LockPolicy,
     LockState,
     RecordingInfo,
+    Sealed,
     StoredObject,
     recording_prefix,
 )
 from callscribe.kit.errors import NotFound
+from callscribe.storage import crypto
 from callscribe.storage.bucket import Lock, LockedBucket
-from callscribe.storage.errors import IntegrityError, ObjectExists, ObjectMissing
+from callscribe.storage.errors import IntegrityError, ObjectExists, ObjectMissing, StorageUnavailable
 from callscribe.storage.minio_ext import S3Client
+from callscribe.storage.protection import ENCRYPTION_META, KEY_ID_META
+from callscribe.storage.recordkeys import DataKey, KeyDestroyed, RecordingKeys
+from callscribe.storage.transform import PLAIN
 from callscribe.storage.writer import ObjectWriter
 
 log = logging.getLogger(__name__)
@@ -57,6 +66,55 @@ SHA_META = "x-amz-meta-sha256"
 RECORD_META = "x-amz-meta-record"
 # S3 allows 2 KB of user metadata in all; leave room for the other fields.
 MAX_INLINE_RECORD = 1600
+PRIVATE_LABEL = b"record"  # what the private part of a record is sealed as (`StreamingAeadCodec.seal`)
+
+
+class EncryptedAudio:
+    """An audio object being written encrypted with its recording's data key (issue 19). The key was stored
+    (wrapped) before the first byte; an upload that does not commit removes it again (it encrypted nothing
+    kept), one that committed never does."""
+
+    def __init__(self, writer: ObjectWriter, key: DataKey, keys: RecordingKeys, tenant: str, rec_id: str) -> None:
+        self._writer = writer
+        self.key = key
+        self._keys = keys
+        self._tenant, self._rec_id = tenant, rec_id
+        self._committed = False
+        self.sealed: Sealed | None = None  # set when the record is sealed at commit
+
+    @property
+    def single_put(self) -> bool:
+        return self._writer.single_put
+
+    @property
+    def streaming(self) -> bool:
+        return False
+
+    def can_stream(self, size: int) -> bool:
+        return False  # a streamed PUT is signed with the payload's SHA-256 before it starts: unknown here
+
+    def stream(self, extra_headers: dict[str, str], size: int, sha256: str) -> None:
+        raise ValueError("an encrypted object is not streamed")
+
+    def write(self, chunk: bytes) -> None:
+        self._writer.write(chunk)
+
+    def finish_encoding(self) -> tuple[str, int]:
+        return self._writer.finish_encoding()
+
+    def commit(self, extra_headers: dict[str, str] | None = None, sha256: str | None = None) -> str:
+        version = self._writer.commit(extra_headers)
+        self._committed = True
+        return version
+
+    def abort(self) -> None:
+        self._writer.abort()
+        if self._committed:
+            return
+        try:
+            self._keys.discard(self._tenant, self._rec_id, self.key.key_id)
+        except StorageUnavailable as exc:  # an orphan key encrypts nothing; erasure removes it with the rest
+            log.warning("%s: the data key of an upload not kept stays in the keys bucket: %s", self._rec_id, exc)
 
 
 class S3RecordingStore:
@@ -71,8 +129,12 @@ class S3RecordingStore:
         streamed_puts: Gauge | None = None,
         stream_min_bytes: int = 0,
         cold: LockedBucket | None = None,
+        keys: RecordingKeys | None = None,
     ) -> None:
         self._bucket = LockedBucket(client, bucket)
+        # Set: new recordings are encrypted at rest, each with a data key of its own (issue 19); encrypted ones
+        # are read with it. None: new recordings are stored as they came, encrypted ones are read "locked".
+        self.keys = keys
         self.cold = cold  # the cold tier's bucket (maybe on another S3); None: this store never reads it
         self._part_size = part_size
         self._parallel_parts = parallel_parts
@@ -89,6 +151,8 @@ class S3RecordingStore:
         """Raise Unavailable unless the bucket exists with Object Lock enabled; learn whether S3
         honours conditional writes (until then every upload is looked up before it is written)."""
         self._bucket.check_object_lock()
+        if self.keys is not None:
+            self.keys.check()
         self.conditional_writes = self._bucket.probe_conditional_writes()
         if not self.conditional_writes:
             log.warning(
@@ -119,17 +183,17 @@ class S3RecordingStore:
             doc = json.loads(inline) if inline else json.loads(self._bucket.read_bytes(prefix + SIDECAR))
         except ObjectMissing:
             return None
-        record = _from_document(doc)
+        record = self._from_document(doc)
         stored_sha = stat.metadata.get(SHA_META, "")
         if stored_sha.lower() != record.sha256:
             raise IntegrityError(
                 f"recording {rec_id}: object SHA-256 {stored_sha!r} differs from its record {record.sha256}"
             )
-        if stat.size is not None and stat.size != record.size_bytes:
+        if stat.size is not None and stat.size != record.stored_size:
             # Never answer a duplicate with it: an S3 that stored a request cut short (SeaweedFS keeps an
             # empty object when a PUT's connection drops before its first body byte) would lose the call.
             raise IntegrityError(
-                f"recording {rec_id}: the stored object has {stat.size} bytes, its record says {record.size_bytes}"
+                f"recording {rec_id}: the stored object has {stat.size} bytes, its record says {record.stored_size}"
             )
         obj = StoredObject(self._bucket.name, prefix + AUDIO, stat.version_id, record.sha256)
         # archived_at is when the locked version became durable: the same clock ListRecordings filters on.
@@ -160,12 +224,12 @@ class S3RecordingStore:
             doc = json.loads(inline) if inline else json.loads(cold.read_bytes(prefix + SIDECAR))
         except ObjectMissing:
             raise IntegrityError(f"recording {rec_id}: the record of its cold copy is missing") from None
-        record = _from_document(doc)
+        record = self._from_document(doc)
         if stat.metadata.get(SHA_META, "").lower() != record.sha256 or location.sha256 != record.sha256:
             raise IntegrityError(f"recording {rec_id}: its cold copy's SHA-256 differs from its record")
-        if stat.size is not None and stat.size != record.size_bytes:
+        if stat.size is not None and stat.size != record.stored_size:
             raise IntegrityError(
-                f"recording {rec_id}: its cold copy has {stat.size} bytes, its record says {record.size_bytes}"
+                f"recording {rec_id}: its cold copy has {stat.size} bytes, its record says {record.stored_size}"
             )
         obj = StoredObject(location.bucket, location.key, location.version_id, record.sha256)
         lock = LockState(stat.lock.mode, stat.lock.retain_until, stat.lock.legal_hold)
@@ -179,7 +243,7 @@ class S3RecordingStore:
     def cold_metadata(self, record: ArchivedRecording, storage_class: str = "") -> dict[str, str]:
         """The headers a cold copy of the audio carries: the same as the hot copy's, the record inline where it
         fits (else `put_cold_sidecar` writes it), the storage class where one is named."""
-        meta = _audio_metadata(record.tenant, record.recording_id, record.sha256, record.info.call_id)
+        meta = _audio_metadata(record.tenant, record.recording_id, record.sha256, record.info.call_id, record.sealed)
         inline = _inline(record)
         if len(inline) <= MAX_INLINE_RECORD:
             meta[RECORD_META] = inline
@@ -247,6 +311,8 @@ class S3RecordingStore:
                 return writer.commit()
             except ObjectExists:
                 raise AlreadyArchived(record.recording_id) from None
+        if isinstance(writer, EncryptedAudio):
+            record = self._seal(record, writer)
         inline = _inline(record)
         if writer.single_put and len(inline) <= MAX_INLINE_RECORD:
             try:
@@ -270,19 +336,68 @@ class S3RecordingStore:
         writer.stream({RECORD_META: inline, "If-None-Match": "*"}, record.size_bytes, record.sha256)
         return True
 
-    def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> ObjectWriter:
-        """Start the locked audio object; bytes are fed as they arrive and it appears only on commit."""
+    def open_audio(
+        self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy, customer_id: str = ""
+    ) -> ObjectWriter | EncryptedAudio:
+        """Start the locked audio object; bytes are fed as they arrive and it appears only on commit. With
+        encryption on, a new data key is stored (wrapped) first and every byte is encrypted with it."""
         tracker = self._streamed_puts.track_inprogress if self._streamed_puts is not None else contextlib.nullcontext
-        return self._bucket.writer(
+        key = self.keys.create(tenant, rec_id, customer_id) if self.keys is not None else None
+        sealed = None if key is None else Sealed(crypto.NAME, key.key_id, "", 0, b"")
+        writer = self._bucket.writer(
             recording_prefix(tenant, rec_id) + AUDIO,
-            _audio_metadata(tenant, rec_id, sha256, call_id),
+            _audio_metadata(tenant, rec_id, sha256, call_id, sealed),
             _lock(policy),
             part_size=self._part_size,
             parallel=self._parallel_parts,
             pool=self._pool,
             put_pool=self._put_pool,
             put_tracker=tracker,
+            codec=key.codec if key is not None else PLAIN,
         )
+        if key is None:
+            return writer
+        assert self.keys is not None
+        return EncryptedAudio(writer, key, self.keys, tenant, rec_id)
+
+    def _seal(self, record: ArchivedRecording, writer: EncryptedAudio) -> ArchivedRecording:
+        """The record with its private part encrypted and the stored ciphertext's SHA-256 and size (the encoder
+        is finished now: nothing more is written to the object)."""
+        stored_sha256, stored_size = writer.finish_encoding()
+        private = json.dumps(_private_part(record), ensure_ascii=False).encode("utf-8")
+        protected = writer.key.codec.seal(private, PRIVATE_LABEL)
+        writer.sealed = Sealed(crypto.NAME, writer.key.key_id, stored_sha256, stored_size, protected)
+        return replace(record, sealed=writer.sealed)
+
+    def _from_document(self, doc: dict) -> ArchivedRecording:
+        """A record from its document; an encrypted one's private part opened with its data key when this store
+        has the KEK (else it says `locked`, or `erased` once the key was destroyed)."""
+        if "encryption" not in doc:
+            return _from_document(doc)
+        enc = doc["encryption"]
+        tenant, rec_id = str(doc["tenant"]), str(doc["recording_id"])
+        sealed = Sealed(
+            str(enc["scheme"]), str(enc["key_id"]), str(enc["stored_sha256"]), int(enc["stored_size"]),
+            base64.b64decode(doc["protected"]),
+        )  # fmt: skip
+        private: dict | None = None
+        state = SEALED_LOCKED
+        if self.keys is not None:
+            try:
+                key = self.keys.open(tenant, rec_id, sealed.key_id)
+                private = json.loads(key.codec.unseal(sealed.protected, PRIVATE_LABEL))
+                state = SEALED_OPEN
+            except KeyDestroyed:
+                state = SEALED_ERASED
+        if private is None:
+            private = {
+                "info": {"tenant": tenant, "call_id": "", "agent_id": ""},
+                "audio": {"container": "", "codec": "", "sample_rate_hz": 0, "channels": 0, "frames": 0,
+                          "duration_ms": 0},
+                "channel_layout": "",
+            }  # fmt: skip
+        record = _from_document({**doc, **private})
+        return replace(record, sealed=replace(sealed, state=state))
 
     def put_sidecar(self, record: ArchivedRecording, policy: LockPolicy) -> None:
         """The full record, locked like the audio; written before the audio is committed."""
@@ -290,7 +405,11 @@ class S3RecordingStore:
         key = recording_prefix(record.tenant, record.recording_id) + SIDECAR
         self._bucket.put_locked(key, doc, "application/json", _lock(policy))
 
-    def stored(self, record: ArchivedRecording, version_id: str, policy: LockPolicy) -> ArchivedRecording:
+    def stored(
+        self, record: ArchivedRecording, version_id: str, policy: LockPolicy, writer: object = None
+    ) -> ArchivedRecording:
+        if isinstance(writer, EncryptedAudio):
+            record = replace(record, sealed=writer.sealed)
         obj = StoredObject(
             self._bucket.name, recording_prefix(record.tenant, record.recording_id) + AUDIO, version_id, record.sha256
         )
@@ -374,9 +493,18 @@ def _lock(policy: LockPolicy) -> Lock:
     return Lock(policy.mode, policy.hot_lock_until)
 
 
-def _audio_metadata(tenant: str, rec_id: str, sha256: str, call_id: str) -> dict[str, str]:
+def _audio_metadata(tenant: str, rec_id: str, sha256: str, call_id: str, sealed: Sealed | None) -> dict[str, str]:
     # S3 metadata travels as HTTP headers: ASCII only, ~2 KB in all; it is fixed when the upload
-    # starts. The full record, audio facts included, is the sidecar.
+    # starts. The full record, audio facts included, is the sidecar. An encrypted recording's headers name its
+    # scheme and data key (readers pick their codec from them) and nothing said about the call.
+    if sealed is not None:
+        return {
+            SHA_META: sha256,
+            "x-amz-meta-tenant": quote(tenant),
+            "x-amz-meta-recording-id": rec_id,
+            ENCRYPTION_META: sealed.scheme,
+            KEY_ID_META: sealed.key_id,
+        }
     return {
         SHA_META: sha256,
         "x-amz-meta-tenant": quote(tenant),
@@ -385,7 +513,32 @@ def _audio_metadata(tenant: str, rec_id: str, sha256: str, call_id: str) -> dict
     }
 
 
+def _private_part(record: ArchivedRecording) -> dict:
+    """What an encrypted recording's record keeps only encrypted: everything said about the call."""
+    info = asdict(record.info)
+    info["started_at"] = record.info.started_at.isoformat() if record.info.started_at else None
+    return {"info": info, "audio": asdict(record.audio), "channel_layout": record.channel_layout}
+
+
 def _to_document(record: ArchivedRecording) -> dict:
+    if record.sealed is not None:
+        sealed = record.sealed
+        return {
+            "schema": 2,
+            "recording_id": record.recording_id,
+            "tenant": record.tenant,
+            "sha256": record.sha256,
+            "size_bytes": record.size_bytes,
+            "archived_at": record.archived_at.isoformat(),
+            **_retention_document(record),
+            "encryption": {
+                "scheme": sealed.scheme,
+                "key_id": sealed.key_id,
+                "stored_sha256": sealed.stored_sha256,
+                "stored_size": sealed.stored_size,
+            },
+            "protected": base64.b64encode(sealed.protected).decode(),
+        }
     info = asdict(record.info)
     info["started_at"] = record.info.started_at.isoformat() if record.info.started_at else None
     return {
@@ -398,12 +551,14 @@ def _to_document(record: ArchivedRecording) -> dict:
         "channel_layout": record.channel_layout,
         "info": info,
         "audio": asdict(record.audio),
-        **(
-            {"retention": {"mode": record.retention.mode, "retain_until": record.retention.retain_until.isoformat()}}
-            if record.retention is not None
-            else {}
-        ),
+        **_retention_document(record),
     }
+
+
+def _retention_document(record: ArchivedRecording) -> dict:
+    if record.retention is None:
+        return {}
+    return {"retention": {"mode": record.retention.mode, "retain_until": record.retention.retain_until.isoformat()}}
 
 
 def _from_document(doc: dict) -> ArchivedRecording:
@@ -448,4 +603,5 @@ def _location_from_document(doc: dict) -> Location:
         mode=str(doc["mode"]),
         retain_until=datetime.fromisoformat(doc["retain_until"]).astimezone(UTC),
         archived_at=datetime.fromisoformat(doc["archived_at"]).astimezone(UTC),
+        stored_sha256=str(doc.get("stored_sha256", "")),
     )

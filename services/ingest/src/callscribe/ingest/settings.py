@@ -20,10 +20,11 @@ from callscribe.storage.bucket import LockedBucket
 from callscribe.storage.client import Endpoint, check_endpoint_url
 from callscribe.storage.location import Tier
 from callscribe.storage.minio_ext import S3Client
+from callscribe.storage.protection import EncryptionSettings
 from callscribe.storage.tiers import ColdTierSettings, bucket_clients
 
 
-class IngestSettings(ServiceSettings, ColdTierSettings):
+class IngestSettings(ServiceSettings, ColdTierSettings, EncryptionSettings):
     """What the upload API, the pipeline worker and the lifecycle share."""
 
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)

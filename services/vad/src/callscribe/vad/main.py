@@ -37,7 +37,7 @@ def build(settings: VadSettings, registry: CollectorRegistry) -> tuple[GrpcServe
     )
     source = AudioSource(
         client, settings.spool_dir, settings.max_inline_bytes, service="vad", spool_suffix=SPOOL_SUFFIX,
-        bucket_clients=by_bucket,
+        bucket_clients=by_bucket, keys=settings.recording_keys(client),
     )  # fmt: skip
     servicer = VadServicer(
         pool, source, settings.engine, (settings.hot_bucket, settings.cold_bucket), VadMetrics(registry)

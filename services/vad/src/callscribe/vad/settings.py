@@ -12,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from callscribe.kit.settings import ServiceSettings
 from callscribe.storage.client import Endpoint, check_endpoint_url
+from callscribe.storage.protection import EncryptionSettings
 from callscribe.storage.tiers import ColdTierSettings
 from callscribe.vad.diarize import DiarizeParams
 from callscribe.vad.mono import DiarizeConfig
@@ -21,7 +22,7 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-class VadSettings(ServiceSettings, ColdTierSettings):
+class VadSettings(ServiceSettings, ColdTierSettings, EncryptionSettings):
     model_config = SettingsConfigDict(env_prefix="VAD_", extra="ignore", frozen=True)
 
     grpc_address: str = "0.0.0.0:50052"

@@ -117,7 +117,11 @@ class Auditor:
         try:
             location = self._store.location(tenant, rec_id)
             record = self._store.find_hot(tenant, rec_id) if location is None else None
-            sha256 = location.sha256 if location is not None else (record.sha256 if record else "")
+            # What the stored bytes must hash to: an encrypted recording's ciphertext SHA-256 (no key needed).
+            if location is not None:
+                sha256 = location.stored_sha256 or location.sha256
+            else:
+                sha256 = record.stored_sha256 if record else ""
             if not sha256:
                 return AuditEvent(tenant, rec_id, MISSING, f"{key}: no copy and no location", 0, started)
             cold = self._store.require_cold()

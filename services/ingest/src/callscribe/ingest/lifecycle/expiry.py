@@ -103,6 +103,8 @@ class Expirer:
                 kept.append(f"{bucket.tier.value} {key}")
         if kept:
             return ExpiryEvent(tenant, rec_id, None, f"kept for now: a lock is still on ({', '.join(kept)})")
+        if self._store.keys is not None:
+            self._store.keys.destroy(tenant, rec_id)  # an encrypted recording's data key goes with it
         self._state.pending("delete", tenant, rec_id, True)
         self._delete_from_index(tenant, rec_id)
         self._state.forget(rec_id)

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from callscribe.ingest.jobs import LifecycleRedis
 from callscribe.ingest.lifecycle.audit import AuditEvent, Auditor
+from callscribe.ingest.lifecycle.erasure import Eraser
 from callscribe.ingest.lifecycle.expiry import Expirer, ExpiryEvent
 from callscribe.ingest.lifecycle.index import IndexClient
 from callscribe.ingest.lifecycle.mover import MoveEvent, Mover, MoverConfig, survey
@@ -119,6 +120,7 @@ class Lifecycle:
     mover: Mover
     auditor: Auditor
     expirer: Expirer
+    eraser: Eraser
     store: S3RecordingStore
     state: LifecycleRedis
     metrics: LifecycleMetrics
@@ -128,7 +130,7 @@ class Lifecycle:
 def build(settings: LifecycleSettings, registry: CollectorRegistry) -> Lifecycle:
     client, cold = settings.s3_clients(16, settings.lifecycle_s3_read_timeout_seconds)
     part = settings.lifecycle_part_size_mb * 1024 * 1024
-    store = S3RecordingStore(client, settings.hot_bucket, part, 2, 4, cold=cold)
+    store = S3RecordingStore(client, settings.hot_bucket, part, 2, 4, cold=cold, keys=settings.recording_keys(client))
     state = LifecycleRedis(settings.redis_url, settings.redis_timeout_seconds)
     index = IndexClient(
         indexer_pb2_grpc.IndexerServiceStub(service_channel(settings.indexer_address, settings.services_ca_file)),
@@ -150,7 +152,8 @@ def build(settings: LifecycleSettings, registry: CollectorRegistry) -> Lifecycle
         observe=metrics.observe_audit,
     )  # fmt: skip
     expirer = Expirer(store, tenants, state, index, settings.audit_retention_days, observe=metrics.observe_expiry)
-    return Lifecycle(mover, auditor, expirer, store, state, metrics, tenants)
+    eraser = Eraser(store, state, index, settings.audit_retention_days)
+    return Lifecycle(mover, auditor, expirer, eraser, store, state, metrics, tenants)
 
 
 def scheduled(settings: LifecycleSettings, life: Lifecycle, stop: threading.Event) -> None:
@@ -205,7 +208,7 @@ def main() -> int:
     binding = ServiceBinding(
         lifecycle_pb2.DESCRIPTOR.services_by_name["LifecycleService"].full_name,
         lifecycle_pb2_grpc.add_LifecycleServiceServicer_to_server,
-        LifecycleServicer(life.mover, life.auditor, life.expirer),
+        LifecycleServicer(life.mover, life.auditor, life.expirer, life.eraser),
     )
     server = GrpcServer("lifecycle", settings, [binding], registry, address=settings.lifecycle_grpc_address)
     server.start()
@@ -223,6 +226,8 @@ def main() -> int:
             life.state.ping()
             life.store.hot.check_object_lock()
             life.store.require_cold().check_object_lock()
+            if life.store.keys is not None:
+                life.store.keys.check()
             break
         except DomainError as exc:
             log.warning("not serving yet: %s", exc.message)

@@ -174,7 +174,11 @@ class Mover:
     # -- the move -----------------------------------------------------------------------------------
     def _move(self, tenant: Tenant, record: ArchivedRecording) -> MoveEvent | None:
         assert record.object is not None and record.lock is not None
-        hot_ref = ObjectRef(record.object.bucket, record.object.key, record.object.version_id, record.sha256, Tier.HOT)
+        # The stored bytes are copied as they are (an encrypted recording's ciphertext: no key needed) and checked
+        # against the stored SHA-256.
+        hot_ref = ObjectRef(
+            record.object.bucket, record.object.key, record.object.version_id, record.stored_sha256, Tier.HOT
+        )
         mode, policy_end = record.retention_end()
         until = max(t for t in (policy_end, record.lock.retain_until) if t is not None)  # never earlier than a copy
         lock = Lock(mode or tenant.retention_mode, until, record.lock.legal_hold)
@@ -190,7 +194,7 @@ class Mover:
                 lock,
                 part_size=self._config.part_size,
                 storage_class=tenant.cold_storage_class,
-                size=record.size_bytes,
+                size=record.stored_size,
             )
             self._step("copied")
             self._verify_copy(record, version, lock)
@@ -199,8 +203,8 @@ class Mover:
             self._store.put_cold_sidecar(record, lock)
         moved_at = self._clock().replace(microsecond=0)
         location = Location(
-            "COLD", self._cold.name, record.object.key, version, record.sha256, record.size_bytes, moved_at,
-            lock.mode, until, record.archived_at,
+            "COLD", self._cold.name, record.object.key, version, record.sha256, record.stored_size, moved_at,
+            lock.mode, until, record.archived_at, record.stored_sha256 if record.sealed is not None else "",
         )  # fmt: skip
         self._store.write_location(record, location)
         self._step("located")
@@ -215,7 +219,7 @@ class Mover:
         at least as long as `lock`; else None and a new copy is made (a too-short one stays as it is: locked)."""
         assert record.object is not None
         for version in self._cold.versions(record.object.key):
-            if version.key != record.object.key or version.delete_marker or version.size != record.size_bytes:
+            if version.key != record.object.key or version.delete_marker or version.size != record.stored_size:
                 continue
             stat = self._cold.stat(version.key, version.version_id)
             if stat is None or stat.metadata.get(SHA_META, "").lower() != record.sha256:
@@ -237,11 +241,11 @@ class Mover:
     def _verify_copy(self, record: ArchivedRecording, version: str, lock: Lock) -> None:
         """The cold copy, read back, hashes to the recording's SHA-256, and S3 locked it as asked."""
         assert record.object is not None
-        ref = ObjectRef(self._cold.name, record.object.key, version, record.sha256, Tier.COLD)
+        ref = ObjectRef(self._cold.name, record.object.key, version, record.stored_sha256, Tier.COLD)
         locks: list[Lock] = []
         size = self._cold.read_verified(ref, lambda data: None, reader="the lifecycle", on_lock=locks.append)
-        if size != record.size_bytes:
-            raise IntegrityError(f"{ref.describe()}: {size} bytes, the record says {record.size_bytes}")
+        if size != record.stored_size:
+            raise IntegrityError(f"{ref.describe()}: {size} bytes, the record says {record.stored_size}")
         if not locks or not _locked_enough(locks[0], lock):
             got = locks[0] if locks else None
             raise IntegrityError(

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 import grpc
 
 from callscribe.ingest.convert import object_ref_pb, timestamp, tombstone_pb
 from callscribe.ingest.lifecycle.audit import AuditEvent, Auditor
+from callscribe.ingest.lifecycle.erasure import Eraser
 from callscribe.ingest.lifecycle.expiry import Expirer, ExpiryEvent
 from callscribe.ingest.lifecycle.mover import MoveEvent, Mover
 from callscribe.kit.errors import InvalidArgument
 from callscribe.kit.ids import is_recording_id, not_a_recording_id
-from callscribe.kit.interceptors import resolve_tenant
+from callscribe.kit.interceptors import caller_name, resolve_tenant
 from callscribe.kit.names import INTEGRITIES
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import lifecycle_pb2 as pb
@@ -29,10 +31,11 @@ MAX_OLDER_THAN_DAYS = 100 * 365
 
 
 class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServiceServicer):
-    def __init__(self, mover: Mover, auditor: Auditor, expirer: Expirer) -> None:
+    def __init__(self, mover: Mover, auditor: Auditor, expirer: Expirer, eraser: Eraser) -> None:
         self._mover = mover
         self._auditor = auditor
         self._expirer = expirer
+        self._eraser = eraser
 
     def RunTiering(self, request: pb.RunTieringRequest, context: grpc.ServicerContext) -> Iterator[pb.TieringEvent]:
         tenant = resolve_tenant(request.tenant)
@@ -61,6 +64,34 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServiceServicer):
                 detail=event.detail,
             )
 
+
+    def EraseRecording(self, request: pb.EraseRecordingRequest, context: grpc.ServicerContext) -> pb.ErasureReceipt:
+        tenant = resolve_tenant(request.tenant)
+        if not is_recording_id(request.recording_id):
+            raise InvalidArgument(not_a_recording_id(request.recording_id))
+        return receipt_pb(self._eraser.erase(tenant.name, request.recording_id, request.reason, caller_name()))
+
+    def EraseCustomer(
+        self, request: pb.EraseCustomerRequest, context: grpc.ServicerContext
+    ) -> pb.EraseCustomerResponse:
+        tenant = resolve_tenant(request.tenant)
+        receipts = self._eraser.erase_customer(tenant.name, request.customer_id, request.reason, caller_name())
+        return pb.EraseCustomerResponse(receipts=[receipt_pb(r) for r in receipts])
+
+
+def receipt_pb(receipt: dict) -> pb.ErasureReceipt:
+    return pb.ErasureReceipt(
+        tenant=receipt["tenant"],
+        recording_id=receipt["recording_id"],
+        sha256=receipt["sha256"],
+        stored_sha256=receipt["stored_sha256"],
+        key_ids=receipt["key_ids"],
+        requested_by=receipt["requested_by"],
+        erased_at=timestamp(datetime.fromisoformat(receipt["erased_at"])),
+        reason=receipt["reason"],
+        documents_deleted=receipt["documents_deleted"],
+        receipt=receipt.get("receipt", ""),
+    )
 
 
 def audit_event(event: AuditEvent) -> pb.AuditEvent:

@@ -26,7 +26,8 @@ log = logging.getLogger("callscribe.ingest.worker")
 
 def build(settings: PipelineSettings, registry: CollectorRegistry) -> tuple[Worker, Reconciler, RedisJobs]:
     client, cold = settings.s3_clients(settings.worker_concurrency + 4)
-    store = S3RecordingStore(client, settings.hot_bucket, 8 * 1024 * 1024, 1, 1, cold=cold)
+    keys = settings.recording_keys(client)
+    store = S3RecordingStore(client, settings.hot_bucket, 8 * 1024 * 1024, 1, 1, cold=cold, keys=keys)
     queue = RedisJobs(
         settings.redis_url,
         settings.job_stream,

@@ -27,7 +27,7 @@ from callscribe.ingest.model import (
     recording_id,
 )
 from callscribe.ingest.upload.spool import UploadSpool
-from callscribe.kit.errors import Cancelled, InvalidArgument, NotFound, Unavailable
+from callscribe.kit.errors import Cancelled, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from callscribe.kit.tenants import Tenant
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,16 @@ DEFAULT_PAGE_SIZE = 100
 class RecordingStore(Protocol):
     def find(self, tenant: str, rec_id: str) -> ArchivedRecording | None: ...
     def lookup_first(self, size_bytes: int) -> bool: ...
-    def open_audio(self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy) -> AudioWriter: ...
+    def open_audio(
+        self, tenant: str, rec_id: str, sha256: str, call_id: str, policy: LockPolicy, customer_id: str = ""
+    ) -> AudioWriter: ...
     def stream_audio(self, writer: AudioWriter, record: ArchivedRecording) -> bool: ...
     def commit_audio(
         self, writer: AudioWriter, record: ArchivedRecording, policy: LockPolicy, looked_up: bool
     ) -> str: ...
-    def stored(self, record: ArchivedRecording, version_id: str, policy: LockPolicy) -> ArchivedRecording: ...
+    def stored(
+        self, record: ArchivedRecording, version_id: str, policy: LockPolicy, writer: object = None
+    ) -> ArchivedRecording: ...
     def set_legal_hold(self, tenant: str, rec_id: str, on: bool) -> ArchivedRecording: ...
     def list_ids(
         self, tenant: str, start_after: str, since: datetime | None, until: datetime | None
@@ -146,7 +150,7 @@ class Archiver:
             declared.verify(spool.finish()[0], spool.size)
             return UploadAck(existing, duplicate=True, enqueued=False)
         policy = self._policy(tenant)
-        writer = self._store.open_audio(tenant.name, rec_id, declared.sha256, info.call_id, policy)
+        writer = self._store.open_audio(tenant.name, rec_id, declared.sha256, info.call_id, policy, info.customer_id)
         try:
             streamed: ArchivedRecording | None = None
             decided = not declared.size_bytes  # whether to stream the PUT is decided once, when known
@@ -189,7 +193,7 @@ class Archiver:
         one the store writes only if absent is not looked up (`RecordingStore.lookup_first`)."""
         if not self._store.lookup_first(size_bytes):
             return False, None
-        return True, self._store.find(tenant.name, rec_id)
+        return True, _not_erased(self._store.find(tenant.name, rec_id))
 
     def _archive_spooled(
         self, tenant: Tenant, info: RecordingInfo, spool: UploadSpool, sha256: str, facts: AudioFacts, rec_id: str
@@ -199,7 +203,7 @@ class Archiver:
             return UploadAck(existing, duplicate=True, enqueued=False)
         info.layout_for(facts.channels)  # refuse before anything reaches S3
         policy = self._policy(tenant)
-        writer = self._store.open_audio(tenant.name, rec_id, sha256, info.call_id, policy)
+        writer = self._store.open_audio(tenant.name, rec_id, sha256, info.call_id, policy, info.customer_id)
         try:
             for block in spool.read_back():
                 writer.write(block)
@@ -233,14 +237,14 @@ class Archiver:
             version_id = self._store.commit_audio(writer, record, policy, looked_up)
         except AlreadyArchived:
             writer.abort()
-            existing = self._store.find(tenant.name, rec_id)
+            existing = _not_erased(self._store.find(tenant.name, rec_id))
             if existing is None:
                 raise Unavailable(
                     f"S3 says recording {rec_id} exists but it cannot be read yet; retry the upload"
                 ) from None
             return UploadAck(existing, duplicate=True, enqueued=False)
         durable = replace(record, archived_at=self._now())  # a streamed PUT's record was made when it started
-        return UploadAck(self._store.stored(durable, version_id, policy), duplicate=False, enqueued=False)
+        return UploadAck(self._store.stored(durable, version_id, policy, writer), duplicate=False, enqueued=False)
 
     def _policy(self, tenant: Tenant) -> LockPolicy:
         """The recording's retention, and (tiering on) the shorter lock of its hot copies."""
@@ -323,6 +327,17 @@ class Archiver:
         record = self._store.set_legal_hold(tenant.name, rec_id, on)
         log.info("legal hold %s on %s/%s", "set" if on else "released", tenant.name, rec_id)
         return record
+
+
+def _not_erased(record: ArchivedRecording | None) -> ArchivedRecording | None:
+    """An archived recording an upload is a duplicate of; one that was erased cannot be archived again (its
+    locked ciphertext keeps the name until its retention ends)."""
+    if record is not None and record.erased:
+        raise FailedPrecondition(
+            f"recording {record.recording_id} was erased (GDPR/PIPL): the same audio cannot be archived again "
+            "while its erased copy is under retention"
+        )
+    return record
 
 
 def _checked_end(chunks: Iterable[bytes], connected: Callable[[], bool]) -> Iterator[bytes]:

@@ -54,6 +54,7 @@ def build(settings: UploadSettings, registry: CollectorRegistry) -> tuple[GrpcSe
             registry=registry,
         ),
         cold=cold,
+        keys=settings.recording_keys(client),
     )
     queue = RedisJobs(settings.redis_url, settings.job_stream, settings.redis_timeout_seconds)
     limits = UploadLimits(settings.spool_dir, settings.max_upload_bytes, settings.memory_upload_mb * 1024 * 1024)

@@ -21,6 +21,7 @@ from callscribe.ingest.convert import (
     lock_pb,
     metadata_pb,
     object_pb,
+    protection_pb,
     timestamp,
     tombstone_pb,
 )
@@ -344,6 +345,7 @@ def _recording(view: RecordingView) -> pb.Recording:
         progress=_progress(view),
         moved_at=timestamp(record.moved_at),
         **_audit_fields(view.audit),
+        protection=protection_pb(record),
     )
 
 

@@ -1,0 +1,186 @@
+"""Erasure under WORM (GDPR Art. 17 / PIPL, issue 19): crypto-shredding.
+
+A recording's audio and record are locked for years: no one can delete them, not even an administrator (that
+is what COMPLIANCE mode is for). They are stored encrypted with a data key of their own, and the data key is
+stored only wrapped, in the keys bucket, which has neither versioning nor a lock. Erasing a recording:
+
+1. refuses while a legal hold is on any of its copies (a hold outranks an erasure request: release it first);
+2. destroys its data key (every key of the recording, and its customer marker) and proves them gone: from then
+   on the locked ciphertext, in both tiers, and the encrypted part of its record are noise to everyone;
+3. deletes its call and utterances from the index (retried by the expiry pass if the index is away) and what
+   the pipeline keeps of it in Redis;
+4. writes a receipt (recording id, SHA-256s, key ids, who asked, when, why, documents deleted), locked
+   (COMPLIANCE) in the hot bucket under `erasures/`, outside what anyone can edit.
+
+Erasing again completes an erasure a crash interrupted and returns the receipt. A recording archived before
+encryption at rest was on is refused with the reason: its plaintext is locked and cannot be shredded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from callscribe.ingest.jobs import LifecycleRedis
+from callscribe.ingest.lifecycle.index import IndexClient
+from callscribe.ingest.model import ArchivedRecording, recording_prefix
+from callscribe.ingest.s3store import S3RecordingStore
+from callscribe.kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
+from callscribe.storage.bucket import Lock
+from callscribe.storage.errors import ObjectMissing
+from callscribe.storage.recordkeys import RecordingKeys
+
+log = logging.getLogger(__name__)
+
+RECEIPT_PREFIX = "erasures/"  # erasures/<tenant>/<recording id>.json
+MAX_REASON_CHARS = 500
+
+
+class Eraser:
+    def __init__(
+        self,
+        store: S3RecordingStore,
+        state: LifecycleRedis,
+        index: IndexClient,
+        receipt_days: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._state = state
+        self._index = index
+        self._receipt_days = receipt_days
+        self._clock = clock
+
+    def _keys(self) -> RecordingKeys:
+        if self._store.keys is None:
+            raise FailedPrecondition(
+                "encryption at rest is off here (no INGEST_KEK_FILE or INGEST_KEK_TRANSIT_URL): nothing can be "
+                "erased by destroying keys; configure the lifecycle with the ingest's KEK settings"
+            )
+        return self._store.keys
+
+    def erase(self, tenant: str, rec_id: str, reason: str, requested_by: str) -> dict:
+        """Erase one recording (see the module doc); the receipt."""
+        reason = _checked_reason(reason)
+        keys = self._keys()
+        existing = self.receipt(tenant, rec_id)
+        record = self._store.find(tenant, rec_id)
+        if record is None or record.object is None:
+            if existing is not None:
+                return existing
+            raise NotFound(f"recording {rec_id} not found for tenant {tenant}")
+        if record.sealed is None:
+            raise FailedPrecondition(
+                f"recording {rec_id} was archived before encryption at rest was on: its audio is stored as it came, "
+                "locked until its retention ends, and cannot be crypto-shredded. Its index documents can be "
+                "deleted by retention expiry only; tell the data-protection officer"
+            )
+        self._refuse_if_held(record)
+        key_ids = keys.destroy(tenant, rec_id)  # from here on the recording is noise to everyone
+        self._step_log(tenant, rec_id, key_ids)
+        documents = self._delete_from_index(tenant, rec_id)
+        self._state.forget(rec_id)
+        if existing is not None:
+            return existing
+        now = self._clock().replace(microsecond=0)
+        receipt = {
+            "tenant": tenant,
+            "recording_id": rec_id,
+            "sha256": record.sha256,
+            "stored_sha256": record.stored_sha256,
+            "scheme": record.sealed.scheme,
+            "key_ids": sorted(set(key_ids) | {record.sealed.key_id}),
+            "requested_by": requested_by,
+            "erased_at": now.isoformat(),
+            "reason": reason,
+            "documents_deleted": documents,
+        }
+        receipt["receipt"] = self._put_receipt(tenant, rec_id, receipt, now)
+        return receipt
+
+    def erase_customer(self, tenant: str, customer_id: str, reason: str, requested_by: str) -> list[dict]:
+        """Every recording whose upload named `customer_id` (the keys bucket's markers find them)."""
+        if not customer_id.strip():
+            raise InvalidArgument("customer_id is empty: name the customer whose recordings are to be erased")
+        _checked_reason(reason)
+        rec_ids = self._keys().recordings_of_customer(tenant, customer_id)
+        if not rec_ids:
+            raise NotFound(
+                f"no encrypted recording of tenant {tenant} names customer {customer_id!r} (recordings archived "
+                "before encryption at rest was on are not found this way)"
+            )
+        held = []
+        for rec_id in rec_ids:
+            record = self._store.find(tenant, rec_id)
+            if record is not None and self._holds(record):
+                held.append(rec_id)
+        if held:
+            raise FailedPrecondition(
+                f"a legal hold is on {len(held)} of the customer's {len(rec_ids)} recordings ({', '.join(held)}): "
+                "nothing was erased; release the holds first or erase the others one by one"
+            )
+        return [self.erase(tenant, rec_id, reason, requested_by) for rec_id in rec_ids]
+
+    def receipt(self, tenant: str, rec_id: str) -> dict | None:
+        try:
+            return dict(json.loads(self._store.hot.read_bytes(_receipt_key(tenant, rec_id))))
+        except ObjectMissing:
+            return None
+
+    # -- steps ---------------------------------------------------------------------------------------
+    def _holds(self, record: ArchivedRecording) -> list[str]:
+        prefix = recording_prefix(record.tenant, record.recording_id)
+        held = []
+        for bucket in (self._store.hot, self._store.require_cold()):
+            for version in bucket.versions(prefix):
+                if version.delete_marker:
+                    continue
+                stat = bucket.stat(version.key, version.version_id)
+                if stat is not None and stat.lock.legal_hold:
+                    held.append(f"{bucket.tier.value} {version.key}")
+        return held
+
+    def _refuse_if_held(self, record: ArchivedRecording) -> None:
+        held = self._holds(record)
+        if held:
+            raise FailedPrecondition(
+                f"recording {record.recording_id} is under a legal hold ({', '.join(held)}): a hold outranks an "
+                "erasure request; nothing was erased. Release the hold (an admin, with the legal team's consent) "
+                "and erase again"
+            )
+
+    def _delete_from_index(self, tenant: str, rec_id: str) -> int:
+        self._state.pending("delete", tenant, rec_id, True)
+        try:
+            documents = self._index.delete(tenant, rec_id)
+        except DomainError as exc:  # the expiry pass retries every pending delete
+            log.warning("%s/%s: erased; the index deletes its documents next pass: %s", tenant, rec_id, exc.message)
+            return 0
+        self._state.pending("delete", tenant, rec_id, False)
+        return documents
+
+    def _put_receipt(self, tenant: str, rec_id: str, receipt: dict, now: datetime) -> str:
+        key = _receipt_key(tenant, rec_id)
+        data = json.dumps(receipt, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        lock = Lock("COMPLIANCE", (now + timedelta(days=self._receipt_days)).replace(microsecond=0))
+        self._store.hot.put_locked(key, data, "application/json", lock)
+        return f"s3://{self._store.hot.name}/{key}"
+
+    @staticmethod
+    def _step_log(tenant: str, rec_id: str, key_ids: list[str]) -> None:
+        log.warning("ERASED %s/%s: data key(s) %s destroyed", tenant, rec_id, ", ".join(key_ids) or "(none left)")
+
+
+def _receipt_key(tenant: str, rec_id: str) -> str:
+    return f"{RECEIPT_PREFIX}{tenant}/{rec_id}.json"
+
+
+def _checked_reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise InvalidArgument("an erasure needs a reason (the request's reference, e.g. 'DSR-2026-0042')")
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidArgument(f"the reason is over {MAX_REASON_CHARS} characters")
+    return reason
