@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         except (FileExistsError, OSError) as exc:
             sys.stderr.write(f"keys init: {exc}" + "\n")
             return 1
-        sys.stdout.write(f"created {args.kek_file} (mode 0600); set INGEST_KEK_FILE (and VAD_/ASR_KEK_FILE) to it" + "\n")
+        sys.stdout.write(f"created {args.kek_file} (mode 0600): set INGEST_KEK_FILE, VAD_KEK_FILE, ASR_KEK_FILE\n")
         return 0
     settings = load_settings(IngestSettings, "callscribe-ingest keys")
     if settings is None:
