@@ -69,7 +69,12 @@ class FileKek:
 
     def __init__(self, path: Path) -> None:
         self._path = path
+        self._load()
+
+    def _load(self) -> None:
+        path = self._path
         try:
+            self._mtime = path.stat().st_mtime_ns
             doc = json.loads(path.read_text(encoding="utf-8"))
             self._keys = {int(v): base64.b64decode(k) for v, k in doc["keys"].items()}
             self._primary = int(doc["primary"])
@@ -86,16 +91,29 @@ class FileKek:
         _write_keyring(path, {1: AESGCM.generate_key(bit_length=256)}, 1)
         return cls(path)
 
+    def _refresh(self) -> None:
+        """Read the keyring again when the file changed (a rotation by `keys rotate` or another replica, a
+        Kubernetes Secret updated in place): long-running services follow it without a restart."""
+        try:
+            changed = self._path.stat().st_mtime_ns != self._mtime
+        except OSError:
+            return  # keep the keys in hand; the next use tries again
+        if changed:
+            self._load()
+
     @property
     def primary(self) -> int:
+        self._refresh()
         return self._primary
 
     def wrap(self, plaintext: bytes, context: bytes) -> WrappedKey:
+        self._refresh()
         nonce = os.urandom(_NONCE)
         sealed = AESGCM(self._keys[self._primary]).encrypt(nonce, plaintext, context)
         return WrappedKey(self.name, self._primary, nonce + sealed)
 
     def unwrap(self, wrapped: WrappedKey, context: bytes) -> bytes:
+        self._refresh()
         key = self._keys.get(wrapped.version) if wrapped.kek == self.name else None
         if key is None:
             raise KeyUnwrapError(f"data key wrapped by {wrapped.kek} version {wrapped.version}: not in {self._path}")
@@ -109,10 +127,11 @@ class FileKek:
 
     def rotate(self) -> int:
         """A new primary key; the old ones stay for unwrapping until every data key is re-wrapped."""
+        self._refresh()
         version = max(self._keys) + 1
         keys = {**self._keys, version: AESGCM.generate_key(bit_length=256)}
         _write_keyring(self._path, keys, version)
-        self._keys, self._primary = keys, version
+        self._load()
         return version
 
     def rewrap(self, wrapped: WrappedKey, context: bytes) -> WrappedKey:
