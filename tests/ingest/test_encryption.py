@@ -12,15 +12,27 @@ from pathlib import Path
 
 import grpc
 import pytest
+import redis
 from minio import Minio
 
-from callscribe.kit.errors import FailedPrecondition
+from callscribe.ingest.jobs import LifecycleRedis
+from callscribe.ingest.lifecycle.audit import Auditor
+from callscribe.ingest.lifecycle.erasure import Eraser
+from callscribe.ingest.lifecycle.index import IndexClient
+from callscribe.ingest.lifecycle.mover import MOVED, Mover, MoverConfig
+from callscribe.ingest.s3store import S3RecordingStore
+from callscribe.kit.errors import FailedPrecondition, InvalidArgument
+from callscribe.kit.tenants import TenantRegistry
+from callscribe.stack.procs import free_port
+from callscribe.storage.bucket import LockedBucket
 from callscribe.storage.client import make_client
 from callscribe.storage.keys import FileKek, KeyUnwrapError
-from callscribe.storage.location import ObjectRef
+from callscribe.storage.location import ObjectRef, Tier
 from callscribe.storage.protection import ENCRYPTION_META, KEY_ID_META, codec_chooser
 from callscribe.storage.reader import read_verified
 from callscribe.storage.recordkeys import KEYS_PREFIX, KeyDestroyed, RecordingKeys
+from callscribe.v1 import common_pb2 as c
+from callscribe.v1 import indexer_pb2_grpc
 from callscribe.v1 import ingest_pb2 as pb
 
 from .conftest import Ingest, StartIngest, metadata, requests
@@ -185,3 +197,113 @@ def test_destroyed_key_makes_the_recording_noise(encrypted: Ingest, s3: Minio, k
     with pytest.raises(grpc.RpcError) as caught:
         _upload(encrypted, data)
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "erased" in (caught.value.details() or "")
+
+
+# --------------------------------------------------------------------------- the lifecycle without keys, erasure
+
+
+@pytest.fixture(scope="module")
+def stores(s3_server, s3: Minio, kek_file: Path) -> tuple[S3RecordingStore, S3RecordingStore]:  # type: ignore[no-untyped-def]
+    """(a store with the KEK, one without any key: what an auditor or a mover needs is no key)."""
+    cold = LockedBucket(s3, s3_server.cold_bucket, Tier.COLD)  # type: ignore[arg-type]
+    keyed = S3RecordingStore(s3, s3_server.hot_bucket, 5 * 1024 * 1024, 2, 4, cold=cold, keys=_keys(s3, kek_file))  # type: ignore[arg-type]
+    keyless = S3RecordingStore(s3, s3_server.hot_bucket, 5 * 1024 * 1024, 2, 4, cold=cold)  # type: ignore[arg-type]
+    return keyed, keyless
+
+
+def _no_indexer() -> IndexClient:
+    channel = grpc.insecure_channel(f"127.0.0.1:{free_port()}")
+    return IndexClient(indexer_pb2_grpc.IndexerServiceStub(channel), "no-indexer-token", timeout_s=1.0)
+
+
+def test_the_audit_and_a_move_need_no_key(encrypted: Ingest, stores, redis_server, tenants_file, new_wav) -> None:  # type: ignore[no-untyped-def]
+    keyed, keyless = stores
+    data = new_wav(1.0)
+    rec = _archived(encrypted, data)
+    state = LifecycleRedis(redis_server.url, 2.0)
+    tenants = TenantRegistry.load(tenants_file.path)
+    found = keyless.find_hot("acme", rec.recording_id)
+    assert found is not None and found.sealed is not None and found.sealed.state == "locked"
+    auditor = Auditor(keyless, tenants, state, _no_indexer(), 50 * 1024 * 1024, 1)
+    event = auditor.audit_one("acme", rec.recording_id)
+    assert event.integrity == "OK" and event.bytes_hashed == rec.protection.stored_size_bytes
+    mover = Mover(keyless, tenants, state, _no_indexer(), MoverConfig(1.0, 2.0, part_size=5 * 1024 * 1024))
+    moved = mover.handle(tenants.get("acme"), rec.recording_id)  # type: ignore[arg-type]
+    assert moved is not None and moved.outcome == MOVED
+    # Read from the cold tier through the service: the record decrypts, the audio too.
+    got = encrypted.get("acme", rec.recording_id)
+    assert got.tier == c.STORAGE_TIER_COLD and got.metadata.agent_id == "agent-7"
+    assert _read_plain(keyed.hot.client, keyed.keys, got.object) == data
+    assert auditor.audit_one("acme", rec.recording_id).integrity == "OK"
+
+
+def _every_stored_text(s3: Minio, buckets: list[str], redis_url: str, directories: list[Path]) -> str:
+    """Everything the project wrote, as one text to search: every version of every object (small enough to
+    be a key or a record) in every bucket, every Redis value, every file under the service directories."""
+    parts: list[str] = []
+    for bucket in buckets:
+        for obj in s3.list_objects(bucket, recursive=True, include_version=True):
+            if obj.is_delete_marker or (obj.size or 0) > 4 * 1024 * 1024:
+                continue
+            response = s3.get_object(bucket, obj.object_name or "", version_id=obj.version_id)
+            try:
+                parts.append(response.read().decode("latin-1"))
+                parts.append(json.dumps(dict(response.headers)))
+            finally:
+                response.close()
+                response.release_conn()
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        value = {b"string": client.get, b"hash": client.hgetall, b"set": client.smembers,
+                 b"list": lambda k: client.lrange(k, 0, -1), b"zset": lambda k: client.zrange(k, 0, -1),
+                 b"stream": lambda k: client.xrange(k)}.get(kind, lambda k: b"")(key)  # fmt: skip
+        parts.append(repr(value))
+    for directory in directories:
+        for path in directory.rglob("*"):
+            if path.is_file() and path.stat().st_size < 4 * 1024 * 1024:
+                parts.append(path.read_bytes().decode("latin-1"))
+    return "\n".join(parts)
+
+
+def test_erasure_destroys_every_copy_of_the_key_and_is_refused_under_hold(
+    encrypted: Ingest, stores, s3_server, s3: Minio, redis_server, kek_file: Path, new_wav
+) -> None:  # type: ignore[no-untyped-def]
+    keyed, _ = stores
+    state = LifecycleRedis(redis_server.url, 2.0)
+    eraser = Eraser(keyed, state, _no_indexer(), receipt_days=1 / 86400)
+    data = new_wav(1.0)
+    rec = _archived(encrypted, data, customer_id="cust-erase")
+    (name,) = [o.object_name for o in s3.list_objects(KEYS_BUCKET, prefix=f"{KEYS_PREFIX}acme/{rec.recording_id}/",
+                                                      recursive=True)]  # fmt: skip
+    wrapped = json.loads(s3.get_object(KEYS_BUCKET, name).read())["wrapped"]["ciphertext"]
+    # Under a legal hold: refused, nothing destroyed.
+    encrypted.stub.SetLegalHold(pb.SetLegalHoldRequest(recording_id=rec.recording_id, legal_hold=True),
+                                metadata=encrypted.auth("acme"), timeout=30)  # fmt: skip
+    with pytest.raises(FailedPrecondition, match="legal hold"):
+        eraser.erase("acme", rec.recording_id, "DSR-1", "tester")
+    assert _read_plain(s3, keyed.keys, rec.object) == data
+    with pytest.raises(InvalidArgument, match="reason"):
+        eraser.erase("acme", rec.recording_id, "  ", "tester")
+    encrypted.stub.SetLegalHold(pb.SetLegalHoldRequest(recording_id=rec.recording_id, legal_hold=False),
+                                metadata=encrypted.auth("acme"), timeout=30)  # fmt: skip
+    (receipt,) = eraser.erase_customer("acme", "cust-erase", "DSR-2026-0042", "tester")
+    assert receipt["recording_id"] == rec.recording_id and receipt["sha256"] == rec.object.sha256
+    assert receipt["stored_sha256"] == rec.protection.stored_sha256 and receipt["reason"] == "DSR-2026-0042"
+    # The receipt is locked; erasing again returns it.
+    assert eraser.erase("acme", rec.recording_id, "again", "tester") == receipt
+    stat = keyed.hot.stat(f"erasures/acme/{rec.recording_id}.json")
+    assert stat is not None and stat.lock.mode == "COMPLIANCE"
+    with pytest.raises(KeyDestroyed):
+        _read_plain(s3, keyed.keys, rec.object)
+    # The wrapped key (and its id) are nowhere the project writes: buckets (every version), Redis, the service's
+    # files (spool, KEK keyring).
+    home = Path(encrypted.env["INGEST_SPOOL_DIR"]).parent
+    text = _every_stored_text(
+        s3, [s3_server.hot_bucket, s3_server.cold_bucket, KEYS_BUCKET], redis_server.url, [home, kek_file.parent]
+    )
+    assert wrapped not in text
+    assert keyed.keys.remaining("acme", rec.recording_id) == []  # type: ignore[union-attr]
+    # The archive still holds the ciphertext, locked, and says the recording is erased.
+    got = encrypted.get("acme", rec.recording_id)
+    assert got.protection.erased and got.lock.mode

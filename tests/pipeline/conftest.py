@@ -27,8 +27,9 @@ from callscribe.cli.uploads import file_sha256
 from callscribe.stack import servers
 from callscribe.stack.procs import ManagedProcess, stop
 from callscribe.stack.services import grpc_address, service_env, start_service
-from callscribe.stack.stack import COLD_BUCKET, HOT_BUCKET
+from callscribe.stack.stack import COLD_BUCKET, HOT_BUCKET, KEYS_BUCKET
 from callscribe.stack.tenants import TenantSpec, new_token, write_tenants_file
+from callscribe.storage.keys import FileKek
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2, indexer_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
@@ -178,6 +179,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineStack
     # their tenants, unknown here) must not be in it.
     s3 = servers.start_seaweedfs(home / "s3", home / "logs" / "s3.log")
     servers.create_locked_buckets(s3, (HOT_BUCKET, COLD_BUCKET))
+    servers.create_keys_bucket(s3, KEYS_BUCKET)
+    kek = FileKek.create(home / "kek.json")  # the whole pipeline runs with encryption at rest on (issue 19)
     redis_server = servers.start_redis(home / "redis", home / "logs" / "redis.log")
     es = servers.start_elasticsearch(home / "es", home / "logs" / "es.log")
     service_token = new_token()
@@ -194,7 +197,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineStack
             "secret_key": s3.secret_key,
             "hot_bucket": HOT_BUCKET,
             "cold_bucket": COLD_BUCKET,
+            "keys_bucket": KEYS_BUCKET,
         },
+        "kek_file": str(kek.path),
         "redis": {"url": redis_server.url},
         "elasticsearch": {"url": es.url},
         "grpc": {},

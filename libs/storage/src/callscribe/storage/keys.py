@@ -102,6 +102,10 @@ class FileKek:
             self._load()
 
     @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
     def primary(self) -> int:
         self._refresh()
         return self._primary

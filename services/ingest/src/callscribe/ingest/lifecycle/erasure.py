@@ -97,7 +97,8 @@ class Eraser:
             "reason": reason,
             "documents_deleted": documents,
         }
-        receipt["receipt"] = self._put_receipt(tenant, rec_id, receipt, now)
+        receipt["receipt"] = f"s3://{self._store.hot.name}/{_receipt_key(tenant, rec_id)}"
+        self._put_receipt(tenant, rec_id, receipt, now)
         return receipt
 
     def erase_customer(self, tenant: str, customer_id: str, reason: str, requested_by: str) -> list[dict]:
@@ -161,12 +162,10 @@ class Eraser:
         self._state.pending("delete", tenant, rec_id, False)
         return documents
 
-    def _put_receipt(self, tenant: str, rec_id: str, receipt: dict, now: datetime) -> str:
-        key = _receipt_key(tenant, rec_id)
+    def _put_receipt(self, tenant: str, rec_id: str, receipt: dict, now: datetime) -> None:
         data = json.dumps(receipt, ensure_ascii=False, sort_keys=True).encode("utf-8")
         lock = Lock("COMPLIANCE", (now + timedelta(days=self._receipt_days)).replace(microsecond=0))
-        self._store.hot.put_locked(key, data, "application/json", lock)
-        return f"s3://{self._store.hot.name}/{key}"
+        self._store.hot.put_locked(_receipt_key(tenant, rec_id), data, "application/json", lock)
 
     @staticmethod
     def _step_log(tenant: str, rec_id: str, key_ids: list[str]) -> None:
