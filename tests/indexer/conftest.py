@@ -291,8 +291,19 @@ class Indexer:
 StartIndexer = Callable[..., Indexer]
 
 
-def indexer_settings(es_url: str, tenants: TenantsFile, **overrides: Any) -> IndexerSettings:
+def indexer_settings(es_url: str, tenants: TenantsFile, s3: Any = None, **overrides: Any) -> IndexerSettings:
+    """Settings of a test indexer; with `s3` (the session's SeaweedFS) its exports are recorded in the access
+    trail of the hot bucket (without, ExportCalls is refused)."""
+    trail: dict[str, Any] = {}
+    if s3 is not None:
+        trail = {
+            "s3_endpoint": s3.endpoint,
+            "s3_access_key": s3.access_key,
+            "s3_secret_key": s3.secret_key,
+            "hot_bucket": s3.hot_bucket,
+        }
     values: dict[str, Any] = {
+        **trail,
         "elasticsearch_url": es_url,
         "tenants_file": tenants.path,
         "grpc_address": "127.0.0.1:0",
@@ -306,7 +317,7 @@ def indexer_settings(es_url: str, tenants: TenantsFile, **overrides: Any) -> Ind
 
 
 @pytest.fixture(scope="session")
-def start_indexer(es_server, indexer_tenants: TenantsFile) -> Iterator[StartIndexer]:  # type: ignore[no-untyped-def]
+def start_indexer(es_server, s3_server, indexer_tenants: TenantsFile) -> Iterator[StartIndexer]:  # type: ignore[no-untyped-def]
     """`start_indexer(wait=True, es_url=None, real_enricher=False, **settings)`: an in-process indexer, with the
     scripted enricher or (real_enricher) the service's own (script, ITN, analytics); all stopped at the end."""
     started: list[Indexer] = []
@@ -314,7 +325,7 @@ def start_indexer(es_server, indexer_tenants: TenantsFile) -> Iterator[StartInde
     def start(
         *, wait: bool = True, es_url: str | None = None, real_enricher: bool = False, **overrides: Any
     ) -> Indexer:
-        settings = indexer_settings(es_url or es_server.url, indexer_tenants, **overrides)
+        settings = indexer_settings(es_url or es_server.url, indexer_tenants, s3_server, **overrides)
         registry = CollectorRegistry()
         enricher = ScriptedEnricher()
         server, store = build(settings, registry, None if real_enricher else enricher)

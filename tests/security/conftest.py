@@ -1,10 +1,13 @@
 """The adversarial suite's stack: real ingest and indexer processes (as the local stack starts them) on
 the session's SeaweedFS, Redis and Elasticsearch-API servers, with a tenants file holding two tenants
-and the pipeline's service account."""
+and the pipeline's service account. Each tenant has a token of every role (`role_auth`), and a third tenant,
+`oldco`, lists its token the deprecated way (`token_sha256`: an admin)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import secrets
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ import pytest
 import soundfile as sf
 
 from callscribe.kit.interceptors import ACTING_TENANT_HEADER
+from callscribe.kit.roles import ROLES
 from callscribe.stack.procs import ManagedProcess, stop
 from callscribe.stack.services import grpc_address, metrics_url, service_env, start_service
 from callscribe.stack.tenants import TenantsFile, TenantSpec
@@ -26,6 +30,7 @@ from callscribe.v1 import indexer_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
 TENANTS = {"acme": TenantSpec("COMPLIANCE", 1825), "globex": TenantSpec("COMPLIANCE", 30)}
 PIPELINE_TOKEN = secrets.token_hex(24)
+LEGACY_TENANT = "oldco"  # its token is listed under the deprecated "token_sha256"
 
 
 def wav(seconds: float = 1.0, rate: int = 8000, channels: int = 1) -> bytes:
@@ -43,6 +48,7 @@ class Guarded:
     tokens: dict[str, str]
     envs: dict[str, dict[str, str]]
     procs: dict[str, ManagedProcess]
+    role_tokens: dict[str, dict[str, str]]  # tenant -> role -> token
     ingest_channel: grpc.Channel
     indexer_channel: grpc.Channel
     logs: Path
@@ -57,6 +63,9 @@ class Guarded:
 
     def auth(self, tenant: str) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.tokens[tenant]}"),)
+
+    def role_auth(self, tenant: str, role: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.role_tokens[tenant][role]}"),)
 
     def pipeline_auth(self, tenant: str) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {PIPELINE_TOKEN}"), (ACTING_TENANT_HEADER, tenant))
@@ -93,7 +102,15 @@ class Guarded:
 @pytest.fixture(scope="package")
 def guarded(s3_server, redis_server, es_server, minio_client, stack_tmp: Path) -> Iterator[Guarded]:  # type: ignore[no-untyped-def]
     home = stack_tmp / "security"
-    tenants = TenantsFile.write(home / "tenants.json", TENANTS, {"pipeline": PIPELINE_TOKEN})
+    tenants = TenantsFile.write(home / "tenants.json", TENANTS, {"pipeline": PIPELINE_TOKEN}, roles=ROLES)
+    legacy_token = secrets.token_hex(24)
+    document = json.loads(tenants.path.read_text())
+    document["tenants"][LEGACY_TENANT] = {
+        "token_sha256": [hashlib.sha256(legacy_token.encode()).hexdigest()],
+        "retention_mode": "COMPLIANCE",
+        "retention_days": 30,
+    }
+    tenants.path.write_text(json.dumps(document))
     state = {
         "home": str(home),
         "tenants_file": str(tenants.path),
@@ -119,9 +136,10 @@ def guarded(s3_server, redis_server, es_server, minio_client, stack_tmp: Path) -
         guarded = Guarded(
             minio_client,
             s3_server.hot_bucket,
-            dict(tenants.tokens),
+            {**tenants.tokens, LEGACY_TENANT: legacy_token},
             envs,
             procs,
+            tenants.role_tokens,
             grpc.insecure_channel(grpc_address("ingest", envs["ingest"])),
             grpc.insecure_channel(grpc_address("indexer", envs["indexer"])),
             home / "logs",

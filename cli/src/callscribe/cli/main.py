@@ -16,6 +16,7 @@ from callscribe.cli.lifecycle import add_erase_parser, add_lifecycle_parsers
 from callscribe.cli.messages import describe
 from callscribe.cli.recordings import add_recording_parsers
 from callscribe.cli.sync import add_sync_parser
+from callscribe.cli.trail import add_trail_parsers
 from callscribe.stack.commands import add_stack_parser
 
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dead_letter_parsers(commands)
     add_lifecycle_parsers(commands)
     add_erase_parser(commands)
+    add_trail_parsers(commands)
     add_demo_parser(commands)
     return parser
 

@@ -90,6 +90,7 @@ def add_recording_parsers(subparsers: Any) -> None:
     hold = subparsers.add_parser("hold", help="set or release a legal hold")
     hold.add_argument("recording_id")
     hold.add_argument("state", choices=["on", "off"])
+    hold.add_argument("--reason", default="", help="why (a case number, ...): recorded in the access trail")
     add_connection_args(hold)
     hold.set_defaults(func=legal_hold)
 
@@ -264,7 +265,9 @@ def list_recordings(args: argparse.Namespace) -> int:
 def legal_hold(args: argparse.Namespace) -> int:
     check_recording_id(args.recording_id)
     stub, target = _stub(args)
-    request = pb.SetLegalHoldRequest(tenant=args.tenant, recording_id=args.recording_id, legal_hold=args.state == "on")
+    request = pb.SetLegalHoldRequest(
+        tenant=args.tenant, recording_id=args.recording_id, legal_hold=args.state == "on", reason=args.reason
+    )
     reply = stub.SetLegalHold(request, metadata=auth_metadata(target))
     if args.json:
         print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))

@@ -52,6 +52,8 @@ def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
 
     ``state`` needs ``home``, ``tenants_file``, ``s3.*``, ``redis.url`` and ``elasticsearch.url``.
     """
+    # Every service gets the hot S3: ingest and the readers of recordings for the audio, the indexer for the
+    # access trail it appends exports to (INDEXER_S3_* and INDEXER_HOT_BUCKET).
     prefix = "INGEST" if name in INGEST_PROGRAMS else name.upper()
     spool = Path(state["home"]) / "spool" / name
     spool.mkdir(parents=True, exist_ok=True)

@@ -141,14 +141,16 @@ class ListRecordingsResponse(_message.Message):
     def __init__(self, recordings: _Optional[_Iterable[_Union[Recording, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SetLegalHoldRequest(_message.Message):
-    __slots__ = ("tenant", "recording_id", "legal_hold")
+    __slots__ = ("tenant", "recording_id", "legal_hold", "reason")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
     LEGAL_HOLD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     recording_id: str
     legal_hold: bool
-    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ..., legal_hold: _Optional[bool] = ...) -> None: ...
+    reason: str
+    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ..., legal_hold: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SetLegalHoldResponse(_message.Message):
     __slots__ = ("recording_id", "lock")
@@ -209,3 +211,73 @@ class RequeueDeadLettersResponse(_message.Message):
     RECORDING_IDS_FIELD_NUMBER: _ClassVar[int]
     recording_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, recording_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VerifyTrailRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class TrailBreak(_message.Message):
+    __slots__ = ("seq", "reason")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    reason: str
+    def __init__(self, seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class VerifyTrailResponse(_message.Message):
+    __slots__ = ("tenant", "entries", "verified", "head_seq", "head_sha256", "first_break")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    HEAD_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HEAD_SHA256_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BREAK_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    entries: int
+    verified: int
+    head_seq: int
+    head_sha256: str
+    first_break: TrailBreak
+    def __init__(self, tenant: _Optional[str] = ..., entries: _Optional[int] = ..., verified: _Optional[int] = ..., head_seq: _Optional[int] = ..., head_sha256: _Optional[str] = ..., first_break: _Optional[_Union[TrailBreak, _Mapping]] = ...) -> None: ...
+
+class ReadTrailRequest(_message.Message):
+    __slots__ = ("tenant", "last")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    last: int
+    def __init__(self, tenant: _Optional[str] = ..., last: _Optional[int] = ...) -> None: ...
+
+class TrailActor(_message.Message):
+    __slots__ = ("kind", "name", "role")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    name: str
+    role: str
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class TrailEntry(_message.Message):
+    __slots__ = ("seq", "time", "tenant", "actor", "action", "targets", "details_json", "prev_sha256", "sha256")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    PREV_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    time: _timestamp_pb2.Timestamp
+    tenant: str
+    actor: TrailActor
+    action: str
+    targets: _containers.RepeatedScalarFieldContainer[str]
+    details_json: str
+    prev_sha256: str
+    sha256: str
+    def __init__(self, seq: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ..., actor: _Optional[_Union[TrailActor, _Mapping]] = ..., action: _Optional[str] = ..., targets: _Optional[_Iterable[str]] = ..., details_json: _Optional[str] = ..., prev_sha256: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class IngestServiceStub:
     """Receives recordings from call-center systems and archives them immutably.
-    Every call needs `authorization: Bearer <token>`; the token decides the tenant.
+    Every call needs `authorization: Bearer <token>`; the token decides the tenant and its role, and the role
+    decides which calls it may make (the table in callscribe.kit.roles; PERMISSION_DENIED otherwise).
     """
 
     def __init__(self, channel):
@@ -66,11 +67,22 @@ class IngestServiceStub:
                 request_serializer=callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersRequest.SerializeToString,
                 response_deserializer=callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersResponse.FromString,
                 _registered_method=True)
+        self.VerifyTrail = channel.unary_unary(
+                '/callscribe.v1.IngestService/VerifyTrail',
+                request_serializer=callscribe_dot_v1_dot_ingest__pb2.VerifyTrailRequest.SerializeToString,
+                response_deserializer=callscribe_dot_v1_dot_ingest__pb2.VerifyTrailResponse.FromString,
+                _registered_method=True)
+        self.ReadTrail = channel.unary_stream(
+                '/callscribe.v1.IngestService/ReadTrail',
+                request_serializer=callscribe_dot_v1_dot_ingest__pb2.ReadTrailRequest.SerializeToString,
+                response_deserializer=callscribe_dot_v1_dot_ingest__pb2.TrailEntry.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
     """Receives recordings from call-center systems and archives them immutably.
-    Every call needs `authorization: Bearer <token>`; the token decides the tenant.
+    Every call needs `authorization: Bearer <token>`; the token decides the tenant and its role, and the role
+    decides which calls it may make (the table in callscribe.kit.roles; PERMISSION_DENIED otherwise).
     """
 
     def UploadRecording(self, request_iterator, context):
@@ -95,7 +107,9 @@ class IngestServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetLegalHold(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Admin only. Recorded in the tenant's access trail before the hold changes: when the entry cannot be
+        written the call fails with UNAVAILABLE and the hold is left as it was.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -109,6 +123,21 @@ class IngestServiceServicer:
 
     def RequeueDeadLetters(self, request, context):
         """Puts dead-lettered jobs back on the job stream with fresh attempts (one recording, or all of the tenant's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyTrail(self, request, context):
+        """Admin only: reads every entry of the tenant's access trail in order and checks the hash chain, the
+        sequence and that each entry is one locked object version never written over.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadTrail(self, request, context):
+        """Admin only: the tenant's last access-trail entries, oldest first (as stored; VerifyTrail checks them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +176,16 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     request_deserializer=callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersRequest.FromString,
                     response_serializer=callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersResponse.SerializeToString,
             ),
+            'VerifyTrail': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyTrail,
+                    request_deserializer=callscribe_dot_v1_dot_ingest__pb2.VerifyTrailRequest.FromString,
+                    response_serializer=callscribe_dot_v1_dot_ingest__pb2.VerifyTrailResponse.SerializeToString,
+            ),
+            'ReadTrail': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadTrail,
+                    request_deserializer=callscribe_dot_v1_dot_ingest__pb2.ReadTrailRequest.FromString,
+                    response_serializer=callscribe_dot_v1_dot_ingest__pb2.TrailEntry.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'callscribe.v1.IngestService', rpc_method_handlers)
@@ -157,7 +196,8 @@ def add_IngestServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IngestService:
     """Receives recordings from call-center systems and archives them immutably.
-    Every call needs `authorization: Bearer <token>`; the token decides the tenant.
+    Every call needs `authorization: Bearer <token>`; the token decides the tenant and its role, and the role
+    decides which calls it may make (the table in callscribe.kit.roles; PERMISSION_DENIED otherwise).
     """
 
     @staticmethod
@@ -312,6 +352,60 @@ class IngestService:
             '/callscribe.v1.IngestService/RequeueDeadLetters',
             callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersRequest.SerializeToString,
             callscribe_dot_v1_dot_ingest__pb2.RequeueDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyTrail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callscribe.v1.IngestService/VerifyTrail',
+            callscribe_dot_v1_dot_ingest__pb2.VerifyTrailRequest.SerializeToString,
+            callscribe_dot_v1_dot_ingest__pb2.VerifyTrailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadTrail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/callscribe.v1.IngestService/ReadTrail',
+            callscribe_dot_v1_dot_ingest__pb2.ReadTrailRequest.SerializeToString,
+            callscribe_dot_v1_dot_ingest__pb2.TrailEntry.FromString,
             options,
             channel_credentials,
             insecure,

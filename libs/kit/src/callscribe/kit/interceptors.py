@@ -1,4 +1,4 @@
-"""Server interceptors: metrics (outermost), bearer-token auth, domain-error mapping (innermost).
+"""Server interceptors: metrics (outermost), bearer-token auth and role check, domain-error mapping (innermost).
 
 Each wraps the method's behaviour function, so it runs in the handler thread: the tenant
 context variable set by auth is visible to the servicer, and errors raised while a
@@ -15,12 +15,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from callscribe.kit.errors import DomainError, InvalidArgument, PermissionDenied, Unauthenticated
+from callscribe.kit.roles import SERVICE, Actor, refusal
 from callscribe.kit.status import status_of
 from callscribe.kit.tenants import Tenant, TenantRegistry
 
@@ -34,6 +35,8 @@ ACTING_TENANT_HEADER = "x-callscribe-tenant"
 _current_tenant: contextvars.ContextVar[Tenant | None] = contextvars.ContextVar("callscribe_tenant", default=None)
 # The service account that made the call (None: a tenant's own token).
 _current_account: contextvars.ContextVar[str | None] = contextvars.ContextVar("callscribe_account", default=None)
+# Who made the call: its token's name and role, or the service account (role `service`).
+_current_actor: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("callscribe_actor", default=None)
 
 # RFC 6750 b64token after exactly one space: nothing else is a bearer credential.
 _BEARER = re.compile(r"Bearer ([A-Za-z0-9\-._~+/]+=*)")
@@ -48,6 +51,20 @@ def caller_tenant() -> Tenant:
     if tenant is None:
         raise Unauthenticated("no authenticated tenant for this call")
     return tenant
+
+
+def caller_actor() -> Actor:
+    """Who made the current call: the token's name and role, or the service account (what the trail records)."""
+    actor = _current_actor.get()
+    if actor is None:
+        raise Unauthenticated("no authenticated caller for this call")
+    return actor
+
+
+def caller_role() -> str:
+    """The role of the current call's token (`kit.roles`), `service` for a service account. The auth
+    interceptor has already checked it against the method's entry in the role table."""
+    return caller_actor().role
 
 
 def require_service_account(what: str) -> str:
@@ -210,7 +227,9 @@ def _decoded(behavior: Behavior, streams_request: bool) -> Behavior:
 
 
 class AuthInterceptor(_WrappingInterceptor):
-    """`authorization: Bearer <token>` -> tenant, kept in a context variable for the call."""
+    """`authorization: Bearer <token>` -> tenant and role, kept in context variables for the call; a role the
+    method's entry in the role table (`kit.roles.ALLOWED`) does not name is PERMISSION_DENIED, and so is every
+    method without an entry."""
 
     wraps_public = False
 
@@ -219,21 +238,28 @@ class AuthInterceptor(_WrappingInterceptor):
 
     @contextlib.contextmanager
     def guard(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
-        tenant, account = self._authenticate(context)
-        if tenant is None:
-            context.abort(
+        tenant, account, actor = self._authenticate(context)
+        if tenant is None or actor is None:
+            _abort(
+                context,
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing or unknown bearer token: send metadata 'authorization: Bearer <token>'",
             )
+        refused = refusal(method, actor)
+        if refused is not None:
+            log.info("%s refused for %s %s of %s: %s", method, actor.kind, actor.name, tenant.name, refused)
+            _abort(context, grpc.StatusCode.PERMISSION_DENIED, refused)
         token = _current_tenant.set(tenant)
         account_token = _current_account.set(account)
+        actor_token = _current_actor.set(actor)
         try:
             yield
         finally:
+            _current_actor.reset(actor_token)
             _current_account.reset(account_token)
             _current_tenant.reset(token)
 
-    def _authenticate(self, context: grpc.ServicerContext) -> tuple[Tenant | None, str | None]:
+    def _authenticate(self, context: grpc.ServicerContext) -> tuple[Tenant | None, str | None, Actor | None]:
         pairs = [(k, v) for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)]
         values = [v for k, v in pairs if k == "authorization"]
         if len(values) > 1:
@@ -244,14 +270,14 @@ class AuthInterceptor(_WrappingInterceptor):
             )
         match = _BEARER.fullmatch(values[0]) if values else None
         if match is None:
-            return None, None
+            return None, None, None
         token = match.group(1)
-        tenant = self._registry.tenant_for_token(token)
-        if tenant is not None:
-            return tenant, None
+        grant = self._registry.grant_for_token(token)
+        if grant is not None:
+            return self._registry.get(grant.tenant), None, Actor("token", grant.name, grant.role)
         account = self._registry.service_account_for_token(token)
         if account is None:
-            return None, None
+            return None, None, None
         # A service account (the pipeline worker) acts for the tenant it names, one tenant per call.
         acting = [v for k, v in pairs if k == ACTING_TENANT_HEADER]
         if len(acting) > 1:
@@ -267,7 +293,12 @@ class AuthInterceptor(_WrappingInterceptor):
                 f"service account {account!r} must name a known tenant in metadata "
                 f"'{ACTING_TENANT_HEADER}' (got {acting_for!r})",
             )
-        return tenant, account
+        return tenant, account, Actor("service_account", account, SERVICE)
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    context.abort(code, message)
+    raise AssertionError("grpc's context.abort returned instead of raising")
 
 
 class MetricsInterceptor(_WrappingInterceptor):

@@ -1,14 +1,30 @@
-"""Tenants and their bearer tokens. Only SHA-256 hashes of tokens are kept in the file."""
+"""Tenants and their bearer tokens. Only SHA-256 hashes of tokens are kept in the file.
+
+Each tenant lists its tokens with a role (`kit.roles`: uploader, analyst, supervisor, admin) and a name
+(who holds it; the access trail records it)::
+
+    {"tenants": {"acme": {"tokens": [{"sha256": "<hex>", "role": "analyst", "name": "qa-team"}],
+                          "retention_mode": "COMPLIANCE", "retention_days": 1825}}}
+
+The older `"token_sha256": ["<hex>", ...]` list still works: each of its tokens is an `admin` (what every
+token could do before roles existed), and loading such a file logs a deprecation warning naming the tenants
+to convert.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from callscribe.kit.roles import ADMIN, ROLES
+
+log = logging.getLogger(__name__)
 
 RETENTION_MODES = ("COMPLIANCE", "GOVERNANCE")
 DEFAULT_RETENTION_DAYS = 5 * 365
@@ -30,8 +46,17 @@ class Tenant:
     cold_storage_class: str = ""  # sent as x-amz-storage-class with cold copies; "": the bucket's default
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What one tenant token is: its tenant, its role (`kit.roles.ROLES`) and its name in the file."""
+
+    tenant: str
+    role: str
+    name: str
+
+
 class TenantRegistry:
-    """Maps a presented token to its tenant, comparing hashes in constant time.
+    """Maps a presented token to its tenant and role, comparing hashes in constant time.
 
     Besides tenants the file may name service accounts (``"service_accounts": {"pipeline":
     {"token_sha256": [...]}}``): the pipeline worker calls the other services for every tenant,
@@ -43,10 +68,13 @@ class TenantRegistry:
         tenants: dict[str, Tenant],
         token_hashes: dict[str, str],
         service_hashes: dict[str, str] | None = None,
+        grants: dict[str, Grant] | None = None,
     ) -> None:
         self._tenants = tenants
-        self._token_hashes = token_hashes  # sha256 hex -> tenant name
+        # sha256 hex -> tenant name: the deprecated `token_sha256` lists, each token an admin.
+        self._token_hashes = token_hashes
         self._service_hashes = service_hashes or {}  # sha256 hex -> service account name
+        self._grants = grants or {}  # sha256 hex -> Grant: the `tokens` lists
 
     @classmethod
     def load(cls, path: Path) -> TenantRegistry:
@@ -56,26 +84,60 @@ class TenantRegistry:
             raise ValueError(f"cannot read tenants file {path}: {exc}") from exc
         tenants: dict[str, Tenant] = {}
         hashes: dict[str, str] = {}
+        grants: dict[str, Grant] = {}
+        legacy: list[str] = []
         for name, spec in (raw.get("tenants") or {}).items():
             tenants[name] = _parse_tenant(name, spec)
+            if spec.get("token_sha256"):
+                legacy.append(name)
             for digest in spec.get("token_sha256", []):
                 hashes[str(digest).lower()] = name
+            for grant_digest, grant in _parse_tokens(path, name, spec.get("tokens", [])):
+                if grant_digest in grants:
+                    raise ValueError(
+                        f"tenants file {path}: tenant {name} lists token {grant_digest[:12]}... that "
+                        f"{grants[grant_digest].tenant} lists too: one token, one tenant and one role"
+                    )
+                grants[grant_digest] = grant
         if not tenants:
             raise ValueError(f"tenants file {path} defines no tenant")
+        both = sorted(set(grants) & set(hashes))
+        if both:
+            raise ValueError(
+                f"tenants file {path}: token {both[0][:12]}... is listed under both 'tokens' and 'token_sha256': "
+                "keep it in 'tokens' only (one token, one role)"
+            )
+        if legacy:
+            log.warning(
+                "tenants file %s: %s still list tokens under 'token_sha256' (deprecated): each such token has role "
+                "'admin'; list them under 'tokens' with a role (%s) and a name instead",
+                path,
+                ", ".join(legacy),
+                ", ".join(ROLES),
+            )
         services: dict[str, str] = {}
         for name, spec in (raw.get("service_accounts") or {}).items():
             for digest in (spec or {}).get("token_sha256", []):
-                if str(digest).lower() in hashes:
+                if str(digest).lower() in hashes or str(digest).lower() in grants:
                     raise ValueError(f"tenants file {path}: service account {name} reuses a tenant's token")
                 services[str(digest).lower()] = name
-        return cls(tenants, hashes, services)
+        return cls(tenants, hashes, services, grants)
 
-    def tenant_for_token(self, token: str) -> Tenant | None:
+    def grant_for_token(self, token: str) -> Grant | None:
+        """The tenant, role and name of a tenant token; None for any other token."""
         digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        found: Grant | None = None
+        for known, grant in self._grants.items():
+            if hmac.compare_digest(known, digest):
+                found = grant
         for known, name in self._token_hashes.items():
             if hmac.compare_digest(known, digest):
-                return self._tenants[name]
-        return None
+                found = Grant(name, ADMIN, f"token_sha256:{known[:12]}")
+        return found
+
+    def tenant_for_token(self, token: str) -> Tenant | None:
+        grant = self.grant_for_token(token)
+        return None if grant is None else self._tenants[grant.tenant]
 
     def service_account_for_token(self, token: str) -> str | None:
         digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -89,6 +151,33 @@ class TenantRegistry:
 
     def get(self, name: str) -> Tenant | None:
         return self._tenants.get(name)
+
+
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]{0,63}")
+
+
+def _parse_tokens(path: Path, tenant: str, entries: object) -> list[tuple[str, Grant]]:
+    """The tenant's `tokens` list: [{"sha256": "<64 hex>", "role": "<role>", "name": "<who holds it>"}]."""
+    where = f"tenants file {path}: tenant {tenant}"
+    if not isinstance(entries, list):
+        raise ValueError(f'{where}: "tokens" must be a list of {{"sha256": ..., "role": ..., "name": ...}}')
+    parsed: list[tuple[str, Grant]] = []
+    for n, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f'{where}: tokens[{n}] must be an object {{"sha256": ..., "role": ..., "name": ...}}')
+        digest = str(entry.get("sha256", "")).lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError(f"{where}: tokens[{n}].sha256 must be the token's SHA-256 as 64 hex digits")
+        role = entry.get("role")
+        if role not in ROLES:
+            raise ValueError(f"{where}: tokens[{n}].role must be one of {', '.join(ROLES)}, got {role!r}")
+        name = str(entry.get("name") or f"{role}:{digest[:12]}")
+        if not _TOKEN_NAME.fullmatch(name):
+            raise ValueError(
+                f"{where}: tokens[{n}].name {name!r} must be 1-64 letters, digits or . _ @ : + - (who holds the token)"
+            )
+        parsed.append((digest, Grant(tenant, str(role), name)))
+    return parsed
 
 
 def _parse_tenant(name: str, spec: dict) -> Tenant:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import io
 import logging
 from collections.abc import Callable, Iterator
@@ -163,6 +165,33 @@ class LockedBucket:
             raise
         return str(result.version_id or "")
 
+    def put_locked_if_absent(self, key: str, data: bytes, content_type: str, lock: Lock) -> str:
+        """A small object written with its retention from the moment it exists, only if the key has no version
+        yet (ObjectExists otherwise: an append-only log's next entry); the version id."""
+        assert lock.retain_until is not None
+        headers: dict[str, Any] = genheaders({}, None, None, retention(lock.mode, lock.retain_until), lock.legal_hold)
+        headers["Content-Type"] = content_type
+        # S3 wants a body checksum on a PUT with Object Lock headers (AWS, MinIO); minio's signing over http
+        # does not add one.
+        headers["Content-MD5"] = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        return self.put_if_absent(key, data, headers)
+
+    def read_with_lock(self, key: str, version_id: str) -> tuple[bytes, Lock]:
+        """A small object version whole, with its WORM state as the GET's answer states it; ObjectMissing when
+        it is not there."""
+        with s3_errors(f"S3 read of {key} failed"):
+            try:
+                response = self.client.get_object(self.name, key, version_id=version_id)
+            except S3Error as exc:
+                if is_missing(exc):
+                    raise ObjectMissing(f"s3://{self.name}/{key} version {version_id} does not exist") from exc
+                raise
+            try:
+                return bytes(response.read()), _lock({k.lower(): v for k, v in response.headers.items()})
+            finally:
+                response.close()
+                response.release_conn()
+
     def put_locked(
         self, key: str, data: bytes, content_type: str, lock: Lock, metadata: dict[str, str] | None = None
     ) -> str:
@@ -257,10 +286,14 @@ class LockedBucket:
             for obj in self.client.list_objects(self.name, prefix=prefix, recursive=True, start_after=start_after):
                 yield Listed(obj.object_name or "", obj.last_modified, obj.size)
 
-    def versions(self, prefix: str) -> Iterator[Version]:
-        """Every version (and delete marker) of every key under `prefix`, newest first within a key."""
+    def versions(self, prefix: str, start_after: str | None = None) -> Iterator[Version]:
+        """Every version (and delete marker) of every key under `prefix` (after the key `start_after`), in key
+        order, newest first within a key."""
         with s3_errors("S3 version listing failed"):
-            for obj in self.client.list_objects(self.name, prefix=prefix, recursive=True, include_version=True):
+            listing = self.client.list_objects(
+                self.name, prefix=prefix, recursive=True, include_version=True, start_after=start_after
+            )
+            for obj in listing:
                 yield Version(
                     obj.object_name or "",
                     obj.version_id or "",

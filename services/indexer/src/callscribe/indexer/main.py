@@ -23,6 +23,9 @@ from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.kit.settings import load_settings
+from callscribe.storage.bucket import LockedBucket
+from callscribe.storage.client import connect
+from callscribe.storage.trail import Trail
 from callscribe.v1 import indexer_pb2, indexer_pb2_grpc
 
 log = logging.getLogger("callscribe.indexer")
@@ -34,13 +37,25 @@ def build(
     """The server (not started) and its store; `enricher` replaces the built-in one (tests)."""
     metrics = IndexerMetrics(registry)
     store = EsStore(make_client(settings), settings, metrics)
-    servicer = IndexerServicer(store, enricher or make_enricher(settings), settings, metrics)
+    servicer = IndexerServicer(store, enricher or make_enricher(settings), settings, metrics, make_trail(settings))
     binding = ServiceBinding(
         indexer_pb2.DESCRIPTOR.services_by_name["IndexerService"].full_name,
         indexer_pb2_grpc.add_IndexerServiceServicer_to_server,
         servicer,
     )
     return GrpcServer("indexer", settings, [binding], registry), store
+
+
+def make_trail(settings: IndexerSettings) -> Trail | None:
+    """The access trail exports are recorded in; None (and a warning: ExportCalls is then refused) without S3."""
+    endpoint = settings.trail_endpoint
+    if endpoint is None:
+        log.warning(
+            "INDEXER_S3_ENDPOINT is not set: ExportCalls is refused, since an export must be recorded in the "
+            "tenant's access trail (set INDEXER_S3_ENDPOINT, _ACCESS_KEY, _SECRET_KEY and INDEXER_HOT_BUCKET)"
+        )
+        return None
+    return Trail(LockedBucket(connect(endpoint, pool_size=8, read_timeout=30.0), settings.hot_bucket))
 
 
 def connect_until_ready(server: GrpcServer, store: EsStore, retry_seconds: float, stop: threading.Event) -> bool:

@@ -4,6 +4,10 @@ Tenant wall: every method works in the tenant of the caller's token (`resolve_te
 naming another tenant is refused with PERMISSION_DENIED, and the store only ever reads and writes
 that tenant's indices, with a tenant filter on every query besides. The writes (IndexCall, UpdateStorage,
 DeleteCall) are for the pipeline's service account only, which acts for the tenant it names in its metadata.
+Who may call what beyond that is the role table's (`callscribe.kit.roles`), checked before a method runs.
+
+Every export is recorded in the tenant's access trail (`callscribe.storage.trail`) before its first call is
+sent: no trail (no INDEXER_S3_ENDPOINT), or an entry that cannot be written, and the export does not start.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from collections.abc import Iterator
 
 import grpc
+from google.protobuf.json_format import MessageToDict
 
 from callscribe.indexer import documents as docs
 from callscribe.indexer import query as qb
@@ -22,8 +27,9 @@ from callscribe.indexer.metrics import IndexerMetrics
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.indexer.store import EsStore
 from callscribe.indexer.validation import check_call, check_recording_id, check_update_storage
-from callscribe.kit.errors import InvalidArgument
-from callscribe.kit.interceptors import require_service_account, resolve_tenant
+from callscribe.kit.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
+from callscribe.kit.interceptors import caller_actor, require_service_account, resolve_tenant
+from callscribe.storage.trail import Trail
 from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
 
@@ -31,11 +37,19 @@ log = logging.getLogger(__name__)
 
 
 class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
-    def __init__(self, store: EsStore, enricher: Enricher, settings: IndexerSettings, metrics: IndexerMetrics) -> None:
+    def __init__(
+        self,
+        store: EsStore,
+        enricher: Enricher,
+        settings: IndexerSettings,
+        metrics: IndexerMetrics,
+        trail: Trail | None = None,
+    ) -> None:
         self._store = store
         self._enrich = enricher
         self._settings = settings
         self._metrics = metrics
+        self._trail = trail
 
     def IndexCall(self, request: pb.IndexCallRequest, context: grpc.ServicerContext) -> pb.IndexCallResponse:
         require_service_account("IndexCall")  # only the pipeline writes the index; see README "Access"
@@ -81,6 +95,18 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
         if request.filter.page_token:
             raise InvalidArgument("ExportCalls streams every matching call: leave filter.page_token empty")
         q = qb.parse_search(request.filter, tenant.name)
+        if self._trail is None:
+            raise FailedPrecondition(
+                "exports are recorded in the access trail, and this indexer has none configured "
+                "(INDEXER_S3_ENDPOINT unset): ask the operator"
+            )
+        details = {"filter": MessageToDict(request.filter, preserving_proto_field_name=True)}
+        try:
+            self._trail.append(tenant, caller_actor().as_dict(), "export", [], details)
+        except DomainError as exc:
+            raise Unavailable(
+                f"the export was not started: its access-trail entry could not be written ({exc.message})"
+            ) from exc
         exported = 0
         for call in self._store.export(q):
             if not context.is_active():

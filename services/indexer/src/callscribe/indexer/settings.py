@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 
 from callscribe.kit.settings import ServiceSettings
 from callscribe.kit.tenants import ZH_SCRIPTS
+from callscribe.storage.client import Endpoint, check_endpoint_url
 
 # Elasticsearch index names: lowercase, no leading '-', '_' or '+', none of \ / * ? " < > | , # : or spaces.
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -76,6 +77,20 @@ class IndexerSettings(ServiceSettings):
         None, description="call analytics config (keyword lists, QA rules, thresholds); unset: built-in defaults"
     )
 
+    # --- the access trail: every export is recorded in the tenant's trail, in the hot bucket (the same S3 and
+    # bucket as INGEST_S3_ENDPOINT / INGEST_HOT_BUCKET) before its first call is sent
+    s3_endpoint: str | None = Field(
+        None,
+        description="S3 URL of the hot bucket, where the indexer appends access-trail entries (exports), e.g. "
+        "http://minio:9000; unset: ExportCalls is refused with FAILED_PRECONDITION (an export must be recorded)",
+    )
+    s3_access_key: SecretStr | None = Field(
+        None, description="S3 access key; it needs only to read, list versions of and write objects under trail/"
+    )
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key (with s3_access_key)")
+    s3_region: str = Field("us-east-1", description="S3 region")
+    hot_bucket: str = Field("callscribe-hot", description="the hot bucket (Object Lock); the trail is under trail/")
+
     zh_script: str = Field(
         "simplified",
         description="script of Chinese normalized text for tenants whose entry in the tenants file sets no zh_script: "
@@ -99,6 +114,11 @@ class IndexerSettings(ServiceSettings):
             if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
                 raise ValueError(f"elasticsearch_url must be http:// or https:// URLs, got {url!r}")
         return ",".join(urls)
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_endpoint_url(value)
 
     @field_validator("elasticsearch_api_compat")
     @classmethod
@@ -140,7 +160,21 @@ class IndexerSettings(ServiceSettings):
             raise ValueError("search_default_page_size cannot exceed search_max_page_size")
         if self.bulk_backoff_seconds > self.bulk_backoff_max_seconds:
             raise ValueError("bulk_backoff_seconds cannot exceed bulk_backoff_max_seconds")
+        if self.s3_endpoint is not None and (self.s3_access_key is None or self.s3_secret_key is None):
+            raise ValueError("s3_endpoint is set: set s3_access_key and s3_secret_key too (the access trail's S3)")
         return self
+
+    @property
+    def trail_endpoint(self) -> Endpoint | None:
+        """The S3 of the access trail; None when the indexer has none (exports are then refused)."""
+        if self.s3_endpoint is None or self.s3_access_key is None or self.s3_secret_key is None:
+            return None
+        return Endpoint(
+            self.s3_endpoint,
+            self.s3_access_key.get_secret_value(),
+            self.s3_secret_key.get_secret_value(),
+            self.s3_region,
+        )
 
     @property
     def elasticsearch_urls(self) -> list[str]:

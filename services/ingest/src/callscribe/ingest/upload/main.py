@@ -22,6 +22,7 @@ from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
 from callscribe.kit.settings import load_settings
+from callscribe.storage.trail import Trail
 from callscribe.v1 import ingest_pb2
 
 log = logging.getLogger("callscribe.ingest")
@@ -66,6 +67,7 @@ def build(settings: UploadSettings, registry: CollectorRegistry) -> tuple[GrpcSe
         queue,
         max_uploads_per_tenant=settings.tenant_upload_limit,
         idle_seconds=settings.upload_idle_seconds,
+        trail=Trail(store.hot),  # the access trail: in the hot bucket (it has Object Lock), under trail/
     )
     binding = ServiceBinding(
         ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name,

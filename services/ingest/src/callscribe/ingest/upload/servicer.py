@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -32,13 +33,16 @@ from callscribe.ingest.upload.wire import UploadMessage
 from callscribe.kit.errors import (
     Cancelled,
     DeadlineExceeded,
+    DomainError,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
     Unavailable,
 )
-from callscribe.kit.interceptors import resolve_tenant
+from callscribe.kit.interceptors import caller_actor, resolve_tenant
 from callscribe.kit.limits import MAX_CHUNK_BYTES
+from callscribe.kit.text import unsafe_character
+from callscribe.storage.trail import Trail
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 from callscribe.v1 import ingest_pb2_grpc
@@ -78,8 +82,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         dead_letters: RedisJobs | None = None,
         max_uploads_per_tenant: int = 0,
         idle_seconds: float = 0.0,
+        trail: Trail | None = None,
     ) -> None:
         self._archiver = archiver
+        self._trail = trail
         self._dead_letters = dead_letters
         self._max_uploads = max_uploads
         self._metrics = metrics
@@ -186,8 +192,82 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def SetLegalHold(self, request: pb.SetLegalHoldRequest, context: grpc.ServicerContext):  # noqa: N802
         tenant = resolve_tenant(request.tenant)
         _require_id(request.recording_id)
-        record = self._archiver.set_legal_hold(tenant, request.recording_id, request.legal_hold)
+        reason = _hold_reason(request.reason)
+        trail = self._require_trail()
+        found = self._archiver.get(tenant, request.recording_id).record  # NOT_FOUND before anything is recorded
+        action = "hold.set" if request.legal_hold else "hold.release"
+        actor = caller_actor().as_dict()
+        details: dict[str, object] = {"legal_hold": request.legal_hold, "reason": reason, "tier": found.tier}
+        if found.object is not None:
+            details["object"] = {
+                "bucket": found.object.bucket,
+                "key": found.object.key,
+                "version_id": found.object.version_id,
+                "sha256": found.object.sha256,
+            }
+        # The entry first: a hold nobody can account for must not happen (no entry, no change).
+        try:
+            intent = trail.append(tenant, actor, action, [request.recording_id], details)
+        except DomainError as exc:
+            raise Unavailable(
+                f"the legal hold was not changed: its access-trail entry could not be written ({exc.message}); retry"
+            ) from exc
+        try:
+            record = self._archiver.set_legal_hold(tenant, request.recording_id, request.legal_hold)
+        except DomainError as exc:
+            failure = {"intent_seq": intent.entry.seq, "error": exc.message[:500]}
+            try:
+                trail.append(tenant, actor, action + ".failed", [request.recording_id], failure)
+            except DomainError as follow_up:
+                log.error(
+                    "%s of %s/%s failed (%s) and the trail entry saying so could not be written (%s): entry %d "
+                    "records the attempt",
+                    action, tenant.name, request.recording_id, exc.message, follow_up.message, intent.entry.seq,
+                )  # fmt: skip
+            raise
         return pb.SetLegalHoldResponse(recording_id=record.recording_id, lock=lock_pb(record))
+
+    def VerifyTrail(self, request: pb.VerifyTrailRequest, context: grpc.ServicerContext):  # noqa: N802
+        tenant = resolve_tenant(request.tenant)
+        result = self._require_trail().verify(tenant.name)
+        reply = pb.VerifyTrailResponse(
+            tenant=tenant.name,
+            entries=result.entries,
+            verified=result.verified,
+            head_seq=result.verified,
+            head_sha256=result.head_sha256,
+        )
+        if result.first_break is not None:
+            reply.first_break.seq = result.first_break.seq
+            reply.first_break.reason = result.first_break.reason
+            found = result.first_break
+            log.error("the access trail of %s is broken at entry %d: %s", tenant.name, found.seq, found.reason)
+        return reply
+
+    def ReadTrail(self, request: pb.ReadTrailRequest, context: grpc.ServicerContext) -> Iterator[pb.TrailEntry]:  # noqa: N802
+        tenant = resolve_tenant(request.tenant)
+        last = request.last or 20
+        if last > MAX_TRAIL_READ:
+            raise InvalidArgument(f"last {last} is over {MAX_TRAIL_READ}")
+        for stored in self._require_trail().last_entries(tenant.name, last):
+            entry = stored.entry
+            message = pb.TrailEntry(
+                seq=entry.seq,
+                tenant=entry.tenant,
+                actor=pb.TrailActor(**{k: entry.actor.get(k, "") for k in ("kind", "name", "role")}),
+                action=entry.action,
+                targets=list(entry.targets),
+                details_json=json.dumps(dict(entry.details), ensure_ascii=False, sort_keys=True),
+                prev_sha256=entry.prev,
+                sha256=stored.sha256,
+            )
+            message.time.FromDatetime(entry.when)
+            yield message
+
+    def _require_trail(self) -> Trail:
+        if self._trail is None:
+            raise Unavailable("this ingest server has no access trail configured")
+        return self._trail
 
     def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: grpc.ServicerContext):  # noqa: N802
         tenant = resolve_tenant(request.tenant)
@@ -236,6 +316,18 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
 # A page stops at this many bytes as well as at its size, far below gRPC's 4 MiB message limit.
 MAX_PAGE_BYTES = 1024 * 1024
+MAX_TRAIL_READ = 1000
+MAX_REASON_CHARS = 500
+
+
+def _hold_reason(reason: str) -> str:
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidArgument(f"reason is {len(reason)} characters; at most {MAX_REASON_CHARS}")
+    bad = unsafe_character(reason)
+    if bad is not None:
+        raise InvalidArgument(f"reason contains {bad}: control and format characters are refused")
+    return reason
+
 
 M = TypeVar("M", bound=Message)
 
