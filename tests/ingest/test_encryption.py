@@ -31,6 +31,7 @@ from callscribe.storage.location import ObjectRef, Tier
 from callscribe.storage.protection import ENCRYPTION_META, KEY_ID_META, codec_chooser
 from callscribe.storage.reader import read_verified
 from callscribe.storage.recordkeys import KEYS_PREFIX, KeyDestroyed, RecordingKeys
+from callscribe.storage.trail import Trail
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import indexer_pb2_grpc
 from callscribe.v1 import ingest_pb2 as pb
@@ -267,11 +268,15 @@ def _every_stored_text(s3: Minio, buckets: list[str], redis_url: str, directorie
 
 
 def test_erasure_destroys_every_copy_of_the_key_and_is_refused_under_hold(
-    encrypted: Ingest, stores, s3_server, s3: Minio, redis_server, kek_file: Path, new_wav
+    encrypted: Ingest, stores, s3_server, s3: Minio, redis_server, kek_file: Path, tenants_file, new_wav
 ) -> None:  # type: ignore[no-untyped-def]
     keyed, _ = stores
     state = LifecycleRedis(redis_server.url, 2.0)
-    eraser = Eraser(keyed, state, _no_indexer(), receipt_days=1 / 86400)
+    trail = Trail(keyed.hot)
+    eraser = Eraser(keyed, state, _no_indexer(), receipt_days=1 / 86400, trail=trail)
+    acme = TenantRegistry.load(tenants_file.path).get("acme")
+    assert acme is not None
+    dpo = {"kind": "token", "name": "dpo", "role": "admin"}
     data = new_wav(1.0)
     rec = _archived(encrypted, data, customer_id="cust-erase")
     (name,) = [o.object_name for o in s3.list_objects(KEYS_BUCKET, prefix=f"{KEYS_PREFIX}acme/{rec.recording_id}/",
@@ -281,17 +286,17 @@ def test_erasure_destroys_every_copy_of_the_key_and_is_refused_under_hold(
     encrypted.stub.SetLegalHold(pb.SetLegalHoldRequest(recording_id=rec.recording_id, legal_hold=True),
                                 metadata=encrypted.auth("acme"), timeout=30)  # fmt: skip
     with pytest.raises(FailedPrecondition, match="legal hold"):
-        eraser.erase("acme", rec.recording_id, "DSR-1", "tester")
+        eraser.erase(acme, rec.recording_id, "DSR-1", dpo)
     assert _read_plain(s3, keyed.keys, rec.object) == data
     with pytest.raises(InvalidArgument, match="reason"):
-        eraser.erase("acme", rec.recording_id, "  ", "tester")
+        eraser.erase(acme, rec.recording_id, "  ", dpo)
     encrypted.stub.SetLegalHold(pb.SetLegalHoldRequest(recording_id=rec.recording_id, legal_hold=False),
                                 metadata=encrypted.auth("acme"), timeout=30)  # fmt: skip
-    (receipt,) = eraser.erase_customer("acme", "cust-erase", "DSR-2026-0042", "tester")
+    (receipt,) = eraser.erase_customer(acme, "cust-erase", "DSR-2026-0042", dpo)
     assert receipt["recording_id"] == rec.recording_id and receipt["sha256"] == rec.object.sha256
     assert receipt["stored_sha256"] == rec.protection.stored_sha256 and receipt["reason"] == "DSR-2026-0042"
     # The receipt is locked; erasing again returns it.
-    assert eraser.erase("acme", rec.recording_id, "again", "tester") == receipt
+    assert eraser.erase(acme, rec.recording_id, "again", dpo) == receipt
     stat = keyed.hot.stat(f"erasures/acme/{rec.recording_id}.json")
     assert stat is not None and stat.lock.mode == "COMPLIANCE"
     with pytest.raises(KeyDestroyed):
@@ -307,3 +312,10 @@ def test_erasure_destroys_every_copy_of_the_key_and_is_refused_under_hold(
     # The archive still holds the ciphertext, locked, and says the recording is erased.
     got = encrypted.get("acme", rec.recording_id)
     assert got.protection.erased and got.lock.mode
+    # The access trail tells it: the customer erasure, the request before the key went, the receipt after.
+    entries = [e for e in trail.last_entries("acme", 50) if rec.recording_id in e.entry.targets]
+    steps = [(e.entry.action, e.entry.details.get("step")) for e in entries]
+    assert ("erase.customer", None) in steps and ("erase.recording", "requested") in steps
+    assert ("erase.recording", "done") in steps
+    assert all(e.entry.actor["name"] == "dpo" for e in entries if e.entry.action.startswith("erase"))
+    assert trail.verify("acme").ok

@@ -75,14 +75,6 @@ def require_service_account(what: str) -> str:
     return account
 
 
-def caller_name() -> str:
-    """Who made the current call, for receipts and trails: the service account, else the tenant's token."""
-    account = _current_account.get()
-    if account is not None:
-        return f"service account {account}"
-    return f"tenant {caller_tenant().name} token"
-
-
 def resolve_tenant(requested: str) -> Tenant:
     """The caller's tenant; a request naming another tenant is refused, an empty one means the caller's."""
     tenant = caller_tenant()

@@ -59,6 +59,8 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     _LIFECYCLE + "RunTiering": _OPERATE,
     _LIFECYCLE + "RunAudit": _OPERATE,
     _LIFECYCLE + "RunExpiry": _OPERATE,
+    _LIFECYCLE + "EraseRecording": _ADMIN,
+    _LIFECYCLE + "EraseCustomer": _ADMIN,
     # VAD and ASR read archived audio (ASR returns its unredacted text) and write no access-trail entry:
     # the pipeline and admins only.
     "/callscribe.v1.VadService/DetectSpeech": _OPERATE,

@@ -12,6 +12,10 @@ stored only wrapped, in the keys bucket, which has neither versioning nor a lock
 4. writes a receipt (recording id, SHA-256s, key ids, who asked, when, why, documents deleted), locked
    (COMPLIANCE) in the hot bucket under `erasures/`, outside what anyone can edit.
 
+The tenant's access trail (`storage.trail`) gets an `erase.recording` entry before anything is destroyed (no
+entry, no erasure: UNAVAILABLE) and one with the receipt once it is done; `erase.customer` names every recording
+of a customer erasure first. A failed erasure adds `erase.recording.failed`.
+
 Erasing again completes an erasure a crash interrupted and returns the receipt. A recording archived before
 encryption at rest was on is refused with the reason: its plaintext is locked and cannot be shredded.
 """
@@ -27,10 +31,12 @@ from callscribe.ingest.jobs import LifecycleRedis
 from callscribe.ingest.lifecycle.index import IndexClient
 from callscribe.ingest.model import ArchivedRecording, recording_prefix
 from callscribe.ingest.s3store import S3RecordingStore
-from callscribe.kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
+from callscribe.kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from callscribe.kit.tenants import Tenant
 from callscribe.storage.bucket import Lock
-from callscribe.storage.errors import ObjectMissing
+from callscribe.storage.errors import ObjectMissing, StorageUnavailable
 from callscribe.storage.recordkeys import RecordingKeys
+from callscribe.storage.trail import Trail
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +51,11 @@ class Eraser:
         state: LifecycleRedis,
         index: IndexClient,
         receipt_days: float,
+        trail: Trail | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
+        self._trail = trail  # None: tests of the erasure alone; the lifecycle program always has one
         self._state = state
         self._index = index
         self._receipt_days = receipt_days
@@ -61,10 +69,11 @@ class Eraser:
             )
         return self._store.keys
 
-    def erase(self, tenant: str, rec_id: str, reason: str, requested_by: str) -> dict:
+    def erase(self, tenant_: Tenant, rec_id: str, reason: str, actor: dict[str, str]) -> dict:
         """Erase one recording (see the module doc); the receipt."""
         reason = _checked_reason(reason)
         keys = self._keys()
+        tenant = tenant_.name
         existing = self.receipt(tenant, rec_id)
         record = self._store.find(tenant, rec_id)
         if record is None or record.object is None:
@@ -78,7 +87,13 @@ class Eraser:
                 "deleted by retention expiry only; tell the data-protection officer"
             )
         self._refuse_if_held(record)
-        key_ids = keys.destroy(tenant, rec_id)  # from here on the recording is noise to everyone
+        fingerprints = {"reason": reason, "sha256": record.sha256, "stored_sha256": record.stored_sha256}
+        self._append(tenant_, actor, "erase.recording", [rec_id], {**fingerprints, "step": "requested"})
+        try:
+            key_ids = keys.destroy(tenant, rec_id)  # from here on the recording is noise to everyone
+        except DomainError as exc:
+            self._append(tenant_, actor, "erase.recording.failed", [rec_id], {**fingerprints, "error": exc.message})
+            raise
         self._step_log(tenant, rec_id, key_ids)
         documents = self._delete_from_index(tenant, rec_id)
         self._state.forget(rec_id)
@@ -92,17 +107,20 @@ class Eraser:
             "stored_sha256": record.stored_sha256,
             "scheme": record.sealed.scheme,
             "key_ids": sorted(set(key_ids) | {record.sealed.key_id}),
-            "requested_by": requested_by,
+            "requested_by": actor["name"],
+            "requested_by_role": actor["role"],
             "erased_at": now.isoformat(),
             "reason": reason,
             "documents_deleted": documents,
         }
         receipt["receipt"] = f"s3://{self._store.hot.name}/{_receipt_key(tenant, rec_id)}"
         self._put_receipt(tenant, rec_id, receipt, now)
+        self._append(tenant_, actor, "erase.recording", [rec_id], {**receipt, "step": "done"})
         return receipt
 
-    def erase_customer(self, tenant: str, customer_id: str, reason: str, requested_by: str) -> list[dict]:
+    def erase_customer(self, tenant_: Tenant, customer_id: str, reason: str, actor: dict[str, str]) -> list[dict]:
         """Every recording whose upload named `customer_id` (the keys bucket's markers find them)."""
+        tenant = tenant_.name
         if not customer_id.strip():
             raise InvalidArgument("customer_id is empty: name the customer whose recordings are to be erased")
         _checked_reason(reason)
@@ -122,7 +140,8 @@ class Eraser:
                 f"a legal hold is on {len(held)} of the customer's {len(rec_ids)} recordings ({', '.join(held)}): "
                 "nothing was erased; release the holds first or erase the others one by one"
             )
-        return [self.erase(tenant, rec_id, reason, requested_by) for rec_id in rec_ids]
+        self._append(tenant_, actor, "erase.customer", rec_ids, {"reason": reason.strip()})
+        return [self.erase(tenant_, rec_id, reason, actor) for rec_id in rec_ids]
 
     def receipt(self, tenant: str, rec_id: str) -> dict | None:
         try:
@@ -131,6 +150,16 @@ class Eraser:
             return None
 
     # -- steps ---------------------------------------------------------------------------------------
+    def _append(self, tenant: Tenant, actor: dict[str, str], action: str, targets: list[str], details: dict) -> None:
+        if self._trail is None:
+            return
+        try:
+            self._trail.append(tenant, actor, action, targets, details)
+        except StorageUnavailable as exc:
+            raise Unavailable(
+                f"the access trail could not record {action} ({exc.message}): nothing more was erased; retry"
+            ) from exc
+
     def _holds(self, record: ArchivedRecording) -> list[str]:
         prefix = recording_prefix(record.tenant, record.recording_id)
         held = []

@@ -32,6 +32,7 @@ from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, service_channel, start_metrics_server
 from callscribe.kit.settings import load_settings
 from callscribe.kit.tenants import TenantRegistry
+from callscribe.storage.trail import Trail
 from callscribe.v1 import indexer_pb2_grpc, lifecycle_pb2, lifecycle_pb2_grpc
 
 log = logging.getLogger("callscribe.ingest.lifecycle")
@@ -152,7 +153,7 @@ def build(settings: LifecycleSettings, registry: CollectorRegistry) -> Lifecycle
         observe=metrics.observe_audit,
     )  # fmt: skip
     expirer = Expirer(store, tenants, state, index, settings.audit_retention_days, observe=metrics.observe_expiry)
-    eraser = Eraser(store, state, index, settings.audit_retention_days)
+    eraser = Eraser(store, state, index, settings.audit_retention_days, trail=Trail(store.hot))
     return Lifecycle(mover, auditor, expirer, eraser, store, state, metrics, tenants)
 
 

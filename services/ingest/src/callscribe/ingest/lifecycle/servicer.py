@@ -14,7 +14,7 @@ from callscribe.ingest.lifecycle.expiry import Expirer, ExpiryEvent
 from callscribe.ingest.lifecycle.mover import MoveEvent, Mover
 from callscribe.kit.errors import InvalidArgument
 from callscribe.kit.ids import is_recording_id, not_a_recording_id
-from callscribe.kit.interceptors import caller_name, resolve_tenant
+from callscribe.kit.interceptors import caller_actor, resolve_tenant
 from callscribe.kit.names import INTEGRITIES
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import lifecycle_pb2 as pb
@@ -69,13 +69,15 @@ class LifecycleServicer(lifecycle_pb2_grpc.LifecycleServiceServicer):
         tenant = resolve_tenant(request.tenant)
         if not is_recording_id(request.recording_id):
             raise InvalidArgument(not_a_recording_id(request.recording_id))
-        return receipt_pb(self._eraser.erase(tenant.name, request.recording_id, request.reason, caller_name()))
+        return receipt_pb(self._eraser.erase(tenant, request.recording_id, request.reason, caller_actor().as_dict()))
 
     def EraseCustomer(
         self, request: pb.EraseCustomerRequest, context: grpc.ServicerContext
     ) -> pb.EraseCustomerResponse:
         tenant = resolve_tenant(request.tenant)
-        receipts = self._eraser.erase_customer(tenant.name, request.customer_id, request.reason, caller_name())
+        receipts = self._eraser.erase_customer(
+            tenant, request.customer_id, request.reason, caller_actor().as_dict()
+        )
         return pb.EraseCustomerResponse(receipts=[receipt_pb(r) for r in receipts])
 
 
