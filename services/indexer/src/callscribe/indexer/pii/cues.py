@@ -35,9 +35,9 @@ _CUES: dict[str, tuple[str, str]] = {
     CARD: ("卡号 银行卡 信用卡 借记卡 储蓄卡 卡的号码", "card number, credit card, debit card, card"),
     ID: ("身份证 证件号 身份号码", "id number, id card, identity card, resident id, national id"),
     PHONE: (
-        "电话 手机 座机 联系方式 打给我 回电 来电号码",
+        "电话 手机 座机 联系方式 打给我 回电 来电号码 新号码 旧号码",
         "phone, mobile, cell, landline, call me, call me back, reach me, callback number, contact number, text me,"
-        " area code",
+        " area code, my number, my old number, my new number, my other number, home number, work number",
     ),
 }
 

@@ -1,5 +1,5 @@
 """Digit strings in transcripts, whether written (4567 8888, ４５６７) or spoken (四五六七 八八, 幺三八,
-four five six seven, double eight, oh, forty-five sixty-seven), as runs of units.
+four five six seven, double eight, oh, forty-five sixty-seven, eight eight hundred), as runs of units.
 
 A *unit* is one said or written thing that stands for one or more digits. Units follow each other with nothing
 or a separator between them: a *weak* one (spaces, hyphens, brackets, a leading + or "plus", 杠, "dash") keeps them in
@@ -38,7 +38,7 @@ _TOKEN = re.compile(
     rf"|(?P<zh>[{''.join(_ZH)}])"
     rf"|{_LATIN_BEFORE}(?:(?P<tens>(?:{_words(_EN_TENS)})(?:[ -](?:{_words(_EN_UNITS[1:])}))?)"
     rf"|(?P<word>{_words(list(_EN_WORDS))})"
-    rf"|(?P<times>double|triple)){_LATIN_AFTER}"
+    rf"|(?P<times>double|triple)|(?P<hundred>hundred)){_LATIN_AFTER}"
     rf"|(?P<strong>[,，、;；.\n])"
     rf"|(?P<weak>[ \t\u3000]+|[-–—()（）+＋]|杠|{_LATIN_BEFORE}(?:dash|hyphen|plus){_LATIN_AFTER})",
     re.IGNORECASE,
@@ -110,6 +110,14 @@ class _Scanner:
         self.strong = False
         self.units.append(unit)
 
+    def hundred(self, end: int) -> bool:
+        """ "eight eight hundred" is 8800: "hundred" right after a spoken digit adds two zeros to it."""
+        if not self.units or self.strong or self.units[-1].written or len(self.units[-1].digits) != 1:
+            return False
+        last = self.units[-1]
+        self.units[-1] = Unit(last.start, end, last.digits + "00", False)
+        return True
+
     def close(self) -> None:
         if self.units:
             self.segments.append(Segment(tuple(self.units)))
@@ -151,6 +159,9 @@ def digit_runs(text: str) -> list[Run]:
             scanner.strong = True
         elif kind == "times":
             scanner.times = (match.start(), _TIMES[match.group().lower()])
+        elif kind == "hundred":
+            if not scanner.hundred(match.end()):
+                scanner.close()  # "a hundred", "forty hundred": a quantity, not digits
         elif kind != "weak":
             unit = _unit(match)
             assert unit is not None
