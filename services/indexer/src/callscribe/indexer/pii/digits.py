@@ -18,17 +18,16 @@ from dataclasses import dataclass
 
 _ZH = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5"}
 _ZH |= {"六": "6", "七": "7", "八": "8", "九": "9"}
-_EN_UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-_EN_TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen")
-_EN_TEENS += ("nineteen",)
-_EN_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_EN_UNITS = "zero one two three four five six seven eight nine".split()
+_EN_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_EN_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 _EN_WORDS = {word: str(n) for n, word in enumerate(_EN_UNITS)} | {"oh": "0", "o": "0"}
 _EN_WORDS |= {word: str(10 + n) for n, word in enumerate(_EN_TEENS)}
 _TENS = {word: str(2 + n) for n, word in enumerate(_EN_TENS)}
 _TIMES = {"double": 2, "triple": 3}
 
 
-def _words(words: tuple[str, ...] | list[str]) -> str:
+def _words(words: list[str]) -> str:
     return "|".join(sorted(words, key=len, reverse=True))  # longest first: "one" before "o"
 
 
