@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from support import wait_for  # noqa: F401 - re-exported to the folder's tests
 
 from callscribe.indexer.main import build, start_connecting
+from callscribe.indexer.pii.calls import UnredactedSink
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.indexer.store import EsStore
 from callscribe.kit.interceptors import ACTING_TENANT_HEADER
@@ -307,17 +308,25 @@ def indexer_settings(es_url: str, tenants: TenantsFile, **overrides: Any) -> Ind
 
 @pytest.fixture(scope="session")
 def start_indexer(es_server, indexer_tenants: TenantsFile) -> Iterator[StartIndexer]:  # type: ignore[no-untyped-def]
-    """`start_indexer(wait=True, es_url=None, real_enricher=False, **settings)`: an in-process indexer, with the
-    scripted enricher or (real_enricher) the service's own (script, ITN, analytics); all stopped at the end."""
+    """`start_indexer(wait=True, es_url=None, real_enricher=False, tenants=None, unredacted_sink=None, **settings)`:
+    an in-process indexer, with the scripted enricher or (real_enricher) the service's own (script, ITN, analytics),
+    the session's tenants or `tenants`; all stopped at the end."""
     started: list[Indexer] = []
 
     def start(
-        *, wait: bool = True, es_url: str | None = None, real_enricher: bool = False, **overrides: Any
+        *,
+        wait: bool = True,
+        es_url: str | None = None,
+        real_enricher: bool = False,
+        tenants: TenantsFile | None = None,
+        unredacted_sink: UnredactedSink | None = None,
+        **overrides: Any,
     ) -> Indexer:
-        settings = indexer_settings(es_url or es_server.url, indexer_tenants, **overrides)
+        tenants = tenants or indexer_tenants
+        settings = indexer_settings(es_url or es_server.url, tenants, **overrides)
         registry = CollectorRegistry()
         enricher = ScriptedEnricher()
-        server, store = build(settings, registry, None if real_enricher else enricher)
+        server, store = build(settings, registry, None if real_enricher else enricher, unredacted_sink)
         server.start()
         _, stop_event = start_connecting(server, store, settings.startup_retry_seconds)
         channel = grpc.insecure_channel(server.address)
@@ -327,7 +336,7 @@ def start_indexer(es_server, indexer_tenants: TenantsFile) -> Iterator[StartInde
             store,
             registry,
             enricher,
-            dict(indexer_tenants.tokens),
+            dict(tenants.tokens),
             channel,
             indexer_pb2_grpc.IndexerServiceStub(channel),
             health_pb2_grpc.HealthStub(channel),
