@@ -8,6 +8,7 @@ looked for in both languages (英文 CVV in a Chinese sentence, 验证码 in an 
 
 from __future__ import annotations
 
+import bisect
 import re
 
 CARD, ACCOUNT, ID, PHONE, CODE, CVV, NOT_PII = "card", "account", "id", "phone", "code", "cvv", "not_pii"
@@ -57,14 +58,20 @@ def _pattern() -> re.Pattern[str]:
 
 _CUE = _pattern()
 WINDOWS = {"zh": 12, "en": 50}  # characters between the end of a cue and the number it is about
-_LONGEST_CUE = 30  # a cue that ends inside the window may start this much before it
 
 
-def nearest_cue(text: str, start: int, language: str) -> str | None:
-    """The kind of the last cue that ends before `start`, at most the language's window before it."""
-    window = text[max(0, start - WINDOWS[language] - _LONGEST_CUE) : start]
-    kind = None
-    for match in _CUE.finditer(window):
-        if len(window) - match.end() <= WINDOWS[language]:
-            kind = match.lastgroup
-    return kind
+class Cues:
+    """The cues of one text, to ask which one is nearest before a number."""
+
+    def __init__(self, text: str, language: str) -> None:
+        found = [(match.end(), match.lastgroup or "") for match in _CUE.finditer(text)]
+        self._ends = [end for end, _ in found]
+        self._kinds = [kind for _, kind in found]
+        self._window = WINDOWS[language]
+
+    def nearest(self, start: int) -> str | None:
+        """The kind of the last cue that ends at or before `start`, at most the language's window before it."""
+        index = bisect.bisect_right(self._ends, start)
+        if index == 0 or start - self._ends[index - 1] > self._window:
+            return None
+        return self._kinds[index - 1]

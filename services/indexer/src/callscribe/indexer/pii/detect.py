@@ -25,13 +25,14 @@ Longer candidates win over shorter ones they overlap. E-mail addresses are match
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from callscribe.indexer.pii import cues
 from callscribe.indexer.pii.checksums import cn_id_shape, cn_id_valid, luhn_valid, old_cn_id_shape
-from callscribe.indexer.pii.digits import Run, Unit, digit_runs
+from callscribe.indexer.pii.digits import Run, Unit, digit_runs, has_digits
 
 LANGUAGES = ("zh", "en")
 _MAX_DIGITS = 20
@@ -68,20 +69,37 @@ def find_pii(text: str, language: str, *, before: str = "", after: str = "") -> 
     boundary cuts in two is found in both parts."""
     check_language(language)
     prefix = before + "\n" if before else ""
-    joined = prefix + text + ("\n" + after if after else "")
+    joined = _Text(prefix + text + ("\n" + after if after else ""), language, len(prefix), len(prefix) + len(text))
     found = []
-    for span in _detect(joined, language):
-        start, end = max(span.start, len(prefix)), min(span.end, len(prefix) + len(text))
-        if start < end:
-            found.append(Span(start - len(prefix), end - len(prefix), span.category))
+    for span in _detect(joined):
+        start, end = max(span.start, joined.start), min(span.end, joined.end)
+        found.append(Span(start - joined.start, end - joined.start, span.category))
     return found
 
 
-def _detect(text: str, language: str) -> list[Span]:
-    emails = list(_emails(text, language)) + list(_ibans(text))
+@dataclass
+class _Text:
+    """The text searched: an utterance (`start`-`end`) and its neighbours, and its cues."""
+
+    text: str
+    language: str
+    start: int
+    end: int
+
+    @functools.cached_property
+    def cues(self) -> cues.Cues:  # looked for only when a number needs them
+        return cues.Cues(self.text, self.language)
+
+    def reaches(self, start: int, end: int) -> bool:
+        """Whether `start`-`end` overlaps the utterance (what lies in a neighbour alone is not asked about)."""
+        return start < self.end and self.start < end
+
+
+def _detect(text: _Text) -> list[Span]:
+    emails = [span for span in [*_emails(text), *_ibans(text.text)] if text.reaches(span.start, span.end)]
     taken = [(span.start, span.end) for span in emails]
     chosen: list[Span] = []
-    for _, span in sorted(_number_candidates(text, language), key=lambda item: (-item[0], item[1].start)):
+    for _, span in sorted(_number_candidates(text), key=lambda item: (-item[0], item[1].start)):
         if not any(span.start < end and start < span.end for start, end in taken):
             chosen.append(span)
             taken.append((span.start, span.end))
@@ -106,11 +124,17 @@ class _Candidate:
         return "".join(unit.digits for unit in self.units)
 
 
-def _number_candidates(text: str, language: str) -> Iterator[tuple[int, Span]]:
-    """(number of digits, span) of each candidate that is PII."""
-    for run in digit_runs(text):
-        for candidate in _candidates(text, run):
-            category = _category(text, candidate, language)
+def _number_candidates(text: _Text) -> Iterator[tuple[int, Span]]:
+    """(number of digits, span) of each candidate that is PII and reaches into the utterance."""
+    if not has_digits(text.text, text.start, text.end):
+        return
+    for run in digit_runs(text.text):
+        if not text.reaches(run[0].start - 6, run[-1].end):  # 6: a leading "plus " is part of it
+            continue
+        for candidate in _candidates(text.text, run):
+            if not text.reaches(candidate.start, candidate.end):
+                continue
+            category = _category(text, candidate)
             if category is not None:
                 yield len(candidate.digits), Span(candidate.start, candidate.end, category)
 
@@ -139,11 +163,11 @@ def _candidate(text: str, units: tuple[Unit, ...]) -> _Candidate:
     return _Candidate(units, lead.start(), lead.group("plus") is not None)
 
 
-def _category(text: str, candidate: _Candidate, language: str) -> str | None:
+def _category(text: _Text, candidate: _Candidate) -> str | None:
     digits = candidate.digits
-    if len(digits) < 3 or _blocked(text, candidate):
+    if len(digits) < 3 or _blocked(text.text, candidate):
         return None
-    cue = cues.nearest_cue(text, candidate.start, language)
+    cue = text.cues.nearest(candidate.start)
     if cue == cues.NOT_PII:
         return None
     if cn_id_valid(digits) or (cue == cues.ID and (cn_id_shape(digits) or old_cn_id_shape(digits))):
@@ -156,7 +180,7 @@ def _category(text: str, candidate: _Candidate, language: str) -> str | None:
         return "bank_account"
     if (cue == cues.CODE and 4 <= len(digits) <= 8) or (cue == cues.CVV and 3 <= len(digits) <= 8):
         return "verification_code"
-    if _phone(digits, language, cue, candidate.plus):
+    if _phone(digits, text.language, cue, candidate.plus):
         return "phone"
     return None
 
@@ -253,10 +277,10 @@ _NOT_LOCAL = frozenset(
 _SPOKEN_HEAD = re.compile(rf"(?:{_LABEL}\s+(?:dot|underscore|dash)\s+)+{_LABEL}\s+$", re.IGNORECASE)
 
 
-def _emails(text: str, language: str) -> Iterator[Span]:
-    for match in _EMAIL.finditer(text):
-        if match.group("word") is None or _spoken_address(text, match, language):
-            head = _SPOKEN_HEAD.search(text, max(0, match.start() - 80), match.start())
+def _emails(text: _Text) -> Iterator[Span]:
+    for match in _EMAIL.finditer(text.text):
+        if match.group("word") is None or _spoken_address(text.text, match, text.language):
+            head = _SPOKEN_HEAD.search(text.text, max(0, match.start() - 80), match.start())
             yield Span(head.start() if head else match.start(), match.end(), "email")
 
 
