@@ -159,6 +159,15 @@ def test_the_utterance_before_gives_the_cue_and_a_cut_number_is_found_in_both_pa
     assert found("2024031588889999", "zh", before="请问您的订单号是多少") == []
 
 
+def test_traditional_characters_are_read_as_simplified_ones() -> None:
+    """Whisper writes Mandarin in Traditional characters, and so do tenants whose zh_script is traditional."""
+    assert found("四七二九", "zh", before="請您報一下收到的驗證碼") == [("verification_code", "四七二九")]
+    assert found("我的帳號是1102 0201 0900 1234 567", "zh") == [("bank_account", "1102 0201 0900 1234 567")]
+    assert found("郵箱是 li dot na 艾特 163 點 com", "zh") == [("email", "li dot na 艾特 163 點 com")]
+    assert found("訂單號是3021150088776655", "zh") == []
+    assert found("驗證碼有效期是兩千兩百塊", "zh") == []
+
+
 def test_two_entities_in_one_utterance() -> None:
     text = "身份证号是110105198503142318，手机号13800138000"
     assert found(text, "zh") == [("cn_id", "110105198503142318"), ("phone", "13800138000")]

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from callscribe.indexer.pii import cues
 from callscribe.indexer.pii.checksums import cn_id_shape, cn_id_valid, luhn_valid, old_cn_id_shape
 from callscribe.indexer.pii.digits import Run, Unit, digit_runs, has_digits
+from callscribe.kit.zhscript import fold, has_han
 
 LANGUAGES = ("zh", "en")
 _MAX_DIGITS = 20
@@ -69,12 +70,22 @@ def find_pii(text: str, language: str, *, before: str = "", after: str = "") -> 
     boundary cuts in two is found in both parts."""
     check_language(language)
     prefix = before + "\n" if before else ""
-    joined = _Text(prefix + text + ("\n" + after if after else ""), language, len(prefix), len(prefix) + len(text))
+    whole = prefix + text + ("\n" + after if after else "")
+    joined = _Text(_simplified(whole), language, len(prefix), len(prefix) + len(text))
     found = []
     for span in _detect(joined):
         start, end = max(span.start, joined.start), min(span.end, joined.end)
         found.append(Span(start - joined.start, end - joined.start, span.category))
     return found
+
+
+def _simplified(text: str) -> str:
+    """`text` with Traditional characters folded to Simplified ones (驗證碼 is a cue as 验证码 is, 兩 a digit, 塊
+    a unit), when that keeps every character where it was (as OpenCC's tables do in practice)."""
+    if not has_han(text):
+        return text
+    folded = fold(text)
+    return folded if len(folded) == len(text) else text
 
 
 @dataclass
