@@ -5,6 +5,7 @@ labelled set (tests/data/pii/labelled.jsonl; `python bench/pii_eval.py` prints t
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,19 @@ def test_two_entities_in_one_utterance() -> None:
 def test_an_unknown_language_is_refused() -> None:
     with pytest.raises(ValueError, match="language must be zh or en, got 'fr'"):
         find_pii("4111 1111 1111 1111", "fr")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["一" * 10_000, "x dot " * 2_000 + "com", "4111 1111 1111 1111, " * 500, "a-" * 5_000 + "@", "1X" * 5_000],
+    ids=["numerals", "spoken-dots", "cards", "hyphens", "x-check"],
+)
+def test_no_text_makes_the_search_slow(text: str) -> None:
+    """Utterances are at most 20,000 characters; these took 1 to 12 s before the patterns were bounded, and take
+    milliseconds now (the bound leaves a loaded machine a wide margin)."""
+    started = time.perf_counter()
+    find_pii(text, "zh")
+    assert time.perf_counter() - started < 2.0
 
 
 # --------------------------------------------------------------------------- masks and policies

@@ -207,7 +207,8 @@ def _blocked(text: str, candidate: _Candidate) -> bool:
         return True
     if last.written and text[last.end : last.end + 1].isascii() and text[last.end : last.end + 1].isalpha():
         return True
-    if _CURRENCY_BEFORE.search(text, 0, candidate.start) or _UNIT_AFTER.match(text, candidate.end):
+    before = _CURRENCY_BEFORE.search(text, max(0, candidate.start - 8), candidate.start)
+    if before or _UNIT_AFTER.match(text, candidate.end):
         return True
     return _DATE.fullmatch(text, candidate.start, candidate.end) is not None
 
@@ -266,14 +267,16 @@ def _ibans(text: str) -> Iterator[Span]:
 # --------------------------------------------------------------------------- e-mail addresses
 
 _TLD = r"(?:com|net|org|edu|gov|cn|io|co|info|biz|me|us|uk|hk|tw|jp|de|fr|ca|au|sg|top|xyz|vip)"
-_LABEL = r"[A-Za-z0-9零一二三四五六七八九幺][A-Za-z0-9零一二三四五六七八九幺_\-]*"
+# Bounded (a label of at most 64 characters, at most 8 more parts) so that no text makes the search quadratic.
+_LABEL_CHARS = "A-Za-z0-9零一二三四五六七八九幺"
+_LABEL = rf"[{_LABEL_CHARS}][{_LABEL_CHARS}_\-]{{0,63}}"
 _LOCAL_JOIN = r"(?:\.|\s+(?:dot|underscore|dash)\s+|\s*(?:点|下划线)\s*)"
 _DOMAIN_DOT = r"(?:\s*[.点]\s*|\s+dot\s+)"
 _AT_SIGN = r"\s*[@＠]\s*|\s*艾特\s*|\s*圈\s*a\s*"
 _EMAIL = re.compile(
-    rf"(?<![A-Za-z0-9._%+\-])(?P<local>{_LABEL}(?:{_LOCAL_JOIN}{_LABEL})*)"
+    rf"(?<![{_LABEL_CHARS}._%+\-])(?P<local>{_LABEL}(?:{_LOCAL_JOIN}{_LABEL}){{0,8}})"
     rf"(?:(?P<sign>{_AT_SIGN})|(?P<word>\s+at\s+))"
-    rf"{_LABEL}(?:{_DOMAIN_DOT}{_LABEL})*{_DOMAIN_DOT}{_TLD}(?![A-Za-z])",
+    rf"{_LABEL}(?:{_DOMAIN_DOT}{_LABEL}){{0,8}}{_DOMAIN_DOT}{_TLD}(?![A-Za-z])",
     re.IGNORECASE,
 )
 _EMAIL_CUE = re.compile(r"邮箱|邮件|电邮|(?<![A-Za-z])(?:e-?mail|mail|address)(?![A-Za-z])", re.IGNORECASE)
