@@ -9,6 +9,7 @@ recording ids and its own agent id, so tests that share the cluster never see ea
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,10 +25,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from support import wait_for  # noqa: F401 - re-exported to the folder's tests
 
 from callscribe.indexer.main import build, start_connecting
+from callscribe.indexer.pii.calls import UnredactedSink
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.indexer.store import EsStore
+from callscribe.kit.files import write_json_atomically
 from callscribe.kit.interceptors import ACTING_TENANT_HEADER
 from callscribe.kit.server import GrpcServer
+from callscribe.kit.tenants import Tenant
 from callscribe.stack.binaries import find_noida
 from callscribe.stack.procs import ManagedProcess, spawn, stop, wait_until
 from callscribe.stack.servers import http_status
@@ -318,17 +322,25 @@ def indexer_settings(es_url: str, tenants: TenantsFile, s3: Any = None, **overri
 
 @pytest.fixture(scope="session")
 def start_indexer(es_server, s3_server, indexer_tenants: TenantsFile) -> Iterator[StartIndexer]:  # type: ignore[no-untyped-def]
-    """`start_indexer(wait=True, es_url=None, real_enricher=False, **settings)`: an in-process indexer, with the
-    scripted enricher or (real_enricher) the service's own (script, ITN, analytics); all stopped at the end."""
+    """`start_indexer(wait=True, es_url=None, real_enricher=False, tenants=None, unredacted_sink=None, **settings)`:
+    an in-process indexer, with the scripted enricher or (real_enricher) the service's own (script, ITN, analytics),
+    the session's tenants or `tenants`; all stopped at the end."""
     started: list[Indexer] = []
 
     def start(
-        *, wait: bool = True, es_url: str | None = None, real_enricher: bool = False, **overrides: Any
+        *,
+        wait: bool = True,
+        es_url: str | None = None,
+        real_enricher: bool = False,
+        tenants: TenantsFile | None = None,
+        unredacted_sink: UnredactedSink | None = None,
+        **overrides: Any,
     ) -> Indexer:
-        settings = indexer_settings(es_url or es_server.url, indexer_tenants, s3_server, **overrides)
+        tenants = tenants or indexer_tenants
+        settings = indexer_settings(es_url or es_server.url, tenants, s3_server, **overrides)
         registry = CollectorRegistry()
         enricher = ScriptedEnricher()
-        server, store = build(settings, registry, None if real_enricher else enricher)
+        server, store = build(settings, registry, None if real_enricher else enricher, unredacted_sink)
         server.start()
         _, stop_event = start_connecting(server, store, settings.startup_retry_seconds)
         channel = grpc.insecure_channel(server.address)
@@ -338,7 +350,7 @@ def start_indexer(es_server, s3_server, indexer_tenants: TenantsFile) -> Iterato
             store,
             registry,
             enricher,
-            dict(indexer_tenants.tokens),
+            dict(tenants.tokens),
             channel,
             indexer_pb2_grpc.IndexerServiceStub(channel),
             health_pb2_grpc.HealthStub(channel),
@@ -396,3 +408,46 @@ def own_noida(tmp_path: Path) -> Iterator[Noida]:
     noida = Noida(tmp_path / "noida", free_port())
     yield noida
     noida.stop()
+
+
+# --------------------------------------------------------------------------- an indexer with redaction policies
+
+# acme: the default policy (everything masked); cards: only cards, their last four shown; keeper: everything masked,
+# the unredacted call handed to the indexer's unredacted_sink.
+PII_POLICIES = {"cards": {"categories": ["card"], "keep_last": 4}, "keeper": {"keep_unredacted": True}}
+
+
+@dataclass
+class KeptCalls:
+    """An unredacted_sink that keeps what it is given: (tenant name, unredacted call)."""
+
+    calls: list[tuple[str, pb.Call]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, tenant: Tenant, unredacted: pb.Call) -> None:
+        with self.lock:
+            self.calls.append((tenant.name, unredacted))
+
+    def of(self, recording_id: str) -> list[tuple[str, pb.Call]]:
+        with self.lock:
+            return [(name, call) for name, call in self.calls if call.recording_id == recording_id]
+
+
+@dataclass
+class PiiIndexer:
+    indexer: Indexer
+    kept: KeptCalls
+
+
+@pytest.fixture(scope="session")
+def pii_indexer(start_indexer: StartIndexer, stack_tmp: Path) -> PiiIndexer:
+    """The service's own enricher (ITN, analytics) and tenants with redaction policies (`PII_POLICIES`)."""
+    path = stack_tmp / "pii-tenants.json"
+    specs = {name: TenantSpec("COMPLIANCE", 1825) for name in ("acme", *PII_POLICIES)}
+    tenants = TenantsFile.write(path, specs, {"pipeline": PIPELINE_TOKEN})
+    document = json.loads(path.read_text(encoding="utf-8"))
+    for name, policy in PII_POLICIES.items():
+        document["tenants"][name]["redaction"] = policy
+    write_json_atomically(path, document)
+    kept = KeptCalls()
+    return PiiIndexer(start_indexer(real_enricher=True, tenants=tenants, unredacted_sink=kept), kept)

@@ -15,6 +15,7 @@ from callscribe.cli.demo import add_demo_parser
 from callscribe.cli.lifecycle import add_erase_parser, add_lifecycle_parsers
 from callscribe.cli.messages import describe
 from callscribe.cli.recordings import add_recording_parsers
+from callscribe.cli.redact import add_redact_parser
 from callscribe.cli.sync import add_sync_parser
 from callscribe.cli.trail import add_trail_parsers
 from callscribe.stack.commands import add_stack_parser
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_recording_parsers(commands)
     add_sync_parser(commands)
     add_calls_parsers(commands)
+    add_redact_parser(commands)
     add_dead_letter_parsers(commands)
     add_lifecycle_parsers(commands)
     add_erase_parser(commands)

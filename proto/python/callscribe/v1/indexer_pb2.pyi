@@ -335,3 +335,41 @@ class DeleteCallResponse(_message.Message):
     deleted: bool
     documents: int
     def __init__(self, deleted: _Optional[bool] = ..., documents: _Optional[int] = ...) -> None: ...
+
+class PreviewRedactionRequest(_message.Message):
+    __slots__ = ("tenant", "language", "text")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    language: _common_pb2.Language
+    text: str
+    def __init__(self, tenant: _Optional[str] = ..., language: _Optional[_Union[_common_pb2.Language, str]] = ..., text: _Optional[str] = ...) -> None: ...
+
+class RedactedSpan(_message.Message):
+    __slots__ = ("category", "start", "end", "mask")
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    category: str
+    start: int
+    end: int
+    mask: str
+    def __init__(self, category: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., mask: _Optional[str] = ...) -> None: ...
+
+class PreviewRedactionResponse(_message.Message):
+    __slots__ = ("text", "masked", "kept", "categories", "keep_unredacted", "keep_last")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    MASKED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    KEEP_UNREDACTED_FIELD_NUMBER: _ClassVar[int]
+    KEEP_LAST_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    masked: _containers.RepeatedCompositeFieldContainer[RedactedSpan]
+    kept: _containers.RepeatedCompositeFieldContainer[RedactedSpan]
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    keep_unredacted: bool
+    keep_last: int
+    def __init__(self, text: _Optional[str] = ..., masked: _Optional[_Iterable[_Union[RedactedSpan, _Mapping]]] = ..., kept: _Optional[_Iterable[_Union[RedactedSpan, _Mapping]]] = ..., categories: _Optional[_Iterable[str]] = ..., keep_unredacted: _Optional[bool] = ..., keep_last: _Optional[int] = ...) -> None: ...

@@ -71,6 +71,11 @@ class IndexerServiceStub:
                 request_serializer=callscribe_dot_v1_dot_indexer__pb2.DeleteCallRequest.SerializeToString,
                 response_deserializer=callscribe_dot_v1_dot_indexer__pb2.DeleteCallResponse.FromString,
                 _registered_method=True)
+        self.PreviewRedaction = channel.unary_unary(
+                '/callscribe.v1.IndexerService/PreviewRedaction',
+                request_serializer=callscribe_dot_v1_dot_indexer__pb2.PreviewRedactionRequest.SerializeToString,
+                response_deserializer=callscribe_dot_v1_dot_indexer__pb2.PreviewRedactionResponse.FromString,
+                _registered_method=True)
 
 
 class IndexerServiceServicer:
@@ -126,6 +131,14 @@ class IndexerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewRedaction(self, request, context):
+        """What the caller's tenant's PII redaction policy would store for a text (`callscribe redact`, for a DPO to
+        check the policy). Nothing is stored or logged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +176,11 @@ def add_IndexerServiceServicer_to_server(servicer, server):
                     servicer.DeleteCall,
                     request_deserializer=callscribe_dot_v1_dot_indexer__pb2.DeleteCallRequest.FromString,
                     response_serializer=callscribe_dot_v1_dot_indexer__pb2.DeleteCallResponse.SerializeToString,
+            ),
+            'PreviewRedaction': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewRedaction,
+                    request_deserializer=callscribe_dot_v1_dot_indexer__pb2.PreviewRedactionRequest.FromString,
+                    response_serializer=callscribe_dot_v1_dot_indexer__pb2.PreviewRedactionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +374,33 @@ class IndexerService:
             '/callscribe.v1.IndexerService/DeleteCall',
             callscribe_dot_v1_dot_indexer__pb2.DeleteCallRequest.SerializeToString,
             callscribe_dot_v1_dot_indexer__pb2.DeleteCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewRedaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/callscribe.v1.IndexerService/PreviewRedaction',
+            callscribe_dot_v1_dot_indexer__pb2.PreviewRedactionRequest.SerializeToString,
+            callscribe_dot_v1_dot_indexer__pb2.PreviewRedactionResponse.FromString,
             options,
             channel_credentials,
             insecure,

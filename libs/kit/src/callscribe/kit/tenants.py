@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from callscribe.kit.redaction import DEFAULT_REDACTION, RedactionPolicy, parse_redaction
 from callscribe.kit.roles import ADMIN, ROLES
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Tenant:
     zh_script: str | None = None  # one of ZH_SCRIPTS; None: the indexer's default (INDEXER_ZH_SCRIPT)
     hot_days: float = DEFAULT_HOT_DAYS  # recordings move to the cold tier this long after they were archived
     cold_storage_class: str = ""  # sent as x-amz-storage-class with cold copies; "": the bucket's default
+    redaction: RedactionPolicy = DEFAULT_REDACTION  # PII the indexer masks (kit.redaction)
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,8 @@ def _parse_tenant(name: str, spec: dict) -> Tenant:
     storage_class = str(spec.get("cold_storage_class") or "")
     if storage_class and not re.fullmatch(r"[A-Z_]{1,64}", storage_class):
         raise ValueError(f"tenant {name}: cold_storage_class must be an S3 storage class such as STANDARD_IA")
-    return Tenant(name, mode, days, script, hot_days, storage_class)
+    redaction = parse_redaction(name, spec.get("redaction"))
+    return Tenant(name, mode, days, script, hot_days, storage_class, redaction=redaction)
 
 
 def _days(tenant: str, field: str, value: object) -> float:

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from callscribe.indexer.enrich import Enricher, make_enricher
 from callscribe.indexer.es.client import make_client
 from callscribe.indexer.metrics import IndexerMetrics
+from callscribe.indexer.pii.calls import UnredactedSink
 from callscribe.indexer.servicer import IndexerServicer
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.indexer.store import EsStore
@@ -32,12 +33,18 @@ log = logging.getLogger("callscribe.indexer")
 
 
 def build(
-    settings: IndexerSettings, registry: CollectorRegistry, enricher: Enricher | None = None
+    settings: IndexerSettings,
+    registry: CollectorRegistry,
+    enricher: Enricher | None = None,
+    unredacted_sink: UnredactedSink | None = None,
 ) -> tuple[GrpcServer, EsStore]:
-    """The server (not started) and its store; `enricher` replaces the built-in one (tests)."""
+    """The server (not started) and its store; `enricher` replaces the built-in one (tests). `unredacted_sink`
+    receives the unredacted calls of tenants whose redaction policy keeps them (none yet: see pii.calls)."""
     metrics = IndexerMetrics(registry)
     store = EsStore(make_client(settings), settings, metrics)
-    servicer = IndexerServicer(store, enricher or make_enricher(settings), settings, metrics, make_trail(settings))
+    servicer = IndexerServicer(
+        store, enricher or make_enricher(settings), settings, metrics, make_trail(settings), unredacted_sink
+    )
     binding = ServiceBinding(
         indexer_pb2.DESCRIPTOR.services_by_name["IndexerService"].full_name,
         indexer_pb2_grpc.add_IndexerServiceServicer_to_server,

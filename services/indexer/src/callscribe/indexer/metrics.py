@@ -50,10 +50,17 @@ class IndexerMetrics:
         )
         self.index_call_seconds = Histogram(
             "callscribe_indexer_index_call_seconds",
-            "IndexCall: enrichment (stage=enrich) and Elasticsearch writes (stage=write)",
+            "IndexCall: enrichment (stage=enrich), PII redaction (stage=redact) and Elasticsearch writes (stage=write)",
             ["stage"],
             registry=registry,
             buckets=_LATENCY_BUCKETS,
+        )
+        self.pii_masked = Counter(
+            "callscribe_indexer_pii_masked",
+            "PII spans masked in indexed calls, utterance text and normalized text counted apart (category: card, "
+            "cn_id, bank_account, phone, email, verification_code)",
+            ["category"],
+            registry=registry,
         )
         self.search_seconds = Histogram(
             "callscribe_indexer_search_seconds",

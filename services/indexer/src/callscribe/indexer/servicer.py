@@ -24,11 +24,14 @@ from callscribe.indexer import query as qb
 from callscribe.indexer.enrich import Enricher
 from callscribe.indexer.es.reader import MAX_FIND_IDS
 from callscribe.indexer.metrics import IndexerMetrics
+from callscribe.indexer.pii import redact
+from callscribe.indexer.pii.calls import UnredactedSink, redact_call
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.indexer.store import EsStore
-from callscribe.indexer.validation import check_call, check_recording_id, check_update_storage
+from callscribe.indexer.validation import check_call, check_preview, check_recording_id, check_update_storage
 from callscribe.kit.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from callscribe.kit.interceptors import caller_actor, require_service_account, resolve_tenant
+from callscribe.kit.tenants import Tenant
 from callscribe.storage.trail import Trail
 from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
@@ -44,12 +47,16 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
         settings: IndexerSettings,
         metrics: IndexerMetrics,
         trail: Trail | None = None,
+        unredacted_sink: UnredactedSink | None = None,
     ) -> None:
         self._store = store
         self._enrich = enricher
         self._settings = settings
         self._metrics = metrics
         self._trail = trail
+        # Where the unredacted call of a tenant with keep_unredacted goes (encrypted storage); none yet.
+        self._unredacted_sink = unredacted_sink
+        self._warned_unkept: set[str] = set()
 
     def IndexCall(self, request: pb.IndexCallRequest, context: grpc.ServicerContext) -> pb.IndexCallResponse:
         require_service_account("IndexCall")  # only the pipeline writes the index; see README "Access"
@@ -70,12 +77,48 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
         # The upload's script, else the tenant's, else the indexer's default.
         self._enrich(call, call.metadata.zh_script or tenant.zh_script or self._settings.zh_script)
         self._metrics.index_call_seconds.labels("enrich").observe(time.perf_counter() - started)
+        started = time.perf_counter()
+        self._redact(tenant, call)  # after the analytics, which read the unredacted text; before anything is written
+        self._metrics.index_call_seconds.labels("redact").observe(time.perf_counter() - started)
         call.indexed_at.GetCurrentTime()
         call.indexed_at.nanos -= call.indexed_at.nanos % 1_000_000  # Elasticsearch dates keep milliseconds
         started = time.perf_counter()
         written = self._store.index_call(tenant, call)
         self._metrics.index_call_seconds.labels("write").observe(time.perf_counter() - started)
         return pb.IndexCallResponse(recording_id=call.recording_id, utterances_indexed=written)
+
+    def _redact(self, tenant: Tenant, call: pb.Call) -> None:
+        """Mask `call` under the tenant's policy; hand the unredacted call to the sink where the policy keeps it."""
+        redaction = redact_call(call, tenant.redaction)
+        for category, count in redaction.masked.items():
+            self._metrics.pii_masked.labels(category).inc(count)
+        if redaction.unredacted is None:
+            return
+        if self._unredacted_sink is not None:
+            self._unredacted_sink(tenant, redaction.unredacted)
+        elif tenant.name not in self._warned_unkept:
+            self._warned_unkept.add(tenant.name)
+            log.warning(
+                "tenant %s keeps unredacted transcripts (redaction.keep_unredacted), but this indexer has no "
+                "encrypted store for them yet: only the redacted transcript is indexed",
+                tenant.name,
+            )
+
+    def PreviewRedaction(
+        self, request: pb.PreviewRedactionRequest, context: grpc.ServicerContext
+    ) -> pb.PreviewRedactionResponse:
+        tenant = resolve_tenant(request.tenant)
+        language = check_preview(request)
+        policy = tenant.redaction
+        result = redact(request.text, language, policy)
+        return pb.PreviewRedactionResponse(
+            text=result.text,
+            masked=[pb.RedactedSpan(category=m.category, start=m.start, end=m.end, mask=m.mask) for m in result.masked],
+            kept=[pb.RedactedSpan(category=k.category, start=k.start, end=k.end) for k in result.kept],
+            categories=list(policy.categories),
+            keep_unredacted=policy.keep_unredacted,
+            keep_last=policy.keep_last,
+        )
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
         tenant = resolve_tenant(request.tenant)

@@ -121,3 +121,23 @@ def check_update_storage(request: pb.UpdateStorageRequest) -> None:
         if not request.HasField("verified_at"):
             raise InvalidArgument("verified_at is required with integrity: when the audit re-hashed the copies")
         check_timestamp("verified_at", request.verified_at)
+
+
+MAX_PREVIEW_CHARS = 10_000
+_PREVIEW_LANGUAGES = {c.LANGUAGE_ZH: "zh", c.LANGUAGE_EN: "en"}
+
+
+def check_preview(request: pb.PreviewRedactionRequest) -> str:
+    """The language code ("zh" or "en") of a PreviewRedaction request whose text can be checked."""
+    language = _PREVIEW_LANGUAGES.get(request.language)
+    if language is None:
+        name = c.Language.Name(request.language) if request.language in c.Language.values() else request.language
+        raise InvalidArgument(
+            f"language must be LANGUAGE_ZH or LANGUAGE_EN, got {name} "
+            "(callscribe redact: --language zh or --language en; PII cues and spoken digits differ by language)"
+        )
+    if not request.text.strip():
+        raise InvalidArgument("text is empty: give the text to check (callscribe redact --language zh|en TEXT)")
+    if len(request.text) > MAX_PREVIEW_CHARS:
+        raise InvalidArgument(f"text is {len(request.text)} characters; at most {MAX_PREVIEW_CHARS}")
+    return language
