@@ -424,9 +424,13 @@ class KeptCalls:
     calls: list[tuple[str, pb.Call]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, tenant: Tenant, unredacted: pb.Call) -> None:
+    def put(self, tenant: Tenant, unredacted: pb.Call, key_id: str) -> None:
         with self.lock:
             self.calls.append((tenant.name, unredacted))
+
+    def get(self, tenant: str, rec_id: str) -> pb.Call | None:
+        found = [call for name, call in self.of(rec_id) if name == tenant]
+        return found[-1] if found else None
 
     def of(self, recording_id: str) -> list[tuple[str, pb.Call]]:
         with self.lock:

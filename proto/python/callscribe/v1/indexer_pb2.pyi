@@ -165,10 +165,12 @@ class Call(_message.Message):
     def __init__(self, recording_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Union[_common_pb2.RecordingMetadata, _Mapping]] = ..., audio: _Optional[_Union[_common_pb2.AudioFacts, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., tier: _Optional[_Union[_common_pb2.StorageTier, str]] = ..., utterances: _Optional[_Iterable[_Union[Utterance, _Mapping]]] = ..., indexed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., analytics: _Optional[_Union[CallAnalytics, _Mapping]] = ..., diarization: _Optional[_Union[_common_pb2.Diarization, _Mapping]] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., integrity: _Optional[_Union[_common_pb2.Integrity, str]] = ..., verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class IndexCallRequest(_message.Message):
-    __slots__ = ("call",)
+    __slots__ = ("call", "key_id")
     CALL_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
     call: Call
-    def __init__(self, call: _Optional[_Union[Call, _Mapping]] = ...) -> None: ...
+    key_id: str
+    def __init__(self, call: _Optional[_Union[Call, _Mapping]] = ..., key_id: _Optional[str] = ...) -> None: ...
 
 class IndexCallResponse(_message.Message):
     __slots__ = ("recording_id", "utterances_indexed")
@@ -271,12 +273,14 @@ class SearchResponse(_message.Message):
     def __init__(self, hits: _Optional[_Iterable[_Union[CallHit, _Mapping]]] = ..., total: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetCallRequest(_message.Message):
-    __slots__ = ("tenant", "recording_id")
+    __slots__ = ("tenant", "recording_id", "unredacted")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     RECORDING_ID_FIELD_NUMBER: _ClassVar[int]
+    UNREDACTED_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     recording_id: str
-    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ...) -> None: ...
+    unredacted: bool
+    def __init__(self, tenant: _Optional[str] = ..., recording_id: _Optional[str] = ..., unredacted: _Optional[bool] = ...) -> None: ...
 
 class ExportCallsRequest(_message.Message):
     __slots__ = ("filter",)

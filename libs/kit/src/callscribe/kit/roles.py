@@ -53,6 +53,7 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     _INDEXER + "Search": _READ,
     _INDEXER + "GetCall": _READ,
     _INDEXER + "ExportCalls": _READ,
+    _INDEXER + "PreviewRedaction": _READ,  # what the tenant's policy would store for a text (a DPO's check)
     _INDEXER + "FindIndexed": _READ | {SERVICE},
     _INDEXER + "UpdateStorage": _PIPELINE,
     _INDEXER + "DeleteCall": _PIPELINE,

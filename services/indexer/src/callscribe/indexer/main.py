@@ -20,6 +20,7 @@ from callscribe.indexer.pii.calls import UnredactedSink
 from callscribe.indexer.servicer import IndexerServicer
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.indexer.store import EsStore
+from callscribe.indexer.unredacted import SealedTranscripts
 from callscribe.kit.errors import Unavailable
 from callscribe.kit.logs import configure_logging
 from callscribe.kit.server import GrpcServer, ServiceBinding, serve_until_signalled, start_metrics_server
@@ -42,15 +43,27 @@ def build(
     receives the unredacted calls of tenants whose redaction policy keeps them (none yet: see pii.calls)."""
     metrics = IndexerMetrics(registry)
     store = EsStore(make_client(settings), settings, metrics)
-    servicer = IndexerServicer(
-        store, enricher or make_enricher(settings), settings, metrics, make_trail(settings), unredacted_sink
-    )
+    sink = unredacted_sink if unredacted_sink is not None else make_sealed_transcripts(settings)
+    enrich = enricher or make_enricher(settings)
+    servicer = IndexerServicer(store, enrich, settings, metrics, make_trail(settings), sink)
     binding = ServiceBinding(
         indexer_pb2.DESCRIPTOR.services_by_name["IndexerService"].full_name,
         indexer_pb2_grpc.add_IndexerServiceServicer_to_server,
         servicer,
     )
     return GrpcServer("indexer", settings, [binding], registry), store
+
+
+def make_sealed_transcripts(settings: IndexerSettings) -> SealedTranscripts | None:
+    """Where tenants that keep unredacted transcripts have them, encrypted with the recording's data key; None
+    without S3 or a KEK (such tenants' calls are then indexed redacted only)."""
+    endpoint = settings.trail_endpoint
+    if endpoint is None or not settings.encryption_on:
+        return None
+    client = connect(endpoint, pool_size=8, read_timeout=30.0)
+    keys = settings.recording_keys(client)
+    assert keys is not None  # encryption_on
+    return SealedTranscripts(client, settings.hot_bucket, keys)
 
 
 def make_trail(settings: IndexerSettings) -> Trail | None:

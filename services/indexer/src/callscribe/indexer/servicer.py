@@ -29,12 +29,15 @@ from callscribe.indexer.pii.calls import UnredactedSink, redact_call
 from callscribe.indexer.settings import IndexerSettings
 from callscribe.indexer.store import EsStore
 from callscribe.indexer.validation import check_call, check_preview, check_recording_id, check_update_storage
-from callscribe.kit.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
+from callscribe.kit.errors import DomainError, FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 from callscribe.kit.interceptors import caller_actor, require_service_account, resolve_tenant
+from callscribe.kit.roles import ADMIN, SUPERVISOR
 from callscribe.kit.tenants import Tenant
 from callscribe.storage.trail import Trail
 from callscribe.v1 import indexer_pb2 as pb
 from callscribe.v1 import indexer_pb2_grpc
+
+UNREDACTED_READERS = frozenset({SUPERVISOR, ADMIN})
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,8 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
         self._enrich(call, call.metadata.zh_script or tenant.zh_script or self._settings.zh_script)
         self._metrics.index_call_seconds.labels("enrich").observe(time.perf_counter() - started)
         started = time.perf_counter()
-        self._redact(tenant, call)  # after the analytics, which read the unredacted text; before anything is written
+        # After the analytics, which read the unredacted text; before anything is written.
+        self._redact(tenant, call, request.key_id)
         self._metrics.index_call_seconds.labels("redact").observe(time.perf_counter() - started)
         call.indexed_at.GetCurrentTime()
         call.indexed_at.nanos -= call.indexed_at.nanos % 1_000_000  # Elasticsearch dates keep milliseconds
@@ -87,7 +91,7 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
         self._metrics.index_call_seconds.labels("write").observe(time.perf_counter() - started)
         return pb.IndexCallResponse(recording_id=call.recording_id, utterances_indexed=written)
 
-    def _redact(self, tenant: Tenant, call: pb.Call) -> None:
+    def _redact(self, tenant: Tenant, call: pb.Call, key_id: str) -> None:
         """Mask `call` under the tenant's policy; hand the unredacted call to the sink where the policy keeps it."""
         redaction = redact_call(call, tenant.redaction)
         for category, count in redaction.masked.items():
@@ -95,7 +99,7 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
         if redaction.unredacted is None:
             return
         if self._unredacted_sink is not None:
-            self._unredacted_sink(tenant, redaction.unredacted)
+            self._unredacted_sink.put(tenant, redaction.unredacted, key_id)
         elif tenant.name not in self._warned_unkept:
             self._warned_unkept.add(tenant.name)
             log.warning(
@@ -131,7 +135,34 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServiceServicer):
     def GetCall(self, request: pb.GetCallRequest, context: grpc.ServicerContext) -> pb.Call:
         tenant = resolve_tenant(request.tenant)
         check_recording_id(request.recording_id)
+        if request.unredacted:
+            return self._unredacted(tenant, request.recording_id)
         return self._store.get_call(tenant.name, request.recording_id)
+
+    def _unredacted(self, tenant: Tenant, rec_id: str) -> pb.Call:
+        """The call before PII redaction: supervisors and admins, each read in the access trail first."""
+        actor = caller_actor()
+        if actor.role not in UNREDACTED_READERS:
+            raise PermissionDenied(
+                f"the unredacted transcript is for roles {', '.join(sorted(UNREDACTED_READERS))}; your token "
+                f"({actor.name}) has role {actor.role!r}: read the redacted call instead"
+            )
+        if self._unredacted_sink is None:
+            raise FailedPrecondition("this indexer keeps no unredacted transcripts (encryption at rest is off)")
+        self._store.get_call(tenant.name, rec_id)  # NOT_FOUND for a call that is not indexed (or was erased)
+        if self._trail is None:
+            raise FailedPrecondition("reading an unredacted transcript is recorded in the access trail: none here")
+        try:
+            self._trail.append(tenant, actor.as_dict(), "transcript.read_unredacted", [rec_id], {})
+        except DomainError as exc:
+            raise Unavailable(f"not read: its access-trail entry could not be written ({exc.message})") from exc
+        call = self._unredacted_sink.get(tenant.name, rec_id)
+        if call is None:
+            raise FailedPrecondition(
+                f"no unredacted transcript was kept for {rec_id}: tenant {tenant.name}'s redaction policy did not "
+                "keep one when it was indexed"
+            )
+        return call
 
     def ExportCalls(self, request: pb.ExportCallsRequest, context: grpc.ServicerContext) -> Iterator[pb.Call]:
         tenant = resolve_tenant(request.filter.tenant)

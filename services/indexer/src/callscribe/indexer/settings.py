@@ -12,12 +12,13 @@ from pydantic_settings import SettingsConfigDict
 from callscribe.kit.settings import ServiceSettings
 from callscribe.kit.tenants import ZH_SCRIPTS
 from callscribe.storage.client import Endpoint, check_endpoint_url
+from callscribe.storage.protection import EncryptionSettings
 
 # Elasticsearch index names: lowercase, no leading '-', '_' or '+', none of \ / * ? " < > | , # : or spaces.
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-class IndexerSettings(ServiceSettings):
+class IndexerSettings(ServiceSettings, EncryptionSettings):
     model_config = SettingsConfigDict(env_prefix="INDEXER_", extra="ignore", frozen=True)
 
     grpc_address: str = "0.0.0.0:50054"

@@ -29,13 +29,13 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 class UnredactedSink(Protocol):
-    """Where IndexCall hands the unredacted call of a tenant whose policy keeps it (``keep_unredacted``): to be
-    stored encrypted with the recording's data key, readable by privileged users, erased with the recording.
+    """Where IndexCall hands the unredacted call of a tenant whose policy keeps it (``keep_unredacted``): stored
+    encrypted with the recording's data key (`indexer.unredacted.SealedTranscripts`), readable by supervisors and
+    admins (GetCall unredacted), erased with the recording. An indexer without encryption at rest has none and
+    logs that the unredacted transcript is not kept."""
 
-    Not implemented yet: the indexer is built without one (`IndexerServicer(unredacted_sink=None)`) and logs
-    that the unredacted transcript is not kept."""
-
-    def __call__(self, tenant: Tenant, unredacted: pb.Call) -> None: ...
+    def put(self, tenant: Tenant, unredacted: pb.Call, key_id: str) -> None: ...
+    def get(self, tenant: str, rec_id: str) -> pb.Call | None: ...
 
 
 @dataclass

@@ -40,6 +40,7 @@ from callscribe.storage.trail import Trail
 
 log = logging.getLogger(__name__)
 
+UNREDACTED = "unredacted.sealed"  # the indexer's (indexer.unredacted): the unredacted transcript, sealed
 RECEIPT_PREFIX = "erasures/"  # erasures/<tenant>/<recording id>.json
 MAX_REASON_CHARS = 500
 
@@ -95,6 +96,7 @@ class Eraser:
             self._append(tenant_, actor, "erase.recording.failed", [rec_id], {**fingerprints, "error": exc.message})
             raise
         self._step_log(tenant, rec_id, key_ids)
+        self._delete_unredacted(tenant, rec_id)
         documents = self._delete_from_index(tenant, rec_id)
         self._state.forget(rec_id)
         if existing is not None:
@@ -180,6 +182,13 @@ class Eraser:
                 "erasure request; nothing was erased. Release the hold (an admin, with the legal team's consent) "
                 "and erase again"
             )
+
+    def _delete_unredacted(self, tenant: str, rec_id: str) -> None:
+        """The unredacted transcript the indexer kept (unlocked; already noise without the key): every version."""
+        key = recording_prefix(tenant, rec_id) + UNREDACTED
+        for version in self._store.hot.versions(key):
+            if version.key == key:
+                self._store.hot.delete_version(key, version.version_id)
 
     def _delete_from_index(self, tenant: str, rec_id: str) -> int:
         self._state.pending("delete", tenant, rec_id, True)

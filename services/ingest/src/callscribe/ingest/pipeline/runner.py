@@ -185,7 +185,11 @@ class Pipeline:
         progress("indexing", "", None)
         call = call_document(record, metadata, speech, results, self._work.audit_of(job.recording_id))
         self._call(
-            "indexing", self._indexer.IndexCall, indexer_pb2.IndexCallRequest(call=call), auth, self._timeouts.indexer_s
+            "indexing",
+            self._indexer.IndexCall,
+            indexer_pb2.IndexCallRequest(call=call, key_id=record.sealed.key_id if record.sealed else ""),
+            auth,
+            self._timeouts.indexer_s,
         )
         return Outcome(len(speech.segments), len(call.utterances), int(speech.duration_ms))
 
@@ -250,6 +254,8 @@ class Pipeline:
             raise StageError("verify", exc.message, PRESSURE if exc.kind is ErrorKind.UNAVAILABLE else FAULT) from exc
         if record is None or record.object is None:
             raise StageError("verify", f"recording {job.recording_id} is not in the archive", FAULT)
+        if record.erased:
+            raise StageError("verify", f"recording {job.recording_id} was erased: nothing of it is processed", FAULT)
         if record.sha256 != job.sha256 or record.object.sha256 != job.sha256:
             raise StageError(
                 "verify",
