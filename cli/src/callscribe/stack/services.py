@@ -79,7 +79,7 @@ def service_env(name: str, state: Mapping[str, Any]) -> dict[str, str]:
             {"COLD_S3_ENDPOINT": cold["endpoint"], "COLD_S3_ACCESS_KEY": cold["access_key"],
              "COLD_S3_SECRET_KEY": cold["secret_key"]}
         )  # fmt: skip
-    if name in ("ingest", "vad", "asr", WORKER, LIFECYCLE) and state.get("kek_file"):
+    if name in ("ingest", "vad", "asr", "indexer", WORKER, LIFECYCLE) and state.get("kek_file"):
         env["KEK_FILE"] = str(state["kek_file"])  # encryption at rest: every writer and reader of recordings
         env["KEYS_BUCKET"] = s3["keys_bucket"]
     if name in ("ingest", WORKER, LIFECYCLE) and state.get("hot_lock_grace_days"):

@@ -119,7 +119,7 @@ class IndexerSettings(ServiceSettings, EncryptionSettings):
     @field_validator("s3_endpoint")
     @classmethod
     def _s3_url(cls, value: str | None) -> str | None:
-        return None if value is None else check_endpoint_url(value)
+        return check_endpoint_url(value) if value else None  # an empty variable means unset
 
     @field_validator("elasticsearch_api_compat")
     @classmethod
