@@ -106,6 +106,9 @@ def _requests(guarded: Guarded, tenant: str, rec_id: str) -> dict[str, Callable[
         "/callscribe.v1.IndexerService/FindIndexed": lambda md: indexer.FindIndexed(
             ipb.FindIndexedRequest(recording_ids=[rec_id]), metadata=md, timeout=30
         ),
+        "/callscribe.v1.IndexerService/PreviewRedaction": lambda md: indexer.PreviewRedaction(
+            ipb.PreviewRedactionRequest(language=c.LANGUAGE_EN, text="call me on 555 0123"), metadata=md, timeout=30
+        ),
         "/callscribe.v1.IndexerService/UpdateStorage": lambda md: indexer.UpdateStorage(
             _audited(secrets.token_hex(16)), metadata=md, timeout=30
         ),
