@@ -384,7 +384,19 @@ _MEASURE = textwrap.dedent(
     from callscribe.audio.decode import AudioStream
     from callscribe.ingest.upload.audio import validate
 
-    warm, path, which = sys.argv[1:4]
+    warm, path, which, sealed, spool = sys.argv[1:6]
+    if sealed == "sealed":  # as the spool holds them: sealed files, streamed in (bounded memory)
+        from pathlib import Path
+        from callscribe.audio.sealed import SealedWriter
+
+        def seal(p):
+            writer = SealedWriter.create(Path(spool), ".audio")
+            with open(p, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    writer.write(block)
+            return writer.finish()
+
+        warm, path = seal(warm), seal(path)
 
     def run(p):
         if which == "services":
@@ -428,18 +440,28 @@ def aac_calls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
+@pytest.mark.parametrize("sealed", ["plain", "sealed"])
 @pytest.mark.parametrize("which", ["services", "ingest"])
-def test_one_hour_call_decodes_in_bounded_memory(aac_calls: tuple[Path, Path], which: str) -> None:
+def test_one_hour_call_decodes_in_bounded_memory(
+    aac_calls: tuple[Path, Path], which: str, sealed: str, tmp_path: Path
+) -> None:
     """A one-hour AAC call (8 kHz mono, 7 MB) decoded to 16 kHz by the services' path, and validated by
     ingest's full check, each in a fresh process after a one-minute call: the RSS (sampled every 5 ms) and
     the peak of Python/numpy allocations (tracemalloc) grow by less than HOUR_GROWTH_BOUND_MIB (a
-    whole-file array would be 110-220 MiB)."""
+    whole-file array would be 110-220 MiB). `sealed`: read from a sealed spool file (issue 19), as the
+    services and ingest read it."""
     minute, hour = aac_calls
     out = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(minute), str(hour), which], check=True, capture_output=True, text=True
+        [sys.executable, "-c", _MEASURE, str(minute), str(hour), which, sealed, str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     seconds, growth_mib, traced_mib = float(out[0]), float(out[1]), float(out[2])
     assert abs(seconds - 3600) < 0.2, seconds
     assert growth_mib < HOUR_GROWTH_BOUND_MIB, f"peak RSS grew by {growth_mib:.1f} MiB decoding one hour"
     assert traced_mib < HOUR_GROWTH_BOUND_MIB, f"Python/numpy allocations peaked at {traced_mib:.1f} MiB"
-    print(f"one hour of AAC through {which}: peak RSS growth {growth_mib:.1f} MiB, traced peak {traced_mib:.1f} MiB")
+    print(
+        f"one hour of {sealed} AAC through {which}: peak RSS growth {growth_mib:.1f} MiB, "
+        f"traced peak {traced_mib:.1f} MiB"
+    )
