@@ -99,6 +99,34 @@ def test_random_access_reads_what_the_plaintext_holds(tmp_path: Path) -> None:
             reader.seek(-1)
 
 
+def test_readinto_fills_what_read_returns(tmp_path: Path) -> None:
+    """readinto (libsndfile's reads) decrypts chunks it covers whole straight into the caller's buffer and
+    the rest from the cache: the same bytes as read, wherever it starts and however long it is."""
+    data = random.Random(11).randbytes(4 * C + 321)
+    sealed = _seal(tmp_path, data)
+    rng = random.Random(12)
+    with sealed.open() as reader:
+        for _ in range(200):
+            a = rng.randrange(0, len(data) + 5)
+            n = rng.choice([1, C, C + 1, 2 * C, 3 * C + 17, rng.randrange(1, 5 * C)])
+            buf = bytearray(b"\xee" * n)
+            reader.seek(a)
+            got = reader.readinto(buf)
+            assert got == len(data[a : a + n]) and bytes(buf[:got]) == data[a : a + n], (a, n)
+            assert reader.tell() == max(a, min(a + n, len(data)))
+
+
+def test_readinto_of_a_changed_chunk_fails_and_keeps_none_of_it(tmp_path: Path) -> None:
+    data = random.Random(13).randbytes(3 * C)
+    sealed = _seal(tmp_path, data)
+    _tampered(sealed, lambda raw: raw[: STRIDE + 9] + bytes([raw[STRIDE + 9] ^ 4]) + raw[STRIDE + 10 :])
+    buf = bytearray(b"\xee" * (3 * C))
+    with sealed.open() as reader, pytest.raises(SealedFileError, match="chunk 1 of 3 does not authenticate"):
+        reader.readinto(buf)
+    assert bytes(buf[:C]) == data[:C]  # chunk 0 was read before the failure
+    assert bytes(buf[C : 2 * C]) == bytes(C), "the failed chunk's decryption was left in the buffer"
+
+
 def test_each_open_is_an_independent_reader(tmp_path: Path) -> None:
     data = random.Random(3).randbytes(3 * C)
     sealed = _seal(tmp_path, data)

@@ -127,6 +127,7 @@ class SealedWriter:
         self._aead = AESGCM(self._key)
         self._aad = _aad(chunk_bytes)
         self._pending = bytearray()  # at most one chunk: sealed once more bytes arrive, or as the last
+        self._out = bytearray(chunk_bytes + TAG_BYTES)  # each chunk's ciphertext, on its way to the file
         self._index = 0
         self.size = 0
         self._finished: SealedFile | None = None
@@ -163,7 +164,9 @@ class SealedWriter:
     def _seal(self, plaintext: Buffer, last: bool) -> None:
         if self._index >= MAX_CHUNKS:
             raise ValueError(f"a sealed file holds at most {MAX_CHUNKS} chunks of {self._chunk_bytes} bytes")
-        self._fh.write(self._aead.encrypt(_nonce(self._prefix, self._index, last), bytes(plaintext), self._aad))
+        out = memoryview(self._out)[: len(plaintext) + TAG_BYTES]
+        self._aead.encrypt_into(_nonce(self._prefix, self._index, last), plaintext, self._aad, out)
+        self._fh.write(out)
         self._index += 1
 
     def finish(self) -> SealedFile:
@@ -197,6 +200,7 @@ class SealedReader(io.RawIOBase):
         self._chunks = _chunks(sealed.size, sealed.chunk_bytes)
         self._pos = 0
         self._cached: tuple[int, bytes] | None = None
+        self._ciphertext = bytearray(sealed.chunk_bytes + TAG_BYTES)  # each chunk as read, before decrypting
         self.failure: SealedFileError | None = None
         self._fd = os.open(sealed.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
@@ -240,18 +244,27 @@ class SealedReader(io.RawIOBase):
         return pos
 
     def readinto(self, buffer: WriteableBuffer) -> int:
+        """Fill `buffer` from the position (short only at the end of the file). A chunk the read covers
+        whole is decrypted straight into `buffer` (libsndfile's large reads); others come from the cache."""
         out = memoryview(buffer).cast("B")
-        data = self.read(len(out))
-        out[: len(data)] = data
-        return len(data)
+        end = self._end(len(out))
+        chunk = self._sealed.chunk_bytes
+        at, filled = self._pos, 0
+        while at < end:
+            index = at // chunk
+            lo, hi = at - index * chunk, min(self._plain_len(index), end - index * chunk)
+            cached = self._cached is not None and self._cached[0] == index
+            if lo == 0 and hi == self._plain_len(index) and not cached:
+                self._decrypt(index, out[filled : filled + hi])
+            else:
+                out[filled : filled + hi - lo] = memoryview(self._chunk(index))[lo:hi]
+            filled += hi - lo
+            at = index * chunk + hi
+        self._pos = max(self._pos, end)
+        return filled
 
     def read(self, size: int | None = -1) -> bytes:
-        self._check_open()
-        if self.failure is not None:
-            raise self.failure
-        end = self._sealed.size if size is None or size < 0 else min(self._sealed.size, self._pos + size)
-        if end <= self._pos:
-            return b""
+        end = self._end(-1 if size is None else size)
         chunk = self._sealed.chunk_bytes
         pieces = []
         at = self._pos
@@ -262,28 +275,53 @@ class SealedReader(io.RawIOBase):
             hi = min(len(plain), end - index * chunk)
             pieces.append(plain[lo:hi] if (lo, hi) != (0, len(plain)) else plain)
             at = index * chunk + hi
-        self._pos = end
+        self._pos = max(self._pos, end)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _end(self, size: int) -> int:
+        """Where a read of `size` bytes (-1: to the end) from the position ends; raises the failure met."""
+        self._check_open()
+        if self.failure is not None:
+            raise self.failure
+        return self._sealed.size if size < 0 else min(self._sealed.size, self._pos + size)
 
     def readall(self) -> bytes:
         return self.read(-1)
 
+    def _plain_len(self, index: int) -> int:
+        sealed = self._sealed
+        return sealed.size - index * sealed.chunk_bytes if index == self._chunks - 1 else sealed.chunk_bytes
+
     def _chunk(self, index: int) -> bytes:
+        """Chunk `index`'s plaintext, decrypted once and kept until another chunk is asked for."""
         if self._cached is not None and self._cached[0] == index:
             return self._cached[1]
-        sealed = self._sealed
-        last = index == self._chunks - 1
-        plain_len = sealed.size - index * sealed.chunk_bytes if last else sealed.chunk_bytes
-        offset = index * (sealed.chunk_bytes + TAG_BYTES)
-        ciphertext = os.pread(self._fd, plain_len + TAG_BYTES, offset)
+        nonce, ciphertext = self._read_chunk(index)
         try:
-            plain = self._aead.decrypt(_nonce(sealed._prefix, index, last), ciphertext, self._aad)
+            plain = self._aead.decrypt(nonce, ciphertext, self._aad)
         except InvalidTag:
-            short = len(ciphertext) != plain_len + TAG_BYTES
-            got = f", {len(ciphertext)} of its {plain_len + TAG_BYTES} bytes present" if short else ""
-            self._fail(f"chunk {index} of {self._chunks} does not authenticate{got}")
+            self._fail(f"chunk {index} of {self._chunks} does not authenticate")
         self._cached = (index, plain)
         return plain
+
+    def _decrypt(self, index: int, out: memoryview) -> None:
+        """Chunk `index`'s plaintext into `out` (its exact length), or SealedFileError (`out` zeroed)."""
+        nonce, ciphertext = self._read_chunk(index)
+        try:
+            self._aead.decrypt_into(nonce, ciphertext, self._aad, out)
+        except InvalidTag:
+            out[:] = bytes(len(out))  # decrypt_into leaves what it decrypted: nothing unauthenticated is kept
+            self._fail(f"chunk {index} of {self._chunks} does not authenticate")
+
+    def _read_chunk(self, index: int) -> tuple[bytes, memoryview]:
+        """Chunk `index`'s nonce and ciphertext (read into a buffer reused for every chunk)."""
+        sealed = self._sealed
+        want = self._plain_len(index) + TAG_BYTES
+        ciphertext = memoryview(self._ciphertext)[:want]
+        got = os.preadv(self._fd, [ciphertext], index * (sealed.chunk_bytes + TAG_BYTES))
+        if got != want:
+            self._fail(f"chunk {index} of {self._chunks} is cut short: {got} of its {want} bytes are present")
+        return _nonce(sealed._prefix, index, index == self._chunks - 1), ciphertext
 
     def _fail(self, what: str) -> None:
         self.failure = SealedFileError(
