@@ -258,7 +258,7 @@ def test_a_sealed_spool_file_decodes_as_the_plain_file(recorder_files, tmp_path,
     assert len(clip) == 16000
 
 
-@pytest.mark.parametrize("where", ["middle", "last"])
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
 @pytest.mark.parametrize("fmt", FORMATS, ids=[f.name for f in FORMATS])
 def test_a_sealed_spool_file_changed_on_disk_fails_as_such_not_as_bad_audio(
     recorder_files, tmp_path, fmt: Format, where: str
@@ -271,7 +271,7 @@ def test_a_sealed_spool_file_changed_on_disk_fails_as_such_not_as_bad_audio(
     sealed = _sealed(data, tmp_path, 1000)
     raw = bytearray(sealed.path.read_bytes())
     chunks = -(-len(data) // 1000)
-    index = chunks // 2 if where == "middle" else chunks - 1
+    index = {"first": 0, "middle": chunks // 2, "last": chunks - 1}[where]
     raw[index * (1000 + TAG_BYTES) + 3] ^= 0x80
     sealed.path.write_bytes(bytes(raw))
     what = rf"chunk {index} of {chunks} does not authenticate"

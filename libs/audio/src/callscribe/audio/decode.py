@@ -407,7 +407,9 @@ class _SealedSoundFile(sf.SoundFile):
         except BaseException:
             self._sealed_reader.close()
             raise
-        self._raise_failure()
+        if self._sealed_reader.failure is not None:  # libsndfile opened what it read before the failure
+            self.close()
+            raise self._sealed_reader.failure
 
     def _raise_failure(self, exc: BaseException | None = None) -> None:
         if self._sealed_reader.failure is not None:

@@ -187,8 +187,10 @@ class SealedWriter:
 class SealedReader(io.RawIOBase):
     """A read-only, seekable view of a `SealedFile`'s plaintext (its own file descriptor and position).
 
-    A read of [a, b) decrypts the chunks that cover it, reading each with `os.pread`; the last chunk
-    decrypted is kept, so the small sequential reads of libsndfile and FFmpeg decrypt each chunk once.
+    A read of [a, b) decrypts the chunks that cover it, reading each with `os.preadv` into one reused
+    buffer; `readinto` decrypts a chunk it covers whole straight into the caller's buffer, and the last
+    chunk decrypted otherwise is kept, so small sequential reads (FFmpeg's, libsndfile's) decrypt each
+    chunk once.
     Raises `SealedFileError` when a chunk does not authenticate (and again on every later read:
     `failure` keeps the first)."""
 
@@ -202,6 +204,7 @@ class SealedReader(io.RawIOBase):
         self._cached: tuple[int, bytes] | None = None
         self._ciphertext = bytearray(sealed.chunk_bytes + TAG_BYTES)  # each chunk as read, before decrypting
         self.failure: SealedFileError | None = None
+        self._fd = -1
         self._fd = os.open(sealed.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             on_disk = os.fstat(self._fd).st_size
@@ -211,7 +214,7 @@ class SealedReader(io.RawIOBase):
                     f"({'cut short' if on_disk < sealed.sealed_size else 'extended'})"
                 )
         except BaseException:
-            os.close(self._fd)
+            self.close()
             raise
 
     @property
@@ -335,9 +338,10 @@ class SealedReader(io.RawIOBase):
             raise ValueError("I/O operation on a closed sealed file")
 
     def close(self) -> None:
-        if not self.closed:
+        if not self.closed and self._fd >= 0:
             self._cached = None
             os.close(self._fd)
+            self._fd = -1
         super().close()
 
 
