@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from callscribe.audio.policy import ACCEPTED_HINT
+from callscribe.audio.policy import ACCEPTED_HINT, Source
 from callscribe.ingest.upload.audio import (
     HEADER_PROBE_BYTES,
     AudioFacts,
@@ -317,7 +317,7 @@ def test_other_formats_are_kept_and_decoded(audio: dict[str, Path], tmp_path: Pa
 # --------------------------------------------------------------------------- one policy for ingest and the services
 
 
-def _decoded_by_the_services(path: Path) -> tuple[int, str]:
+def _decoded_by_the_services(path: Source) -> tuple[int, str]:
     """What VAD (AudioStream, every block) and ASR (AudioClips, opened) make of a stored file:
     (16 kHz frames, "") when it decodes, (0, message) when it is refused."""
     from callscribe.audio.decode import AudioClips, AudioStream
@@ -347,3 +347,29 @@ def test_ingest_and_the_services_give_every_file_the_same_verdict(audio: dict[st
     frames, message = _decoded_by_the_services(audio[name])
     assert message == "", f"ingest accepted {name} but the services refuse it: {message}"
     assert abs(frames - facts.duration_ms * 16) <= 16 * 20  # the same audio, at 16 kHz, within 20 ms
+
+
+@pytest.mark.parametrize("name", [row[0] for row in ACCEPTED] + [row[0] for row in REJECTED])
+def test_a_sealed_spool_file_gets_the_verdict_of_the_plain_file(
+    audio: dict[str, Path], name: str, tmp_path: Path
+) -> None:
+    """Issue 19: spool files are sealed (`callscribe.audio.sealed`). Read through the sealed file, ingest and
+    the services say what they say of the plain file: the same facts, or the same refusal."""
+    from callscribe.audio.sealed import SealedWriter
+
+    data = audio[name].read_bytes()
+    writer = SealedWriter.create(tmp_path, ".upload", chunk_bytes=4096)  # small chunks: reads cross them
+    writer.write(data)
+    sealed = writer.finish()
+
+    def verdict(src: Source) -> AudioFacts | str:
+        try:
+            return validate(src)
+        except InvalidAudio as exc:
+            return exc.message
+
+    expected = verdict(audio[name])
+    assert verdict(sealed) == expected
+    assert _decoded_by_the_services(sealed) == _decoded_by_the_services(audio[name])
+    if isinstance(expected, AudioFacts):
+        assert probe(sealed, complete=True) == probe(audio[name], complete=True)

@@ -27,7 +27,10 @@ import pytest
 import soundfile as sf
 
 from callscribe.audio.decode import AudioClips, AudioStream
-from callscribe.audio.policy import declared_raw_format
+from callscribe.audio.policy import Source, declared_raw_format
+from callscribe.audio.sealed import CHUNK_BYTES, TAG_BYTES, SealedFile, SealedFileError, SealedWriter
+from callscribe.ingest.model import AudioFacts
+from callscribe.ingest.upload.audio import validate
 from callscribe.v1 import common_pb2 as c
 from callscribe.v1 import ingest_pb2 as pb
 
@@ -216,6 +219,69 @@ def test_raw_g729_needs_its_declaration_downstream(recorder_files, tmp_path):  #
         AudioStream(path, raw_format="G723")
 
 
+# --------------------------------------------------------------------------- sealed spool files (issue 19)
+
+
+def _sealed(data: bytes, directory: Path, chunk_bytes: int) -> SealedFile:
+    writer = SealedWriter.create(directory, ".audio", chunk_bytes)
+    for at in range(0, len(data), 16 * 1024):
+        writer.write(data[at : at + 16 * 1024])
+    return writer.finish()
+
+
+def _decoded(src: Source, raw_format: str) -> tuple[np.ndarray, np.ndarray, AudioFacts]:
+    """What the VAD (every block), the ASR (one clip of the last channel) and ingest's check make of `src`."""
+    with AudioStream(src, raw_format=raw_format) as stream:
+        blocks = np.concatenate(list(stream.blocks()))
+        channels = stream.info.channels
+    with AudioClips(src, raw_format=raw_format) as clips:
+        clip = clips.clip(channels - 1, 1000, 2000)
+    return blocks, clip, validate(src, raw_format)
+
+
+@pytest.mark.parametrize("chunk_bytes", [CHUNK_BYTES, 1000], ids=["64KiB-chunks", "1000-byte-chunks"])
+@pytest.mark.parametrize("fmt", FORMATS, ids=[f.name for f in FORMATS])
+def test_a_sealed_spool_file_decodes_as_the_plain_file(recorder_files, tmp_path, fmt: Format, chunk_bytes: int):  # type: ignore[no-untyped-def]
+    """Every format through libsndfile's and FFmpeg's custom I/O over the sealed file: the same facts and
+    the same samples as from the plain file (1000-byte chunks: every read crosses chunk boundaries)."""
+    data = recorder_files[fmt.name]
+    raw_format = declared_raw_format(fmt.container, fmt.codec)
+    plain = tmp_path / "plain.audio"
+    plain.write_bytes(data)
+    sealed = _sealed(data, tmp_path, chunk_bytes)
+    blocks, clip, facts = _decoded(sealed, raw_format)
+    plain_blocks, plain_clip, plain_facts = _decoded(plain, raw_format)
+    assert (facts.container, facts.codec, facts.channels) == (fmt.container, fmt.codec, fmt.channels)
+    assert facts == plain_facts
+    np.testing.assert_array_equal(blocks, plain_blocks)
+    np.testing.assert_array_equal(clip, plain_clip)
+    assert len(clip) == 16000
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+@pytest.mark.parametrize("fmt", FORMATS, ids=[f.name for f in FORMATS])
+def test_a_sealed_spool_file_changed_on_disk_fails_as_such_not_as_bad_audio(
+    recorder_files, tmp_path, fmt: Format, where: str
+):  # type: ignore[no-untyped-def]
+    """One flipped byte in a chunk the decoders read: SealedFileError from ingest's check and from the VAD's
+    decoding, whichever decoder reads the format (libsndfile drops its callbacks' exceptions: the reader
+    keeps them)."""
+    data = recorder_files[fmt.name]
+    raw_format = declared_raw_format(fmt.container, fmt.codec)
+    sealed = _sealed(data, tmp_path, 1000)
+    raw = bytearray(sealed.path.read_bytes())
+    chunks = -(-len(data) // 1000)
+    index = {"first": 0, "middle": chunks // 2, "last": chunks - 1}[where]
+    raw[index * (1000 + TAG_BYTES) + 3] ^= 0x80
+    sealed.path.write_bytes(bytes(raw))
+    what = rf"chunk {index} of {chunks} does not authenticate"
+    with pytest.raises(SealedFileError, match=what):
+        validate(sealed, raw_format)
+    with pytest.raises(SealedFileError, match=what), AudioStream(sealed, raw_format=raw_format) as stream:
+        for _ in stream.blocks():
+            pass
+
+
 def _cut(data: bytes, keep: float) -> bytes:
     return data[: int(len(data) * keep)]
 
@@ -318,7 +384,19 @@ _MEASURE = textwrap.dedent(
     from callscribe.audio.decode import AudioStream
     from callscribe.ingest.upload.audio import validate
 
-    warm, path, which = sys.argv[1:4]
+    warm, path, which, sealed, spool = sys.argv[1:6]
+    if sealed == "sealed":  # as the spool holds them: sealed files, streamed in (bounded memory)
+        from pathlib import Path
+        from callscribe.audio.sealed import SealedWriter
+
+        def seal(p):
+            writer = SealedWriter.create(Path(spool), ".audio")
+            with open(p, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    writer.write(block)
+            return writer.finish()
+
+        warm, path = seal(warm), seal(path)
 
     def run(p):
         if which == "services":
@@ -362,18 +440,28 @@ def aac_calls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
+@pytest.mark.parametrize("sealed", ["plain", "sealed"])
 @pytest.mark.parametrize("which", ["services", "ingest"])
-def test_one_hour_call_decodes_in_bounded_memory(aac_calls: tuple[Path, Path], which: str) -> None:
+def test_one_hour_call_decodes_in_bounded_memory(
+    aac_calls: tuple[Path, Path], which: str, sealed: str, tmp_path: Path
+) -> None:
     """A one-hour AAC call (8 kHz mono, 7 MB) decoded to 16 kHz by the services' path, and validated by
     ingest's full check, each in a fresh process after a one-minute call: the RSS (sampled every 5 ms) and
     the peak of Python/numpy allocations (tracemalloc) grow by less than HOUR_GROWTH_BOUND_MIB (a
-    whole-file array would be 110-220 MiB)."""
+    whole-file array would be 110-220 MiB). `sealed`: read from a sealed spool file (issue 19), as the
+    services and ingest read it."""
     minute, hour = aac_calls
     out = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(minute), str(hour), which], check=True, capture_output=True, text=True
+        [sys.executable, "-c", _MEASURE, str(minute), str(hour), which, sealed, str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     seconds, growth_mib, traced_mib = float(out[0]), float(out[1]), float(out[2])
     assert abs(seconds - 3600) < 0.2, seconds
     assert growth_mib < HOUR_GROWTH_BOUND_MIB, f"peak RSS grew by {growth_mib:.1f} MiB decoding one hour"
     assert traced_mib < HOUR_GROWTH_BOUND_MIB, f"Python/numpy allocations peaked at {traced_mib:.1f} MiB"
-    print(f"one hour of AAC through {which}: peak RSS growth {growth_mib:.1f} MiB, traced peak {traced_mib:.1f} MiB")
+    print(
+        f"one hour of {sealed} AAC through {which}: peak RSS growth {growth_mib:.1f} MiB, "
+        f"traced peak {traced_mib:.1f} MiB"
+    )

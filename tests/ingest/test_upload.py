@@ -501,3 +501,52 @@ def test_uploads_work_through_the_smallest_flow_control_window(start_ingest, new
     assert ack.duplicate is False
     assert ack.audio.size_bytes == len(data)
     assert hashlib.sha256(archive.read(ack.object.key, ack.object.version_id)).hexdigest() == ack.sha256
+
+
+# --------------------------------------------------------------------------- the spool disk (issue 19)
+
+
+def _plaintext_on(disk: bytes, plain: bytes) -> list[str]:
+    """The WAV markers, and every 32-byte block of `plain` starting at a multiple of 32 (any 64-byte run of
+    `plain` holds one), found anywhere in `disk`."""
+    found = [marker.decode() for marker in (b"RIFF", b"WAVE", b"fmt ", b"data") if marker in disk]
+    blocks = {plain[at : at + 32] for at in range(0, len(plain) - 31, 32)}
+    found += [f"a 32-byte run at {at}" for at in range(len(disk) - 31) if disk[at : at + 32] in blocks]
+    return found
+
+
+def test_a_spilled_upload_is_sealed_on_the_spool_disk(start_ingest, new_wav, archive, make_metadata, poll):
+    """Held at half way, a large upload's spool file holds neither the WAV header nor any 64-byte run of the
+    audio received so far (it is sealed: `callscribe.audio.sealed`); the upload then completes, is stored
+    as sent, and the spool file is gone."""
+    inst = start_ingest("sealed-spool", memory_upload_mb="0")
+    data = new_wav(seconds_of_noise=120)  # ~3.8 MiB
+    half = len(data) // 2
+    assert len(_plaintext_on(data[:half], data[:half])) > half // 64  # the check finds plaintext where it is
+    release = threading.Event()
+
+    def messages():  # type: ignore[no-untyped-def]
+        yield pb.UploadRecordingRequest(metadata=make_metadata(call_id="sealed-spool"))
+        for at in range(0, half, 256 * 1024):
+            yield pb.UploadRecordingRequest(chunk=data[at : min(at + 256 * 1024, half)])
+        release.wait(30)
+        for at in range(half, len(data), 256 * 1024):
+            yield pb.UploadRecordingRequest(chunk=data[at : at + 256 * 1024])
+
+    future = inst.stub.UploadRecording.future(messages(), metadata=inst.auth("acme"), timeout=60)
+    try:
+        # All of the first half but the last 64 KiB chunk, which is sealed once the next bytes arrive.
+        spooled = poll(
+            lambda: [p for p in inst.spool_dir.glob("*.upload") if p.stat().st_size >= half - 64 * 1024],
+            30,
+            "the first half to be spooled",
+        )
+        assert len(spooled) == 1
+        on_disk = spooled[0].read_bytes()
+    finally:
+        release.set()
+    ack = future.result(timeout=60)
+    assert _plaintext_on(on_disk, data[:half]) == []
+    assert ack.sha256 == hashlib.sha256(data).hexdigest()
+    assert archive.read(ack.object.key, ack.object.version_id) == data
+    poll(lambda: not list(inst.spool_dir.glob("*.upload")), 10, "the spool file to be removed")

@@ -14,12 +14,12 @@ files included. A headerless recording (raw G.729) is read only when the caller 
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -27,6 +27,8 @@ import soxr
 
 from callscribe.audio import policy
 from callscribe.audio.ffmpeg import FfmpegAudio
+from callscribe.audio.policy import Source
+from callscribe.audio.sealed import SealedFile, SealedFileError, SealedReader
 from callscribe.kit.errors import InvalidArgument
 
 TARGET_RATE_HZ = 16000
@@ -49,9 +51,7 @@ class AudioStream:
     """An open audio file; iterate `blocks()` once. `decoded_frames` counts source frames read so far.
     `raw_format`: the headerless format the recording was declared as at upload ("" for all others)."""
 
-    def __init__(
-        self, path: str | os.PathLike[str], block_seconds: float = BLOCK_SECONDS, raw_format: str = ""
-    ) -> None:
+    def __init__(self, path: Source, block_seconds: float = BLOCK_SECONDS, raw_format: str = "") -> None:
         self._reader = _open_checked(path, raw_format)
         self.info = self._reader.info
         self._block_frames = max(1, int(block_seconds * self.info.sample_rate_hz))
@@ -113,7 +113,7 @@ class AudioClips:
     MARGIN_S = 0.05
     END_TOLERANCE_MS = 100  # a span may end this far past the end (rounding of the caller's times)
 
-    def __init__(self, path: str | os.PathLike[str], raw_format: str = "") -> None:
+    def __init__(self, path: Source, raw_format: str = "") -> None:
         self._reader = _open_checked(path, raw_format)
         self.info = self._reader.info
         if self._reader.missing:
@@ -231,7 +231,7 @@ class _SndfileReader:
     FLOAT_CODECS = frozenset({"FLOAT", "DOUBLE"})
     SKIP_BLOCK_FRAMES = 64 * 1024
 
-    def __init__(self, path: str | os.PathLike[str], file: sf.SoundFile, info: AudioInfo, missing: str) -> None:
+    def __init__(self, path: Source, file: sf.SoundFile, info: AudioInfo, missing: str) -> None:
         self._path = path
         self._file = file
         self.info = info
@@ -277,7 +277,7 @@ class _SndfileReader:
         """Position an unseekable file at `frame` by decoding up to it (from the start when it lies behind)."""
         if self._at > frame:
             self._file.close()
-            self._file = sf.SoundFile(self._path)
+            self._file = open_sound(self._path)
             self._at = 0
         while self._at < frame:
             got = len(self._file.read(min(self.SKIP_BLOCK_FRAMES, frame - self._at), dtype="float32", always_2d=True))
@@ -320,18 +320,18 @@ class _FfmpegReader:
         self._audio.close()
 
 
-def _open_checked(path: str | os.PathLike[str], raw_format: str = "") -> _Reader:
+def _open_checked(path: Source, raw_format: str = "") -> _Reader:
     """The open file behind its decoder, with its header facts (accepted audio only) and what it lacks
     that can be seen without decoding (`policy.missing_at_open`)."""
-    size = os.stat(path).st_size
+    size = policy.source_size(path)
     if size == 0:
         raise policy.empty()
-    with open(path, "rb") as fh:
+    with policy.open_raw(path) as fh:
         recognised = policy.recognise(fh.read(policy.HEAD_BYTES), raw_format)
     if recognised.reader == policy.FFMPEG:
         return _open_ffmpeg(path, recognised, size)
     try:
-        file = sf.SoundFile(path)
+        file = open_sound(path)
     except sf.SoundFileError as exc:
         raise policy.unrecognised(exc) from exc
     try:
@@ -347,7 +347,7 @@ def _open_checked(path: str | os.PathLike[str], raw_format: str = "") -> _Reader
     return _SndfileReader(path, file, info, missing)
 
 
-def _open_ffmpeg(path: str | os.PathLike[str], recognised: policy.Recognised, size: int) -> _FfmpegReader:
+def _open_ffmpeg(path: Source, recognised: policy.Recognised, size: int) -> _FfmpegReader:
     audio = FfmpegAudio(path, recognised)
     try:
         h = audio.header
@@ -358,3 +358,83 @@ def _open_ffmpeg(path: str | os.PathLike[str], recognised: policy.Recognised, si
         audio.close()
         raise
     return _FfmpegReader(audio, info, missing)
+
+
+# ---------------------------------------------------------------------------- libsndfile over any source
+
+
+def open_sound(src: Source) -> sf.SoundFile:
+    """libsndfile opened on `src` for reading: a file by its path, bytes in memory, or a sealed spool file
+    through a reader of its own (closed with the SoundFile)."""
+    if isinstance(src, SealedFile):
+        return _SealedSoundFile(src)
+    return sf.SoundFile(io.BytesIO(src) if isinstance(src, bytes) else src)
+
+
+class _SndfileIO:
+    """What libsndfile's virtual I/O calls on a sealed reader. Its read callback cannot pass an exception
+    on (cffi prints it and returns 0), so a chunk that does not authenticate reads here as the end of the
+    file; the reader keeps the failure and `_SealedSoundFile` raises it after the call."""
+
+    def __init__(self, reader: SealedReader) -> None:
+        self._reader = reader
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._reader.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._reader.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return self._reader.readinto(buffer)
+        except SealedFileError:
+            return 0  # kept in reader.failure: raised by _SealedSoundFile once libsndfile returns
+
+
+class _SealedSoundFile(sf.SoundFile):
+    """A SoundFile over a sealed file's reader: every call that reads raises the reader's `SealedFileError`
+    (a chunk that does not authenticate) in place of what libsndfile made of the missing bytes."""
+
+    def __init__(self, sealed: SealedFile) -> None:
+        self._sealed_reader = sealed.open()
+        try:
+            super().__init__(_SndfileIO(self._sealed_reader))
+        except sf.SoundFileError as exc:
+            self._sealed_reader.close()
+            self._raise_failure(exc)
+            raise
+        except BaseException:
+            self._sealed_reader.close()
+            raise
+        if self._sealed_reader.failure is not None:  # libsndfile opened what it read before the failure
+            self.close()
+            raise self._sealed_reader.failure
+
+    def _raise_failure(self, exc: BaseException | None = None) -> None:
+        if self._sealed_reader.failure is not None:
+            raise self._sealed_reader.failure from exc
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            data = super().read(*args, **kwargs)
+        except sf.SoundFileError as exc:
+            self._raise_failure(exc)
+            raise
+        self._raise_failure()
+        return data
+
+    def seek(self, *args: Any, **kwargs: Any) -> int:
+        try:
+            at = super().seek(*args, **kwargs)
+        except sf.SoundFileError as exc:
+            self._raise_failure(exc)
+            raise
+        self._raise_failure()
+        return at
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._sealed_reader.close()

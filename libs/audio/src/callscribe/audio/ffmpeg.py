@@ -27,6 +27,7 @@ from av.stream import Disposition
 
 from callscribe.audio import policy
 from callscribe.audio.policy import InvalidAudio, Recognised, Source
+from callscribe.audio.sealed import SealedFile, SealedReader
 
 SEEK_PREROLL_S = 1.0  # decoded before a span so the decoder's state has settled (AMR's predictors take ~1 s)
 _SCALE = {"s16": 32768.0, "s32": 2147483648.0, "u8": 128.0}
@@ -68,16 +69,29 @@ class FfmpegAudio:
                 policy.check_g729_wav(fmt.block_align, fmt.byte_rate)
         if container == "RAW" and policy.looks_like_text(head):
             raise policy.unrecognised(f"the bytes are text, not {self.label} frames")
-        target: str | io.BytesIO = io.BytesIO(src) if isinstance(src, bytes) else os.fspath(src)
+        # A sealed spool file is read through its own reader (FFmpeg's custom I/O), closed with the container.
+        self._sealed: SealedReader | None = None
+        target: str | io.BytesIO | SealedReader
+        if isinstance(src, SealedFile):
+            target = self._sealed = src.open()
+        elif isinstance(src, bytes):
+            target = io.BytesIO(src)
+        else:
+            target = os.fspath(src)
         try:
             self._container = av.open(target, mode="r", format=recognised.demuxer)
         except av.error.FFmpegError as exc:
+            self._close_sealed()
+            self._check_sealed(exc)
             raise _open_error(src, recognised, exc) from exc
+        except BaseException:
+            self._close_sealed()
+            raise
         try:
             self._stream = self._audio_stream()
             self.header = self._header(size)
         except BaseException:
-            self._container.close()
+            self.close()
             raise
         self._time_base = self._stream.time_base or Fraction(1, self.header.sample_rate_hz)
 
@@ -88,7 +102,20 @@ class FfmpegAudio:
         self.close()
 
     def close(self) -> None:
-        self._container.close()
+        try:
+            self._container.close()
+        finally:
+            self._close_sealed()
+
+    def _close_sealed(self) -> None:
+        if self._sealed is not None:
+            self._sealed.close()
+
+    def _check_sealed(self, exc: BaseException | None = None) -> None:
+        """Raise what a sealed file's reader met (a chunk that does not authenticate) instead of what FFmpeg
+        made of it (an error, or the end of the file)."""
+        if self._sealed is not None and self._sealed.failure is not None:
+            raise self._sealed.failure from exc
 
     def _audio_stream(self) -> av.audio.stream.AudioStream:
         container = self.label
@@ -156,8 +183,10 @@ class FfmpegAudio:
             try:
                 packet = next(demux)
             except StopIteration:
+                self._check_sealed()
                 return
             except av.error.FFmpegError as exc:
+                self._check_sealed(exc)
                 raise policy.corrupt(self.label, exc) from exc
             if packet.size:
                 yield packet
@@ -227,7 +256,11 @@ class FfmpegAudio:
         """Decode from `start` into `out`; how many frames from `lo` on were filled, None when the first
         frame decoded lies after `lo` (the seek overshot) or carries no timestamp."""
         rate = self.header.sample_rate_hz
-        self._container.seek(int(Fraction(start, rate) / self._time_base), stream=self._stream, backward=True)
+        try:
+            self._container.seek(int(Fraction(start, rate) / self._time_base), stream=self._stream, backward=True)
+        except av.error.FFmpegError as exc:
+            self._check_sealed(exc)
+            raise
         filled = 0
         for packet in self._packets():
             for frame in self._frames_of(packet, last=False):
@@ -258,8 +291,10 @@ class FfmpegAudio:
             try:
                 packet = next(demux)
             except StopIteration:
+                self._check_sealed()
                 break
             except av.error.FFmpegError as exc:
+                self._check_sealed(exc)
                 if partial:
                     break  # the upload's end so far, not an error in the file
                 raise policy.corrupt(self.label, exc) from exc

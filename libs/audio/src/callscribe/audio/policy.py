@@ -21,10 +21,11 @@ import io
 import os
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias, cast
 
 import numpy as np
 
+from callscribe.audio.sealed import SealedFile
 from callscribe.kit.errors import InvalidArgument
 
 SNDFILE = "libsndfile"
@@ -85,7 +86,8 @@ MP4_TOP_BOXES = frozenset(
 )  # fmt: skip
 
 
-Source = str | os.PathLike[str] | bytes  # a file, or a small upload still in memory
+# A file, a small upload still in memory, or a sealed spool file (read only through its own readers).
+Source: TypeAlias = str | os.PathLike[str] | bytes | SealedFile
 
 
 class InvalidAudio(InvalidArgument):
@@ -286,11 +288,27 @@ def check_finite(container: str, block: np.ndarray) -> None:
 
 
 def source_size(src: Source) -> int:
-    return len(src) if isinstance(src, bytes) else os.stat(src).st_size
+    if isinstance(src, bytes):
+        return len(src)
+    if isinstance(src, SealedFile):
+        return src.size
+    return os.stat(src).st_size
 
 
 def open_raw(src: Source) -> BinaryIO:
-    return io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")  # noqa: SIM115 - the caller closes it
+    """A new file object over `src`'s bytes, at its start (its own position; the caller closes it)."""
+    if isinstance(src, bytes):
+        return io.BytesIO(src)
+    if isinstance(src, SealedFile):
+        return cast(BinaryIO, src.open())  # a seekable, read-only file object: what BinaryIO's readers use
+    return open(src, "rb")  # noqa: SIM115 - the caller closes it
+
+
+def source_name(src: Source) -> str:
+    """How logs name `src` (never its bytes)."""
+    if isinstance(src, bytes):
+        return f"<{len(src)} bytes in memory>"
+    return str(src) if isinstance(src, SealedFile) else os.fspath(src)
 
 
 def wav_data_chunk(fh: BinaryIO, size: int) -> tuple[int, int] | None:

@@ -2,7 +2,10 @@
 
 Either way it lands in a temp file in the spool directory, which is always removed when the
 request ends. An object is streamed to disk while its SHA-256 is computed (bounded memory: the
-storage layer's verified read); bytes that do not match the fingerprint are never processed.
+storage layer's verified read); bytes that do not match the fingerprint are never processed. The temp
+file is sealed (`sealed.py`: AES-256-GCM in 64 KiB chunks under a key that exists only in memory), so
+the spool disk never holds the recording; the `SealedFile` yielded is what the decoders read
+(`decode.AudioStream`, `decode.AudioClips`), each open with its own reader.
 Shared by the services that read archived recordings (VAD, ASR); `service` names the reader in
 messages and env hints.
 """
@@ -11,13 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
 
+from callscribe.audio.sealed import SealedFile, SealedWriter
 from callscribe.kit.errors import InvalidArgument, PermissionDenied, Unavailable
 from callscribe.storage.location import ObjectRef
 from callscribe.storage.minio_ext import S3Client
@@ -48,7 +49,7 @@ def check_ref(ref: ObjectRef, tenant: str, buckets: tuple[str, ...]) -> None:
 
 
 class AudioSource:
-    """Materialises a request's audio as a local file for the duration of a `with` block."""
+    """Materialises a request's audio as a local sealed file for the duration of a `with` block."""
 
     def __init__(
         self,
@@ -72,7 +73,7 @@ class AudioSource:
         self._suffix = spool_suffix
 
     @contextlib.contextmanager
-    def inline(self, data: bytes) -> Iterator[Path]:
+    def inline(self, data: bytes) -> Iterator[SealedFile]:
         if len(data) > self._max_inline_bytes:
             raise InvalidArgument(
                 f"inline audio is {len(data) / 2**20:.1f} MiB, over the {self._max_inline_bytes // 2**20} MiB limit "
@@ -80,33 +81,29 @@ class AudioSource:
             )
         if not data:
             raise InvalidArgument("inline_audio is empty: send an encoded audio file, or an ObjectRef")
-        with self._spooled() as (path, fh):
-            fh.write(data)
-            fh.close()
-            yield path
+        with self._spooled() as spool:
+            spool.write(data)
+            yield spool.finish()
 
     @contextlib.contextmanager
-    def stored(self, ref: ObjectRef) -> Iterator[Path]:
+    def stored(self, ref: ObjectRef) -> Iterator[SealedFile]:
         if self._client is None:
             raise Unavailable(
                 f"this {self._service} has no S3 configured: send the audio inline, or set {self._service}_S3_ENDPOINT"
             )
         client = self._by_bucket.get(ref.bucket, self._client)
-        with self._spooled() as (path, fh):
-            read_verified(client, ref, fh.write, reader=f"the {self._service}", codec_for=self._codec_for)
-            fh.close()
-            yield path
+        with self._spooled() as spool:
+            read_verified(client, ref, spool.write, reader=f"the {self._service}", codec_for=self._codec_for)
+            yield spool.finish()
 
     @contextlib.contextmanager
-    def _spooled(self) -> Iterator[tuple[Path, BinaryIO]]:
-        fd, name = tempfile.mkstemp(suffix=self._suffix, dir=self._spool_dir)
-        path = Path(name)
-        fh = os.fdopen(fd, "wb")
+    def _spooled(self) -> Iterator[SealedWriter]:
+        spool = SealedWriter.create(self._spool_dir, self._suffix)
         try:
-            yield path, fh
+            yield spool
         finally:
-            fh.close()
-            path.unlink(missing_ok=True)
+            spool.close()
+            spool.path.unlink(missing_ok=True)
 
 
 def clear_stale_spool(directory: Path, suffix: str = SPOOL_SUFFIX) -> int:

@@ -1,7 +1,9 @@
 """The inference pool: a fixed number of workers and a bounded queue in front of them.
 
 A job names a spooled audio file; the worker decodes it in blocks and runs the detectors, so
-only a path goes in and a small result comes out, whatever the recording's length. Admission
+only a path goes in and a small result comes out, whatever the recording's length. A spooled file is
+sealed (`callscribe.audio.sealed`): its in-memory key goes with the job, over the pool's pipe to a worker
+process, never through a file. Admission
 is decided up front, without waiting: when every worker is busy and the queue is full the
 caller gets RESOURCE_EXHAUSTED at once.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from callscribe.audio.decode import AudioInfo, AudioStream
+from callscribe.audio.sealed import SealedFile
 from callscribe.kit.errors import ResourceExhausted, Unavailable
 from callscribe.vad.detect import MIXED, Detection, channel_roles, detect
 from callscribe.vad.mono import DiarizeConfig
@@ -52,7 +55,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class Job:
-    path: str
+    path: str | SealedFile  # a file, or the sealed spool file of a request (its key pickles with it)
     layout: str
     engine: str
     params: Any  # callscribe.vad.engines.VadParams (frozen dataclass: pickles)

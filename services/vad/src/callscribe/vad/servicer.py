@@ -111,9 +111,9 @@ class VadServicer(vad_pb2_grpc.VadServiceServicer):
             raise InvalidArgument("set the audio: object (an archived recording) or inline_audio (a small clip)")
         with self._pool.admitted():
             spooled = self._source.stored(ref) if ref is not None else self._source.inline(request.inline_audio)
-            with spooled as path:
+            with spooled as sealed:
                 outcome = self._pool.run(
-                    Job(str(path), req.layout, req.engine, req.params, raw_format=raw_format, diarize=req.diarize)
+                    Job(sealed, req.layout, req.engine, req.params, raw_format=raw_format, diarize=req.diarize)
                 )
         self._observe(outcome)
         return _response(outcome)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from dataclasses import dataclass, replace
 
 import numpy as np
 import soundfile as sf
 
 from callscribe.audio import policy
+from callscribe.audio.decode import open_sound
 from callscribe.audio.ffmpeg import FfmpegAudio
 from callscribe.audio.policy import MAX_RATE_HZ, MIN_RATE_HZ, InvalidAudio, Recognised, Source
 from callscribe.ingest.model import AudioFacts
@@ -98,14 +98,6 @@ def validate_byte_exact(facts: AudioFacts, data: WavData, size: int) -> AudioFac
     return validated
 
 
-def _open_sound(src: Source) -> sf.SoundFile:
-    return sf.SoundFile(io.BytesIO(src) if isinstance(src, bytes) else src)
-
-
-def _name(src: Source) -> str:
-    return f"<{len(src)} bytes in memory>" if isinstance(src, bytes) else os.fspath(src)
-
-
 def probe(path: Source, *, complete: bool, raw_format: str = "") -> AudioFacts | None:
     """Early check on a possibly partial spool file.
 
@@ -126,14 +118,14 @@ def probe(path: Source, *, complete: bool, raw_format: str = "") -> AudioFacts |
             return None
     else:
         try:
-            with _open_sound(path) as f:
+            with open_sound(path) as f:
                 facts = _header_facts(f)
         except sf.SoundFileError as exc:
             if not complete and size < HEADER_PROBE_BYTES:
                 return None
             raise policy.unrecognised(exc) from exc
     _check_accepted(facts, require_frames=complete)
-    logger.debug("probe %s: %s (%d bytes, complete=%s)", _name(path), facts, size, complete)
+    logger.debug("probe %s: %s (%d bytes, complete=%s)", policy.source_name(path), facts, size, complete)
     return facts
 
 
@@ -163,10 +155,10 @@ def validate(path: Source, raw_format: str = "") -> AudioFacts:
     recognised = policy.recognise(_head(path), raw_format)
     if recognised.reader == policy.FFMPEG:
         facts = _validate_ffmpeg(path, recognised)
-        logger.info("validated %s: %s", _name(path), facts)
+        logger.info("validated %s: %s", policy.source_name(path), facts)
         return facts
     try:
-        f = _open_sound(path)
+        f = open_sound(path)
     except sf.SoundFileError as exc:
         raise policy.unrecognised(exc) from exc
     with f:
@@ -181,7 +173,7 @@ def validate(path: Source, raw_format: str = "") -> AudioFacts:
     if missing:
         raise policy.truncated(declared.container, missing)
     facts = replace(declared, frames=decoded, duration_ms=_ms(decoded, declared.sample_rate_hz))
-    logger.info("validated %s: %s", _name(path), facts)
+    logger.info("validated %s: %s", policy.source_name(path), facts)
     return facts
 
 
@@ -203,7 +195,7 @@ def _validate_ffmpeg(path: Source, recognised: Recognised) -> AudioFacts:
 def _head(src: Source) -> bytes:
     if isinstance(src, bytes):
         return src[:HEADER_PROBE_BYTES]
-    with open(src, "rb") as fh:
+    with policy.open_raw(src) as fh:
         return fh.read(HEADER_PROBE_BYTES)
 
 

@@ -5,6 +5,10 @@ single PUT, so nothing is copied); larger ones spill to a local file, so memory 
 whatever the upload's size. The header is probed as soon as enough bytes arrived, so a PDF or a
 video is refused after its first chunk, not after gigabytes.
 
+The spool file is sealed (`callscribe.audio.sealed`: AES-256-GCM in 64 KiB chunks under a key that
+exists only in this process), so the spool disk never holds the recording, not even after a crash;
+the decoders read it through the sealed file's readers, and `read_back` returns the plaintext.
+
 With `keep_bytes=False` (the caller streams the bytes to S3 itself and never reads them back), a
 RIFF/WAVE of 16-bit PCM, mu-law or A-law keeps only its first bytes once its header is known:
 every byte of such data decodes, so the data chunk's declared size against the bytes received is
@@ -15,12 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
+from callscribe.audio.sealed import SealedFile, SealedWriter
 from callscribe.ingest.upload import audio
 from callscribe.kit.errors import InvalidArgument, ResourceExhausted
 
@@ -47,7 +49,8 @@ class UploadSpool:
         self._max_bytes = max_bytes
         self._memory_bytes = memory_bytes
         self._chunks: list[bytes] = []
-        self._file: BinaryIO | None = None
+        self._file: SealedWriter | None = None  # the spill file while bytes arrive
+        self._sealed: SealedFile | None = None  # the spill file once complete (`finish`)
         self.path: Path | None = None
         self._sha = hashlib.sha256()
         self.size = 0
@@ -89,10 +92,10 @@ class UploadSpool:
             self.path.unlink(missing_ok=True)
             self._file, self.path = None, None
 
-    def _spill(self) -> BinaryIO:
+    def _spill(self) -> SealedWriter:
         if self._file is None:
-            fd, name = tempfile.mkstemp(suffix=SPOOL_SUFFIX, dir=self._directory)
-            self._file, self.path = os.fdopen(fd, "wb"), Path(name)
+            self._file = SealedWriter.create(self._directory, SPOOL_SUFFIX)
+            self.path = self._file.path
             for held in self._chunks:
                 self._file.write(held)
             self._chunks = []
@@ -101,9 +104,9 @@ class UploadSpool:
     def _source(self) -> audio.Source:
         if self._file is None:
             return b"".join(self._chunks)
-        self._file.flush()
-        assert self.path is not None  # set together with _file
-        return self.path
+        if self._sealed is None:
+            self._sealed = self._file.finish()
+        return self._sealed
 
     def final_facts(self, size: int) -> audio.AudioFacts | None:
         """The facts `finish` will return if the upload ends after exactly `size` bytes, once its
@@ -121,19 +124,18 @@ class UploadSpool:
         if self._wav is not None:
             assert self._facts is not None  # the header was probed before the bytes were dropped
             return self._sha.hexdigest(), audio.validate_byte_exact(self._facts, self._wav, self.size)
-        source = self._source()
-        if self._file is not None:
-            self._file.close()
-        return self._sha.hexdigest(), audio.validate(source, self._raw_format)
+        return self._sha.hexdigest(), audio.validate(self._source(), self._raw_format)
 
     def read_back(self, block: int = 1024 * 1024) -> Iterator[bytes]:
         """The received bytes again, in order (after `finish`; only with `keep_bytes`)."""
         if not self._keep_bytes:
             raise RuntimeError("this spool was opened without keep_bytes: it cannot read the upload back")
-        if self.path is None:
+        if self._file is None:
             yield from self._chunks
             return
-        with self.path.open("rb") as data:
+        source = self._source()
+        assert isinstance(source, SealedFile)  # a spill file, finished
+        with source.open() as data:
             while chunk := data.read(block):
                 yield chunk
 
@@ -141,5 +143,6 @@ class UploadSpool:
         self._chunks = []
         if self._file is not None and not self._file.closed:
             self._file.close()
+        self._sealed = None
         if self.path is not None:
             self.path.unlink(missing_ok=True)
