@@ -54,15 +54,9 @@ def read_verified(
             if codec_for is not None:
                 codec = codec_for({k.lower(): v for k, v in response.headers.items()})
             decoder = codec.decoder()
-            opener = getattr(codec, "open_plaintext", None)
-            if opener is None:
-                for chunk in response.stream(chunk_size):
-                    take(decoder.update(chunk))
-                take(decoder.finish())
-            else:  # a codec that pulls its stored bytes (an AEAD stream): read the plaintext through it
-                plaintext = opener(response)
-                while data := plaintext.read(chunk_size):
-                    take(data)
+            for chunk in response.stream(chunk_size):
+                take(decoder.update(chunk))
+            take(decoder.finish())
         finally:
             response.close()
             response.release_conn()
