@@ -15,9 +15,10 @@ from pathlib import Path
 import hvac
 import pytest
 
-from callscribe.kit.errors import Unavailable
+from callscribe.kit.errors import FailedPrecondition, Unavailable
 from callscribe.stack.procs import free_port
 from callscribe.storage.keys import FileKek, KeyUnwrapError, TransitKek, WrappedKey
+from callscribe.storage.recordkeys import KeyDestroyed, RecordingKeys
 
 DATA_KEY = os.urandom(64)
 CONTEXT = b"recordings/acme/0123456789abcdef0123456789abcdef/audio"
@@ -123,3 +124,39 @@ def test_an_unreachable_kms_is_unavailable_with_its_name() -> None:
     with pytest.raises(Unavailable, match="KMS transit:k unusable"):
         kek.wrap(DATA_KEY, CONTEXT)
 
+
+
+def test_recording_keys_on_transit_and_s3_open_rotate_and_are_destroyed(bao: hvac.Client, first_s3) -> None:  # type: ignore[no-untyped-def]
+    """The whole envelope with the KMS a platform team runs: data keys wrapped by OpenBao Transit and stored in
+    an unversioned keys bucket on S3; a Transit rotation and a re-wrap leave every key readable; destroying one
+    leaves nothing under its name and its ciphertext undecryptable."""
+    bucket = "callscribe-keys-transit"
+    if not first_s3.bucket_exists(bucket):
+        first_s3.make_bucket(bucket)
+    kek = TransitKek(bao, "recordings-envelope")
+    kek.ensure_key()
+    keys = RecordingKeys(first_s3, bucket, kek)
+    keys.check()
+    made = keys.create("acme", "rec-transit-1", customer_id="c-42")
+    sealed = made.codec.seal(b"the private part of a record", b"record")
+    assert kek.rotate() == 2
+    assert keys.rewrap_all() == (1, 1)  # the one key moved to version 2
+    assert keys.rewrap_all() == (0, 1)  # already on the primary version
+    opened = keys.open("acme", "rec-transit-1", made.key_id)
+    assert opened.codec.unseal(sealed, b"record") == b"the private part of a record"
+    assert keys.recordings_of_customer("acme", "c-42") == ["rec-transit-1"]
+    assert keys.destroy("acme", "rec-transit-1") == [made.key_id]
+    assert keys.remaining("acme", "rec-transit-1") == []
+    with pytest.raises(KeyDestroyed):
+        keys.open("acme", "rec-transit-1", made.key_id)
+
+
+def test_a_versioned_keys_bucket_is_refused(first_s3) -> None:  # type: ignore[no-untyped-def]
+    from minio.versioningconfig import ENABLED, VersioningConfig
+
+    bucket = "callscribe-keys-versioned"
+    if not first_s3.bucket_exists(bucket):
+        first_s3.make_bucket(bucket)
+    first_s3.set_bucket_versioning(bucket, VersioningConfig(ENABLED))
+    with pytest.raises(FailedPrecondition, match="versioning Enabled"):
+        RecordingKeys(first_s3, bucket, None).check()  # type: ignore[arg-type]

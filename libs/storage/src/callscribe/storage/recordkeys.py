@@ -175,7 +175,7 @@ class RecordingKeys:
             doc = json.loads(raw)
             wrapped = WrappedKey.from_json(json.dumps(doc["wrapped"]))
             again = self.kek.rewrap(wrapped, _context(tenant, rec_id, key_id))
-            if again != wrapped:
+            if again.version != wrapped.version or again.kek != wrapped.kek:  # Transit re-encrypts either way
                 doc["wrapped"] = json.loads(again.to_json())
                 self._put(name, json.dumps(doc).encode())
                 done += 1
