@@ -194,6 +194,7 @@ def test_destroyed_key_makes_the_recording_noise(encrypted: Ingest, s3: Minio, k
         _read_plain(s3, keys, rec.object)
     got = encrypted.get("acme", rec.recording_id)
     assert got.protection.erased and got.metadata.agent_id == "" and got.metadata.customer_id == ""
+    assert "erased" in got.state_detail  # not "archived, not queued yet": nothing will process it
     # The same audio cannot be archived again while its erased copy is locked.
     with pytest.raises(grpc.RpcError) as caught:
         _upload(encrypted, data)

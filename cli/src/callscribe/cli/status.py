@@ -171,9 +171,22 @@ def format_recording(rec: pb.Recording) -> str:
         ("sha256", ref.sha256),
         ("archived at", _when(rec.archived_at)),
         ("last audit", audit_text(rec)),
+        ("protection", protection_text(rec.protection)),
     ]
     head = f"recording {shown(rec.recording_id)}" + (f"  tenant {shown(rec.tenant)}" if rec.tenant else "")
     return "\n".join([head, *(f"  {name:<12} {value}" for name, value in facts if value)])
+
+
+def protection_text(protection: pb.Protection) -> str:
+    """How the recording is stored: encrypted (and erased), or as it came."""
+    if not protection.encrypted:
+        return ""  # stored as uploaded: no line
+    text = f"encrypted at rest ({protection.scheme}), ciphertext sha256 {protection.stored_sha256}"
+    if protection.erased:
+        return "ERASED: its data key was destroyed; the locked ciphertext can never be decrypted. " + text
+    if protection.metadata_unavailable:
+        text += "; metadata not decryptable by this ingest (no KEK configured)"
+    return text
 
 
 def _stub(args: argparse.Namespace) -> tuple[ingest_pb2_grpc.IngestServiceStub, Target]:

@@ -105,8 +105,8 @@ class Reconciler:
                 if state in IN_PROGRESS and now - float(fields.get("updated_at") or 0) < self._stale_after_s:
                     continue  # a live job
             record = self._store.find(tenant, rec_id)
-            if record is None or record.object is None:
-                continue
+            if record is None or record.object is None or record.erased:
+                continue  # an erased recording is never processed again
             obj = record.object
             self._queue.requeue(Job(rec_id, tenant, obj.bucket, obj.key, obj.version_id, obj.sha256))
             queued += 1

@@ -293,6 +293,8 @@ class Archiver:
         return self._store.tombstone(tenant.name, rec_id)
 
     def _view(self, record: ArchivedRecording) -> RecordingView:
+        if record.erased:
+            return RecordingView(record, "", "erased (GDPR/PIPL): nothing of it is processed or readable any more")
         try:
             progress = self._queue.state(record.recording_id)
             audit = self._queue.audit_of(record.recording_id) or None
