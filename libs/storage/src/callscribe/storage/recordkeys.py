@@ -39,8 +39,9 @@ from minio.error import S3Error
 from tink import secret_key_access
 
 from callscribe.kit.errors import FailedPrecondition, NotFound
+from callscribe.storage.bucket import LockedBucket
 from callscribe.storage.crypto import StreamingAeadCodec, new_data_key
-from callscribe.storage.errors import ObjectExists, is_missing, s3_errors
+from callscribe.storage.errors import ObjectMissing, s3_errors
 from callscribe.storage.keys import KeyWrapper, WrappedKey
 from callscribe.storage.minio_ext import S3Client
 
@@ -77,6 +78,8 @@ class RecordingKeys:
         self._client = client
         self.bucket = bucket
         self.kek = kek
+        # Its reads, listings and only-if-absent writes are the archive's (no lock is set by any of them).
+        self._bucket = LockedBucket(client, bucket)
 
     # -- the bucket ----------------------------------------------------------------------------------
     def check(self) -> None:
@@ -148,11 +151,8 @@ class RecordingKeys:
 
     def remaining(self, tenant: str, rec_id: str) -> list[str]:
         """Every object or version under the recording's key names (empty once destroyed)."""
-        with s3_errors("S3 listing of the keys bucket failed"):
-            listed = self._client.list_objects(
-                self.bucket, prefix=f"{KEYS_PREFIX}{tenant}/{rec_id}/", recursive=True, include_version=True
-            )
-            return [f"{obj.object_name} {obj.version_id or ''}".strip() for obj in listed]
+        versions = self._bucket.versions(f"{KEYS_PREFIX}{tenant}/{rec_id}/")
+        return [f"{v.key} {v.version_id}".strip() for v in versions]
 
     def has_key(self, tenant: str, rec_id: str) -> bool:
         return any(True for _ in self._names(f"{KEYS_PREFIX}{tenant}/{rec_id}/"))
@@ -188,36 +188,20 @@ class RecordingKeys:
                 yield name
 
     def _names(self, prefix: str) -> Iterator[str]:
-        with s3_errors("S3 listing of the keys bucket failed"):
-            for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=True):
-                yield obj.object_name or ""
+        return (listed.key for listed in self._bucket.list(prefix))
 
     def _get(self, name: str) -> bytes | None:
-        with s3_errors(f"S3 read of {name} from the keys bucket failed"):
-            try:
-                response = self._client.get_object(self.bucket, name)
-            except S3Error as exc:
-                if is_missing(exc):
-                    return None
-                raise
-            try:
-                return bytes(response.read())
-            finally:
-                response.close()
-                response.release_conn()
+        try:
+            return self._bucket.read_bytes(name)
+        except ObjectMissing:
+            return None
 
     def _put(self, name: str, data: bytes) -> None:
         with s3_errors(f"S3 write of {name} to the keys bucket failed"):
             self._client.put_object(self.bucket, name, io.BytesIO(data), len(data), content_type="application/json")
 
     def _put_new(self, name: str, data: bytes) -> None:
-        with s3_errors(f"S3 write of {name} to the keys bucket failed"):
-            try:
-                self._client.put_raw(self.bucket, name, data, {"If-None-Match": "*"})
-            except S3Error as exc:
-                if exc.code == "PreconditionFailed":
-                    raise ObjectExists(name) from exc
-                raise
+        self._bucket.put_if_absent(name, data, {"Content-Type": "application/json"})  # ObjectExists if there
 
     def _delete(self, name: str) -> None:
         with s3_errors(f"S3 delete of {name} from the keys bucket failed"):
