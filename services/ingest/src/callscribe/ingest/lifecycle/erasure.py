@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from callscribe.ingest.jobs import LifecycleRedis
+from callscribe.ingest.lifecycle.expiry import delete_from_index, held_copies, stored_copies
 from callscribe.ingest.lifecycle.index import IndexClient
 from callscribe.ingest.model import ArchivedRecording, recording_prefix
 from callscribe.ingest.s3store import S3RecordingStore
@@ -97,7 +98,7 @@ class Eraser:
             raise
         self._step_log(tenant, rec_id, key_ids)
         self._delete_unredacted(tenant, rec_id)
-        documents = self._delete_from_index(tenant, rec_id)
+        documents = delete_from_index(self._state, self._index, tenant, rec_id, "erased")
         self._state.forget(rec_id)
         if existing is not None:
             return existing
@@ -163,16 +164,7 @@ class Eraser:
             ) from exc
 
     def _holds(self, record: ArchivedRecording) -> list[str]:
-        prefix = recording_prefix(record.tenant, record.recording_id)
-        held = []
-        for bucket in (self._store.hot, self._store.require_cold()):
-            for version in bucket.versions(prefix):
-                if version.delete_marker:
-                    continue
-                stat = bucket.stat(version.key, version.version_id)
-                if stat is not None and stat.lock.legal_hold:
-                    held.append(f"{bucket.tier.value} {version.key}")
-        return held
+        return held_copies(stored_copies(self._store, record.tenant, record.recording_id))
 
     def _refuse_if_held(self, record: ArchivedRecording) -> None:
         held = self._holds(record)
@@ -189,16 +181,6 @@ class Eraser:
         for version in self._store.hot.versions(key):
             if version.key == key:
                 self._store.hot.delete_version(key, version.version_id)
-
-    def _delete_from_index(self, tenant: str, rec_id: str) -> int:
-        self._state.pending("delete", tenant, rec_id, True)
-        try:
-            documents = self._index.delete(tenant, rec_id)
-        except DomainError as exc:  # the expiry pass retries every pending delete
-            log.warning("%s/%s: erased; the index deletes its documents next pass: %s", tenant, rec_id, exc.message)
-            return 0
-        self._state.pending("delete", tenant, rec_id, False)
-        return documents
 
     def _put_receipt(self, tenant: str, rec_id: str, receipt: dict, now: datetime) -> None:
         data = json.dumps(receipt, ensure_ascii=False, sort_keys=True).encode("utf-8")

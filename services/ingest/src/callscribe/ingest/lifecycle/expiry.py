@@ -20,7 +20,7 @@ from callscribe.ingest.model import recording_prefix
 from callscribe.ingest.s3store import LOCATION, S3RecordingStore
 from callscribe.kit.errors import DomainError
 from callscribe.kit.tenants import TenantRegistry
-from callscribe.storage.bucket import Lock, LockedBucket
+from callscribe.storage.bucket import Lock, LockedBucket, Version
 from callscribe.storage.errors import ObjectLocked
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class Expirer:
 
     def expire_one(self, tenant: str, rec_id: str) -> ExpiryEvent | None:
         tombstone = self._store.tombstone(tenant, rec_id)
-        copies = self._versions(tenant, rec_id)
+        copies = stored_copies(self._store, tenant, rec_id)
         if tombstone is None:  # not started: is it due, and free to go?
             record = self._store.find(tenant, rec_id)
             if record is None or record.object is None:
@@ -79,7 +79,7 @@ class Expirer:
             now = self._clock()
             if until is None or until > now:
                 return None
-            held = [f"{b.tier.value} {key}" for b, key, version in copies if self._held(b, key, version)]
+            held = held_copies(copies)
             if held:
                 return ExpiryEvent(tenant, rec_id, None, f"kept: a legal hold is on ({', '.join(held)})")
             tombstone = {
@@ -96,42 +96,53 @@ class Expirer:
             lock = Lock("COMPLIANCE", (now + timedelta(days=self._tombstone_days)).replace(microsecond=0))
             self._store.put_tombstone(tombstone, lock)
         kept = []
-        for bucket, key, version in copies:  # location.json last: until it goes, the recording is still listed
+        for bucket, version in copies:  # location.json last: until it goes, the recording is still listed
             try:
-                bucket.delete_version(key, version)
+                bucket.delete_version(version.key, version.version_id)
             except ObjectLocked:
-                kept.append(f"{bucket.tier.value} {key}")
+                kept.append(f"{bucket.tier.value} {version.key}")
         if kept:
             return ExpiryEvent(tenant, rec_id, None, f"kept for now: a lock is still on ({', '.join(kept)})")
         if self._store.keys is not None:
             self._store.keys.destroy(tenant, rec_id)  # an encrypted recording's data key goes with it
-        self._state.pending("delete", tenant, rec_id, True)
-        self._delete_from_index(tenant, rec_id)
+        delete_from_index(self._state, self._index, tenant, rec_id, "deleted from S3")
         self._state.forget(rec_id)
         log.info("%s/%s: expired (%d versions deleted)", tenant, rec_id, len(copies))
         return ExpiryEvent(tenant, rec_id, tombstone)
 
-    def _delete_from_index(self, tenant: str, rec_id: str) -> None:
-        try:
-            self._index.delete(tenant, rec_id)
-        except DomainError as exc:
-            log.warning("%s/%s: deleted from S3; the index deletes it next pass: %s", tenant, rec_id, exc.message)
-            return
-        self._state.pending("delete", tenant, rec_id, False)
-
     def _retry_index_deletes(self, only_tenant: str | None) -> None:
         for tenant, rec_id in self._state.all_pending("delete"):
             if not only_tenant or tenant == only_tenant:
-                self._delete_from_index(tenant, rec_id)
+                delete_from_index(self._state, self._index, tenant, rec_id, "deleted from S3")
 
-    def _versions(self, tenant: str, rec_id: str) -> list[tuple[LockedBucket, str, str]]:
-        prefix = recording_prefix(tenant, rec_id)
-        found: list[tuple[LockedBucket, str, str]] = []
-        for bucket in (self._store.require_cold(), self._store.hot):
-            found += [(bucket, v.key, v.version_id) for v in bucket.versions(prefix)]
-        return sorted(found, key=lambda copy: copy[1].endswith("/" + LOCATION))  # stable: location.json last
 
-    @staticmethod
-    def _held(bucket: LockedBucket, key: str, version: str) -> bool:
-        stat = bucket.stat(key, version)
-        return stat is not None and stat.lock.legal_hold
+def stored_copies(store: S3RecordingStore, tenant: str, rec_id: str) -> list[tuple[LockedBucket, Version]]:
+    """Every version (delete markers too) of every object of the recording in both tiers, location.json last."""
+    prefix = recording_prefix(tenant, rec_id)
+    found = [(bucket, v) for bucket in (store.require_cold(), store.hot) for v in bucket.versions(prefix)]
+    return sorted(found, key=lambda copy: copy[1].key.endswith("/" + LOCATION))  # stable: location.json last
+
+
+def held_copies(copies: list[tuple[LockedBucket, Version]]) -> list[str]:
+    """The copies a legal hold is on ("<tier> <key>"): expiry keeps them, erasure is refused."""
+    held = []
+    for bucket, version in copies:
+        if version.delete_marker:
+            continue
+        stat = bucket.stat(version.key, version.version_id)
+        if stat is not None and stat.lock.legal_hold:
+            held.append(f"{bucket.tier.value} {version.key}")
+    return held
+
+
+def delete_from_index(state: LifecycleRedis, index: IndexClient, tenant: str, rec_id: str, done: str) -> int:
+    """Delete the call's documents (how many there were); with the indexer away, the delete stays pending in Redis
+    and every expiry pass tries it again (0 now). `done` says what already happened, for the log."""
+    state.pending("delete", tenant, rec_id, True)
+    try:
+        documents = index.delete(tenant, rec_id)
+    except DomainError as exc:
+        log.warning("%s/%s: %s; the index deletes its documents next pass: %s", tenant, rec_id, done, exc.message)
+        return 0
+    state.pending("delete", tenant, rec_id, False)
+    return documents
