@@ -25,12 +25,13 @@ import pytest
 from minio import Minio
 from support import wait_for  # noqa: F401 - re-exported to the folder's tests
 
-from callscribe.stack.procs import ManagedProcess, stop
+from callscribe.ingest.lifecycle.index import IndexClient
+from callscribe.stack.procs import ManagedProcess, free_port, stop
 from callscribe.stack.services import grpc_address, metrics_url, service_env, start_service
 from callscribe.stack.tenants import TenantsFile, TenantSpec
 from callscribe.v1 import common_pb2 as c
+from callscribe.v1 import indexer_pb2_grpc, ingest_pb2_grpc
 from callscribe.v1 import ingest_pb2 as pb
-from callscribe.v1 import ingest_pb2_grpc
 
 TENANTS = {
     "acme": ("COMPLIANCE", 1825),
@@ -395,3 +396,9 @@ class Archive:
 @pytest.fixture(scope="session")
 def archive(minio_client: Minio, s3_server) -> Archive:  # type: ignore[no-untyped-def]
     return Archive(minio_client, s3_server.hot_bucket)
+
+
+def no_indexer(token: str = "no-indexer-token") -> IndexClient:
+    """An indexer address where nothing listens: every update waits in Redis (index pending)."""
+    channel = grpc.insecure_channel(f"127.0.0.1:{free_port()}")
+    return IndexClient(indexer_pb2_grpc.IndexerServiceStub(channel), token, timeout_s=2.0)

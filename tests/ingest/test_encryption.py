@@ -18,12 +18,10 @@ from minio import Minio
 from callscribe.ingest.jobs import LifecycleRedis
 from callscribe.ingest.lifecycle.audit import Auditor
 from callscribe.ingest.lifecycle.erasure import Eraser
-from callscribe.ingest.lifecycle.index import IndexClient
 from callscribe.ingest.lifecycle.mover import MOVED, Mover, MoverConfig
 from callscribe.ingest.s3store import S3RecordingStore
 from callscribe.kit.errors import FailedPrecondition, InvalidArgument
 from callscribe.kit.tenants import TenantRegistry
-from callscribe.stack.procs import free_port
 from callscribe.storage.bucket import LockedBucket
 from callscribe.storage.client import make_client
 from callscribe.storage.keys import FileKek, KeyUnwrapError
@@ -33,10 +31,9 @@ from callscribe.storage.reader import read_verified
 from callscribe.storage.recordkeys import KEYS_PREFIX, KeyDestroyed, RecordingKeys
 from callscribe.storage.trail import Trail
 from callscribe.v1 import common_pb2 as c
-from callscribe.v1 import indexer_pb2_grpc
 from callscribe.v1 import ingest_pb2 as pb
 
-from .conftest import Ingest, StartIngest, metadata, requests
+from .conftest import Ingest, StartIngest, metadata, no_indexer, requests
 
 KEYS_BUCKET = "callscribe-keys-test"
 
@@ -213,11 +210,6 @@ def stores(s3_server, s3: Minio, kek_file: Path) -> tuple[S3RecordingStore, S3Re
     return keyed, keyless
 
 
-def _no_indexer() -> IndexClient:
-    channel = grpc.insecure_channel(f"127.0.0.1:{free_port()}")
-    return IndexClient(indexer_pb2_grpc.IndexerServiceStub(channel), "no-indexer-token", timeout_s=1.0)
-
-
 def test_the_audit_and_a_move_need_no_key(encrypted: Ingest, stores, redis_server, tenants_file, new_wav) -> None:  # type: ignore[no-untyped-def]
     keyed, keyless = stores
     data = new_wav(1.0)
@@ -226,10 +218,10 @@ def test_the_audit_and_a_move_need_no_key(encrypted: Ingest, stores, redis_serve
     tenants = TenantRegistry.load(tenants_file.path)
     found = keyless.find_hot("acme", rec.recording_id)
     assert found is not None and found.sealed is not None and found.sealed.state == "locked"
-    auditor = Auditor(keyless, tenants, state, _no_indexer(), 50 * 1024 * 1024, 1)
+    auditor = Auditor(keyless, tenants, state, no_indexer(), 50 * 1024 * 1024, 1)
     event = auditor.audit_one("acme", rec.recording_id)
     assert event.integrity == "OK" and event.bytes_hashed == rec.protection.stored_size_bytes
-    mover = Mover(keyless, tenants, state, _no_indexer(), MoverConfig(1.0, 2.0, part_size=5 * 1024 * 1024))
+    mover = Mover(keyless, tenants, state, no_indexer(), MoverConfig(1.0, 2.0, part_size=5 * 1024 * 1024))
     moved = mover.handle(tenants.get("acme"), rec.recording_id)  # type: ignore[arg-type]
     assert moved is not None and moved.outcome == MOVED
     # Read from the cold tier through the service: the record decrypts, the audio too.
@@ -274,7 +266,7 @@ def test_erasure_destroys_every_copy_of_the_key_and_is_refused_under_hold(
     keyed, _ = stores
     state = LifecycleRedis(redis_server.url, 2.0)
     trail = Trail(keyed.hot)
-    eraser = Eraser(keyed, state, _no_indexer(), receipt_days=1 / 86400, trail=trail)
+    eraser = Eraser(keyed, state, no_indexer(), receipt_days=1 / 86400, trail=trail)
     acme = TenantRegistry.load(tenants_file.path).get("acme")
     assert acme is not None
     dpo = {"kind": "token", "name": "dpo", "role": "admin"}

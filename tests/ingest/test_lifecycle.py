@@ -18,7 +18,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 
 from callscribe.ingest.jobs import LifecycleRedis
@@ -36,10 +35,9 @@ from callscribe.storage.client import make_client
 from callscribe.storage.errors import ObjectLocked
 from callscribe.storage.location import Tier
 from callscribe.v1 import common_pb2 as c
-from callscribe.v1 import indexer_pb2_grpc
 from callscribe.v1 import ingest_pb2 as pb
 
-from .conftest import Ingest, StartIngest, wait_for
+from .conftest import Ingest, StartIngest, no_indexer, wait_for
 
 HOT_DAYS = 2 / 86400  # recordings are due to move 2 s after they were archived
 GRACE_DAYS = 20 / 86400  # hot copies are locked 22 s in all
@@ -77,9 +75,7 @@ def state(redis_server) -> LifecycleRedis:  # type: ignore[no-untyped-def]
 
 
 def _no_indexer() -> IndexClient:
-    """An indexer address where nothing listens: every update waits in Redis (index pending)."""
-    channel = grpc.insecure_channel(f"127.0.0.1:{free_port()}")
-    return IndexClient(indexer_pb2_grpc.IndexerServiceStub(channel), SERVICE_TOKEN, timeout_s=2.0)
+    return no_indexer(SERVICE_TOKEN)
 
 
 MakeMover = Callable[..., Mover]
