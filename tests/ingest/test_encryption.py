@@ -266,7 +266,10 @@ def test_erasure_destroys_every_copy_of_the_key_and_is_refused_under_hold(
     keyed, _ = stores
     state = LifecycleRedis(redis_server.url, 2.0)
     trail = Trail(keyed.hot)
-    eraser = Eraser(keyed, state, no_indexer(), receipt_days=1 / 86400, trail=trail)
+    # Built as the lifecycle program builds its store: keys to destroy, no record ever decrypted.
+    lifecycle_store = S3RecordingStore(keyed.hot.client, keyed.hot.name, 5 * 1024 * 1024, 2, 4, cold=keyed.cold,
+                                       keys=keyed.keys, open_records=False)  # fmt: skip
+    eraser = Eraser(lifecycle_store, state, no_indexer(), receipt_days=1 / 86400, trail=trail)
     acme = TenantRegistry.load(tenants_file.path).get("acme")
     assert acme is not None
     dpo = {"kind": "token", "name": "dpo", "role": "admin"}

@@ -130,11 +130,16 @@ class S3RecordingStore:
         stream_min_bytes: int = 0,
         cold: LockedBucket | None = None,
         keys: RecordingKeys | None = None,
+        open_records: bool = True,
     ) -> None:
         self._bucket = LockedBucket(client, bucket)
         # Set: new recordings are encrypted at rest, each with a data key of its own (issue 19); encrypted ones
         # are read with it. None: new recordings are stored as they came, encrypted ones are read "locked".
         self.keys = keys
+        # False: an encrypted record's private part is left sealed (read "locked") even with keys here: the storage
+        # lifecycle needs only the public part, and opening it would cost a keys-bucket read and a KEK unwrap (a
+        # KMS call with Transit) per recording per pass.
+        self._open_records = open_records
         self.cold = cold  # the cold tier's bucket (maybe on another S3); None: this store never reads it
         self._part_size = part_size
         self._parallel_parts = parallel_parts
@@ -382,7 +387,7 @@ class S3RecordingStore:
         )  # fmt: skip
         private: dict | None = None
         state = SEALED_LOCKED
-        if self.keys is not None:
+        if self.keys is not None and self._open_records:
             try:
                 key = self.keys.open(tenant, rec_id, sealed.key_id)
                 private = json.loads(key.codec.unseal(sealed.protected, PRIVATE_LABEL))

@@ -131,7 +131,8 @@ class Lifecycle:
 def build(settings: LifecycleSettings, registry: CollectorRegistry) -> Lifecycle:
     client, cold = settings.s3_clients(16, settings.lifecycle_s3_read_timeout_seconds)
     part = settings.lifecycle_part_size_mb * 1024 * 1024
-    store = S3RecordingStore(client, settings.hot_bucket, part, 2, 4, cold=cold, keys=settings.recording_keys(client))
+    keys = settings.recording_keys(client)  # erasure and expiry destroy keys; nothing here decrypts a record
+    store = S3RecordingStore(client, settings.hot_bucket, part, 2, 4, cold=cold, keys=keys, open_records=False)
     state = LifecycleRedis(settings.redis_url, settings.redis_timeout_seconds)
     index = IndexClient(
         indexer_pb2_grpc.IndexerServiceStub(service_channel(settings.indexer_address, settings.services_ca_file)),
